@@ -1,0 +1,1 @@
+"""Device agents: profile layer variants on hosts and on Android phones."""

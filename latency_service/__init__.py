@@ -1,0 +1,1 @@
+"""The latency service: measurement store, predictors and the HTTP API."""
