@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from latency_service.cli import db_app, serve, token_app
 from models.cli import space_app
 
 app = typer.Typer(
@@ -16,6 +17,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(space_app, name="space")
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.command("serve")(serve)
 
 # Domain errors carry a message written for the user; everything else is a bug and keeps its
 # traceback.

@@ -1,0 +1,31 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+import hwlat
+from latency_service import health, http_errors
+from latency_service.db import make_engine, session_factory
+from latency_service.devices.endpoints import router as devices_router
+from latency_service.measurements.endpoints import router as measurements_router
+from latency_service.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.resolved_database_url)
+    app = FastAPI(
+        title="hwlat latency service",
+        version=hwlat.__version__,
+        description="Stores layer and network latency measurements and serves predictions.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    http_errors.install(app)
+    app.include_router(health.router)
+    app.include_router(devices_router)
+    app.include_router(measurements_router)
+    return app

@@ -1,0 +1,105 @@
+"""``hwlat serve``, ``hwlat db ...`` and ``hwlat token ...``."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+
+from latency_service.settings import get_settings
+
+db_app = typer.Typer(help="Manage the latency database.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+
+LOOPBACK_NAMES = {"localhost"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Accept requests without a token (loopback only).")
+    ] = False,
+    upgrade: Annotated[bool, typer.Option(help="Apply database migrations first.")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the latency service (uvicorn)."""
+    import os
+
+    import uvicorn
+
+    settings = get_settings()
+    if (no_auth or settings.auth_disabled) and not _is_loopback(host):
+        raise ValueError(
+            f"refusing to serve without authentication on {host}; bind to 127.0.0.1 or drop "
+            "--no-auth / HWLAT_AUTH_DISABLED"
+        )
+    if no_auth:
+        # Worker processes read settings from the environment.
+        os.environ["HWLAT_AUTH_DISABLED"] = "true"
+    if upgrade:
+        from latency_service.migrate import upgrade as run_upgrade
+
+        run_upgrade(settings.resolved_database_url)
+    uvicorn.run(
+        "latency_service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the database schema."""
+    from latency_service.migrate import upgrade
+
+    url = get_settings().resolved_database_url
+    upgrade(url, revision=revision)
+    typer.echo(f"database at {_redact(url)} is at revision {revision}")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL in use (password hidden)."""
+    typer.echo(_redact(get_settings().resolved_database_url))
+
+
+@token_app.command("create")
+def token_create(
+    scope: Annotated[str, typer.Option(help="read, ingest or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")] = "cli",
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from latency_service.auth.service import Scope, create_token
+    from latency_service.db import make_engine, session_factory
+    from latency_service.migrate import upgrade
+
+    url = get_settings().resolved_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        secret = create_token(session, name=name, scope=Scope.parse(scope))
+    engine.dispose()
+    typer.echo(secret)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,55 @@
+"""FastAPI dependencies and their ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from latency_service.auth.service import LOCAL_PRINCIPAL, Principal, Scope, authenticate, require
+from latency_service.settings import Settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+# Declared for the OpenAPI security scheme; the raw header is read so that a malformed one gets
+# its own message rather than looking missing.
+_bearer = HTTPBearer(auto_error=False, description="API token from `hwlat token create`")
+
+
+def _principal(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    if settings.auth_disabled:
+        return LOCAL_PRINCIPAL
+    return authenticate(session, request.headers.get("authorization"))
+
+
+def scoped(scope: Scope) -> Callable[..., Principal]:
+    def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        return require(principal, scope)
+
+    return dependency
+
+
+ReadToken = Annotated[Principal, Depends(scoped(Scope.read))]
+IngestToken = Annotated[Principal, Depends(scoped(Scope.ingest))]
+AdminToken = Annotated[Principal, Depends(scoped(Scope.admin))]

@@ -1,0 +1,1 @@
+"""Devices: hardware plus runtime plus settings. Different settings are different devices."""

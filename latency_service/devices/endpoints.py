@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from latency_service.deps import IngestToken, ReadToken, SessionDep
+from latency_service.devices import service
+from latency_service.devices.schemas import DeviceIn, DeviceList, DeviceOut
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+
+@router.post(
+    "",
+    response_model=DeviceOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": DeviceOut, "description": "A device with these settings exists"}},
+)
+def register_device(
+    spec: DeviceIn, session: SessionDep, _: IngestToken, response: Response
+) -> DeviceOut:
+    """Register a device (hardware + runtime + settings); idempotent on the settings."""
+    device, created = service.register(session, spec)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return DeviceOut.model_validate(device)
+
+
+@router.get("", response_model=DeviceList)
+def list_devices(session: SessionDep, _: ReadToken, name: str | None = None) -> DeviceList:
+    return DeviceList(
+        items=[DeviceOut.model_validate(d) for d in service.list_devices(session, name)]
+    )
+
+
+@router.get("/{device_id}", response_model=DeviceOut)
+def get_device(device_id: int, session: SessionDep, _: ReadToken) -> DeviceOut:
+    return DeviceOut.model_validate(service.get(session, device_id))

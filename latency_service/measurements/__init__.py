@@ -1,0 +1,1 @@
+"""Layer and network measurements: ingest, history, current values, listing and export."""

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
+
+from latency_service.deps import IngestToken, ReadToken, SessionDep, SettingsDep
+from latency_service.measurements import service
+from latency_service.measurements.schemas import (
+    ExportFormat,
+    IngestOut,
+    LayerBatchIn,
+    LayerCurrent,
+    LayerMeasurementOut,
+    NetworkBatchIn,
+    NetworkMeasurementOut,
+    Page,
+)
+from latency_service.measurements.tables import LayerMeasurement, NetworkMeasurement
+
+router = APIRouter(tags=["measurements"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="A retry with the same key and body is answered as the first upload was "
+        "and stores nothing twice; the same key with another body is a 409.",
+    ),
+]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+_MEDIA = {"csv": "text/csv", "json": "application/json"}
+
+
+@router.post("/v1/measurements/layers", response_model=IngestOut, status_code=201)
+def ingest_layers(
+    batch: LayerBatchIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: IngestToken,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> IngestOut:
+    """Store a batch of layer measurements, all or nothing."""
+    status, answer = service.ingest(
+        session, batch, idempotency_key=idempotency_key, max_items=settings.max_batch_items
+    )
+    response.status_code = status
+    return answer
+
+
+@router.post("/v1/measurements/networks", response_model=IngestOut, status_code=201)
+def ingest_networks(
+    batch: NetworkBatchIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: IngestToken,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> IngestOut:
+    """Store a batch of end-to-end network measurements, all or nothing."""
+    status, answer = service.ingest(
+        session, batch, idempotency_key=idempotency_key, max_items=settings.max_batch_items
+    )
+    response.status_code = status
+    return answer
+
+
+@router.get("/v1/measurements/layers", response_model=Page[LayerMeasurementOut])
+def list_layers(
+    session: SessionDep,
+    _: ReadToken,
+    device_id: int | None = None,
+    layer_key: str | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[LayerMeasurementOut]:
+    items, next_cursor = service.list_page(
+        session,
+        LayerMeasurement,
+        cursor=cursor,
+        limit=limit,
+        device_id=device_id,
+        layer_key=layer_key,
+    )
+    return Page[LayerMeasurementOut](items=items, next_cursor=next_cursor)
+
+
+@router.get("/v1/measurements/networks", response_model=Page[NetworkMeasurementOut])
+def list_networks(
+    session: SessionDep,
+    _: ReadToken,
+    device_id: int | None = None,
+    space: str | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[NetworkMeasurementOut]:
+    items, next_cursor = service.list_page(
+        session, NetworkMeasurement, cursor=cursor, limit=limit, device_id=device_id, space=space
+    )
+    return Page[NetworkMeasurementOut](items=items, next_cursor=next_cursor)
+
+
+@router.get("/v1/measurements/layers/export", response_class=StreamingResponse)
+def export_layers(
+    session: SessionDep, _: ReadToken, format: ExportFormat = "csv", device_id: int | None = None
+) -> StreamingResponse:
+    """Every layer measurement (filtered by device) as CSV or JSON."""
+    rows = service.export_rows(session, LayerMeasurement, format, device_id=device_id)
+    return StreamingResponse(rows, media_type=_MEDIA[format])
+
+
+@router.get("/v1/measurements/networks/export", response_class=StreamingResponse)
+def export_networks(
+    session: SessionDep, _: ReadToken, format: ExportFormat = "csv", device_id: int | None = None
+) -> StreamingResponse:
+    rows = service.export_rows(session, NetworkMeasurement, format, device_id=device_id)
+    return StreamingResponse(rows, media_type=_MEDIA[format])
+
+
+@router.get("/v1/devices/{device_id}/layers", response_model=list[LayerCurrent])
+def current_layers(device_id: int, session: SessionDep, _: ReadToken) -> list[LayerCurrent]:
+    """The current value of every measured layer of a device, outliers flagged."""
+    return service.current_layers(session, device_id)

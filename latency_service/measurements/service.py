@@ -1,0 +1,204 @@
+"""Ingest (idempotent, all or nothing), listing, export and current values."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator, Sequence
+from itertools import groupby
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from latency_service.devices import service as devices
+from latency_service.errors import BatchTooLarge, IdempotencyKeyReused, InvalidInput
+from latency_service.measurements import repository
+from latency_service.measurements.aggregate import robust_aggregate
+from latency_service.measurements.repository import MeasurementTable
+from latency_service.measurements.schemas import (
+    IngestOut,
+    LayerBatchIn,
+    LayerCurrent,
+    LayerMeasurementOut,
+    NetworkBatchIn,
+    NetworkMeasurementOut,
+)
+from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+
+Batch = LayerBatchIn | NetworkBatchIn
+
+
+def ingest(
+    session: Session,
+    batch: Batch,
+    *,
+    idempotency_key: str | None,
+    max_items: int,
+) -> tuple[int, IngestOut]:
+    """Store a whole batch or nothing; a retry with the same key gets the first answer."""
+    if len(batch.measurements) > max_items:
+        raise BatchTooLarge(
+            f"batch has {len(batch.measurements)} measurements; the limit is {max_items}. "
+            "Split it into smaller batches, each with its own Idempotency-Key"
+        )
+    table: MeasurementTable = (
+        LayerMeasurement if isinstance(batch, LayerBatchIn) else NetworkMeasurement
+    )
+    endpoint = table.__tablename__
+    digest = _request_digest(endpoint, batch)
+    if idempotency_key is not None:
+        replay = _replay(session, idempotency_key, endpoint, digest)
+        if replay is not None:
+            return replay
+    devices.get(session, batch.device_id)
+    rows = [_row(batch.device_id, item, idempotency_key) for item in batch.measurements]
+    ids = repository.insert_many(session, table, rows)
+    answer = IngestOut(stored=len(ids), ids=ids, idempotency_key=idempotency_key)
+    if idempotency_key is not None:
+        session.add(
+            IngestRequest(
+                key=idempotency_key,
+                endpoint=endpoint,
+                request_sha256=digest,
+                status_code=201,
+                response=answer.model_dump(mode="json"),
+            )
+        )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        # Only the ingest_requests key is unique: a concurrent retry committed first.
+        if idempotency_key is None:
+            raise
+        replay = _replay(session, idempotency_key, endpoint, digest)
+        if replay is None:
+            raise
+        return replay
+    return 201, answer
+
+
+def _replay(session: Session, key: str, endpoint: str, digest: str) -> tuple[int, IngestOut] | None:
+    stored = repository.get_ingest_request(session, key)
+    if stored is None:
+        return None
+    if stored.endpoint != endpoint or stored.request_sha256 != digest:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was already used for a different upload; "
+            "use a new key for new data"
+        )
+    return stored.status_code, IngestOut.model_validate(stored.response)
+
+
+def _request_digest(endpoint: str, batch: BaseModel) -> str:
+    canonical = json.dumps([endpoint, batch.model_dump(mode="json")], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _row(device_id: int, item: BaseModel, key: str | None) -> dict[str, Any]:
+    row = item.model_dump(exclude_none=True)
+    if "architecture" in row:
+        row["architecture"] = ",".join(str(i) for i in row["architecture"])
+    row["device_id"] = device_id
+    row["idempotency_key"] = key
+    return row
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        kind, _, value = text.partition(":")
+        if kind != "id":
+            raise ValueError(kind)
+        return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput(
+            f"cursor {cursor!r} is not one this service issued; pass next_cursor unchanged"
+        ) from None
+
+
+def list_page(
+    session: Session,
+    table: MeasurementTable,
+    *,
+    cursor: str | None,
+    limit: int,
+    **filters: Any,
+) -> tuple[list[Any], str | None]:
+    rows = repository.page(session, table, after_id=decode_cursor(cursor), limit=limit, **filters)
+    items = [_out(table, row) for row in rows]
+    next_cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
+    return items, next_cursor
+
+
+def _out(table: MeasurementTable, row: Any) -> LayerMeasurementOut | NetworkMeasurementOut:
+    if table is LayerMeasurement:
+        return LayerMeasurementOut.model_validate(row)
+    return NetworkMeasurementOut.model_validate(row)
+
+
+def export_rows(
+    session: Session, table: MeasurementTable, fmt: str, **filters: Any
+) -> Iterator[str]:
+    """Stream every matching measurement as CSV or as a JSON array, without loading them all."""
+    rows = (
+        _out(table, row).model_dump(mode="json")
+        for row in repository.iter_all(session, table, **filters)
+    )
+    if fmt == "json":
+        yield "["
+        for n, row in enumerate(rows):
+            yield ("," if n else "") + json.dumps(row)
+        yield "]\n"
+        return
+    out_model = LayerMeasurementOut if table is LayerMeasurement else NetworkMeasurementOut
+    columns = list(out_model.model_fields)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        for name in ("samples_ms", "frequencies_khz", "architecture"):
+            if name in row and row[name] is not None:
+                row[name] = json.dumps(row[name])
+        writer.writerow(row)
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def current_layers(session: Session, device_id: int) -> list[LayerCurrent]:
+    devices.get(session, device_id)
+    history = repository.layer_history(session, device_id)
+    out = []
+    for layer_key, group in groupby(history, key=lambda r: r.layer_key):
+        rows: Sequence[Any] = list(group)
+        median, mad, outliers = robust_aggregate([r.median_ms for r in rows])
+        out.append(
+            LayerCurrent(
+                layer_key=layer_key,
+                median_ms=median,
+                n=len(rows),
+                n_used=len(rows) - len(outliers),
+                spread_pct=100.0 * mad / median,
+                outlier_ids=[rows[i].id for i in outliers],
+                last_measured_at=max(r.measured_at for r in rows),
+            )
+        )
+    return out

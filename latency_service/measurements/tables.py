@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from latency_service.db import Base, utcnow
+
+
+class _Statistics:
+    """Columns shared by layer and network measurements (a mixin, not a table)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"))
+    count: Mapped[int] = mapped_column(Integer)
+    median_ms: Mapped[float] = mapped_column(Float)
+    mean_ms: Mapped[float] = mapped_column(Float)
+    std_ms: Mapped[float] = mapped_column(Float)
+    min_ms: Mapped[float] = mapped_column(Float)
+    max_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    samples_ms: Mapped[list[float] | None] = mapped_column(JSON, default=None)
+    temp_before_c: Mapped[float | None] = mapped_column(Float, default=None)
+    temp_after_c: Mapped[float | None] = mapped_column(Float, default=None)
+    frequencies_khz: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    agent_version: Mapped[str] = mapped_column(String(64), default="")
+    tool_version: Mapped[str] = mapped_column(String(64), default="")
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class LayerMeasurement(_Statistics, Base):
+    __tablename__ = "layer_measurements"
+    __table_args__ = (Index("ix_layer_measurements_device_key", "device_id", "layer_key", "id"),)
+
+    layer_key: Mapped[str] = mapped_column(String(200))
+
+
+class NetworkMeasurement(_Statistics, Base):
+    __tablename__ = "network_measurements"
+    __table_args__ = (Index("ix_network_measurements_device_space", "device_id", "space", "id"),)
+
+    space: Mapped[str] = mapped_column(String(100))
+    # Comma-separated candidate indices, the same spelling as `hwlat space sample`.
+    architecture: Mapped[str] = mapped_column(Text)
+
+
+class IngestRequest(Base):
+    """What an upload with an ``Idempotency-Key`` was answered, to answer a retry the same."""
+
+    __tablename__ = "ingest_requests"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(100))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

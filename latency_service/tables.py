@@ -1,0 +1,17 @@
+"""Every table of the service, imported in one place so that ``metadata`` is complete."""
+
+from latency_service.auth.tables import ApiToken
+from latency_service.db import Base
+from latency_service.devices.tables import Device
+from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+
+metadata = Base.metadata
+
+__all__ = [
+    "ApiToken",
+    "Device",
+    "IngestRequest",
+    "LayerMeasurement",
+    "NetworkMeasurement",
+    "metadata",
+]

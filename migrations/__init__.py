@@ -1,0 +1,1 @@
+"""Alembic migrations of the latency service database (`hwlat db upgrade`)."""
