@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from latency_service.db import Base, utcnow
+from latency_service.db import Base, UtcDateTime, utcnow
 
 
 class _Statistics:
@@ -27,8 +27,8 @@ class _Statistics:
     frequencies_khz: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     agent_version: Mapped[str] = mapped_column(String(64), default="")
     tool_version: Mapped[str] = mapped_column(String(64), default="")
-    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
@@ -58,4 +58,4 @@ class IngestRequest(Base):
     request_sha256: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
