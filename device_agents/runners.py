@@ -1,0 +1,212 @@
+"""Host runners: time a model file with LiteRT or ONNX Runtime.
+
+Flags mirror TFLite's ``benchmark_model`` where they overlap (``num_threads``,
+``warmup_runs``, ``num_runs``, ``min_secs``, ``max_secs``, ``use_xnnpack``), so that a host
+measurement and a phone measurement are asked for the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from device_agents.statistics import TimingStatistics
+
+
+class RuntimeName(StrEnum):
+    litert = "litert"
+    onnxruntime = "onnxruntime"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    num_threads: int = 1
+    warmup_runs: int = 10
+    num_runs: int = 50
+    # Keep timing past num_runs until this much time has passed (benchmark_model's min_secs).
+    min_secs: float = 0.0
+    # Stop early once this much time has passed, even below num_runs.
+    max_secs: float = 150.0
+    use_xnnpack: bool = True
+    cpu_affinity: frozenset[int] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads={self.num_threads}; need at least 1")
+        if self.warmup_runs < 0:
+            raise ValueError(f"warmup_runs={self.warmup_runs}; cannot be negative")
+        if self.num_runs < 1:
+            raise ValueError(f"num_runs={self.num_runs}; need at least 1 timed run")
+        if self.min_secs < 0 or self.max_secs <= 0:
+            raise ValueError("min_secs must be >= 0 and max_secs > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    statistics: TimingStatistics
+    samples_ms: tuple[float, ...] = field(repr=False)
+
+
+class Runner(Protocol):
+    runtime: RuntimeName
+
+    @property
+    def version(self) -> str: ...
+
+    def prepare(self, model: Path, settings: RunSettings) -> Callable[[], None]:
+        """Load ``model`` and return a function that runs one inference on fixed inputs."""
+        ...
+
+
+def time_runs(invoke: Callable[[], None], settings: RunSettings) -> Timing:
+    """Warm up, then time single invocations on the monotonic clock."""
+    for _ in range(settings.warmup_runs):
+        invoke()
+    samples_ns: list[int] = []
+    start = time.perf_counter_ns()
+    min_ns, max_ns = int(settings.min_secs * 1e9), int(settings.max_secs * 1e9)
+    while True:
+        before = time.perf_counter_ns()
+        invoke()
+        after = time.perf_counter_ns()
+        samples_ns.append(after - before)
+        elapsed = after - start
+        if elapsed >= max_ns or (len(samples_ns) >= settings.num_runs and elapsed >= min_ns):
+            break
+    samples_ms = tuple(ns / 1e6 for ns in samples_ns)
+    return Timing(TimingStatistics.from_samples_ms(samples_ms), samples_ms)
+
+
+def measure(runner: Runner, model: Path, settings: RunSettings) -> Timing:
+    """Load and time ``model``, pinned to ``settings.cpu_affinity`` if given."""
+    if not model.is_file():
+        raise FileNotFoundError(f"model file {model} does not exist")
+    with pinned(settings.cpu_affinity):
+        invoke = runner.prepare(model, settings)
+        return time_runs(invoke, settings)
+
+
+@contextmanager
+def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run the block on ``cpus`` only (like ``taskset``), restoring the old mask after."""
+    if cpus is None:
+        yield
+        return
+    available = os.sched_getaffinity(0)
+    if not cpus <= available:
+        raise ValueError(f"CPU affinity {sorted(cpus)} asks for CPUs outside {sorted(available)}")
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, available)
+
+
+def random_input(shape: tuple[int, ...], dtype: Any, rng: np.random.Generator) -> Any:
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def load_litert_interpreter() -> type[Any]:
+    """LiteRT's Interpreter; the old ``tflite_runtime`` name as a fallback for old installs."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ImportError(
+                "no TFLite runtime: pip install ai-edge-litert (or hwlat[agents])"
+            ) from None
+    cls: type[Any] = Interpreter
+    return cls
+
+
+class LiteRTRunner:
+    runtime = RuntimeName.litert
+
+    @property
+    def version(self) -> str:
+        try:
+            from importlib.metadata import version
+
+            return f"ai-edge-litert {version('ai-edge-litert')}"
+        except ImportError:  # pragma: no cover - metadata is stdlib
+            return "unknown"
+
+    def prepare(self, model: Path, settings: RunSettings) -> Callable[[], None]:
+        interpreter_cls = load_litert_interpreter()
+        kwargs: dict[str, Any] = {"model_path": str(model), "num_threads": settings.num_threads}
+        if not settings.use_xnnpack:
+            from ai_edge_litert.interpreter import OpResolverType
+
+            kwargs["experimental_op_resolver_type"] = (
+                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
+        interpreter = interpreter_cls(**kwargs)
+        interpreter.allocate_tensors()
+        rng = np.random.default_rng(settings.seed)
+        for detail in interpreter.get_input_details():
+            shape = tuple(int(d) for d in detail["shape"])
+            interpreter.set_tensor(detail["index"], random_input(shape, detail["dtype"], rng))
+        invoke: Callable[[], None] = interpreter.invoke
+        return invoke
+
+
+class OnnxRuntimeRunner:
+    runtime = RuntimeName.onnxruntime
+
+    @property
+    def version(self) -> str:
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+
+    def prepare(self, model: Path, settings: RunSettings) -> Callable[[], None]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.num_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        rng = np.random.default_rng(settings.seed)
+        feeds = {
+            i.name: random_input(
+                tuple(int(d) for d in i.shape), _ONNX_DTYPES.get(i.type, np.float32), rng
+            )
+            for i in session.get_inputs()
+        }
+
+        def invoke() -> None:
+            session.run(None, feeds)
+
+        return invoke
+
+
+_ONNX_DTYPES: dict[str, Any] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+}
+
+
+def runner_for(runtime: RuntimeName | str) -> Runner:
+    name = RuntimeName(runtime)
+    return LiteRTRunner() if name is RuntimeName.litert else OnnxRuntimeRunner()
