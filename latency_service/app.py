@@ -9,6 +9,7 @@ import hwlat
 from latency_service import health, http_errors
 from latency_service.db import make_engine, session_factory
 from latency_service.devices.endpoints import router as devices_router
+from latency_service.jobs.endpoints import router as jobs_router
 from latency_service.measurements.endpoints import router as measurements_router
 from latency_service.settings import Settings, get_settings
 
@@ -28,4 +29,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(devices_router)
     app.include_router(measurements_router)
+    app.include_router(jobs_router)
     return app

@@ -39,3 +39,7 @@ class NotAuthenticated(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+class LeaseLost(Conflict):
+    code = "lease_lost"

@@ -3,6 +3,7 @@
 from latency_service.auth.tables import ApiToken
 from latency_service.db import Base
 from latency_service.devices.tables import Device
+from latency_service.jobs.tables import Job
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
 
 metadata = Base.metadata
@@ -11,6 +12,7 @@ __all__ = [
     "ApiToken",
     "Device",
     "IngestRequest",
+    "Job",
     "LayerMeasurement",
     "NetworkMeasurement",
     "metadata",

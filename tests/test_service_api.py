@@ -377,3 +377,16 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     assert components["DeviceIn"]["examples"]
     assert components["LayerBatchIn"]["examples"]
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+def test_unknown_space_in_a_network_batch_is_422_not_500(
+    client: TestClient, tokens: dict[str, Headers]
+) -> None:
+    device = register(client, tokens["ingest"])
+    item = network_measurement([0] * 20, space="no-such-space")
+    response = client.post(
+        "/v1/measurements/networks",
+        json={"device_id": device, "measurements": [item]},
+        headers=tokens["ingest"],
+    )
+    assert_error(response, 422, "validation_error", "measurements.0", "unknown search space")

@@ -5,7 +5,9 @@ from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from models import get_space, parse
+from latency_service.jobs.schemas import JobRef
+from latency_service.spaces import space_for_validator
+from models import parse
 
 PositiveMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeMs = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -77,7 +79,7 @@ class NetworkMeasurementIn(Statistics):
 
     @model_validator(mode="after")
     def _fits_space(self) -> Self:
-        get_space(self.space).validate(self.architecture)
+        space_for_validator(self.space).validate(self.architecture)
         return self
 
 
@@ -89,6 +91,9 @@ class LayerBatchIn(BaseModel):
 
     device_id: int
     measurements: list[LayerMeasurementIn] = Field(min_length=1)
+    job: JobRef | None = Field(
+        default=None, description="The leased job this upload belongs to; checked atomically"
+    )
 
 
 class NetworkBatchIn(BaseModel):
@@ -96,6 +101,7 @@ class NetworkBatchIn(BaseModel):
 
     device_id: int
     measurements: list[NetworkMeasurementIn] = Field(min_length=1)
+    job: JobRef | None = None
 
 
 class IngestOut(BaseModel):

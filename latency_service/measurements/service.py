@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from latency_service.devices import service as devices
 from latency_service.errors import BatchTooLarge, IdempotencyKeyReused, InvalidInput
+from latency_service.jobs import service as jobs
 from latency_service.measurements import repository
 from latency_service.measurements.aggregate import robust_aggregate
 from latency_service.measurements.repository import MeasurementTable
@@ -57,6 +58,10 @@ def ingest(
         if replay is not None:
             return replay
     devices.get(session, batch.device_id)
+    if batch.job is not None:
+        # Checked (and the job row locked) in the same transaction as the insert, so an agent
+        # whose lease ran out while it measured cannot store a second copy of the work.
+        jobs.held(session, batch.job.id, batch.job.lease_token)
     rows = [_row(batch.device_id, item, idempotency_key) for item in batch.measurements]
     ids = repository.insert_many(session, table, rows)
     answer = IngestOut(stored=len(ids), ids=ids, idempotency_key=idempotency_key)

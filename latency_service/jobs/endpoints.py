@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from latency_service.deps import AdminToken, IngestToken, ReadToken, SessionDep
+from latency_service.jobs import service
+from latency_service.jobs.schemas import (
+    ClaimedJob,
+    ClaimIn,
+    CompleteIn,
+    FailIn,
+    JobIn,
+    JobList,
+    JobOut,
+    JobStatus,
+    LeaseIn,
+)
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", response_model=JobOut, status_code=201)
+def create_job(spec: JobIn, session: SessionDep, _: AdminToken) -> JobOut:
+    """Queue a profiling job for one device or for any device matching a selector."""
+    return JobOut.model_validate(service.create(session, spec))
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    session: SessionDep,
+    _: ReadToken,
+    status: JobStatus | None = None,
+    device_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JobList:
+    jobs = service.list_jobs(session, status=status, device_id=device_id, limit=limit)
+    return JobList(items=[JobOut.model_validate(j) for j in jobs])
+
+
+@router.post(
+    "/claim",
+    response_model=ClaimedJob,
+    responses={204: {"description": "No job for this device right now"}},
+)
+def claim_job(spec: ClaimIn, session: SessionDep, _: IngestToken) -> ClaimedJob | Response:
+    """Lease the oldest job this device may run; 204 when there is none."""
+    claimed = service.claim(session, spec)
+    if claimed is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    job, token = claimed
+    return ClaimedJob.model_validate(
+        {**JobOut.model_validate(job).model_dump(), "lease_token": token}
+    )
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: int, session: SessionDep, _: ReadToken) -> JobOut:
+    return JobOut.model_validate(service.get(session, job_id))
+
+
+@router.post("/{job_id}/heartbeat", response_model=JobOut)
+def heartbeat(job_id: int, spec: LeaseIn, session: SessionDep, _: IngestToken) -> JobOut:
+    """Extend the lease; 409 lease_lost if it already ran out or was taken over."""
+    return JobOut.model_validate(
+        service.heartbeat(session, job_id, spec.lease_token, spec.lease_seconds)
+    )
+
+
+@router.post("/{job_id}/complete", response_model=JobOut)
+def complete(job_id: int, spec: CompleteIn, session: SessionDep, _: IngestToken) -> JobOut:
+    return JobOut.model_validate(service.complete(session, job_id, spec.lease_token, spec.result))
+
+
+@router.post("/{job_id}/fail", response_model=JobOut)
+def fail(job_id: int, spec: FailIn, session: SessionDep, _: IngestToken) -> JobOut:
+    """Give the job back (retried while attempts remain) or fail it for good."""
+    return JobOut.model_validate(
+        service.fail(session, job_id, spec.lease_token, spec.reason, spec.retry)
+    )

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from latency_service.jobs.tables import Job
+
+
+def claimable(session: Session, now: datetime, *, after_id: int, limit: int) -> Sequence[Job]:
+    """Queued jobs and jobs whose lease ran out, oldest first, locked for this transaction.
+
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers pass each other's rows;
+    SQLite ignores it, but there every write transaction starts with BEGIN IMMEDIATE, so
+    claimers are serialised and cannot take the same row either.
+    """
+    query = (
+        select(Job)
+        .where(
+            Job.id > after_id,
+            or_(
+                Job.status == "queued",
+                (Job.status == "leased") & (Job.lease_expires_at < now),
+            ),
+        )
+        .order_by(Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).all()
+
+
+def get_for_update(session: Session, job_id: int) -> Job | None:
+    return session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+
+
+def list_jobs(
+    session: Session, *, status: str | None, device_id: int | None, limit: int
+) -> Sequence[Job]:
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if device_id is not None:
+        query = query.where(or_(Job.device_id == device_id, Job.claimed_device_id == device_id))
+    return session.scalars(query).all()

@@ -1,0 +1,256 @@
+"""The profiling job queue: leases, heartbeats, retries and exactly-once completion."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from latency_service.db import make_engine, session_factory
+from latency_service.devices import service as devices
+from latency_service.devices.schemas import DeviceIn
+from latency_service.errors import LeaseLost
+from latency_service.jobs import service as jobs
+from latency_service.jobs.schemas import ClaimIn, JobIn
+from latency_service.measurements.tables import LayerMeasurement
+from latency_service.migrate import upgrade
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.service_data import HOST_DEVICE, LAYER_KEYS, layer_measurement
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def device(client: TestClient, tokens: dict[str, Headers]) -> int:
+    return int(client.post("/v1/devices", json=HOST_DEVICE, headers=tokens["ingest"]).json()["id"])
+
+
+def new_job(client: TestClient, tokens: dict[str, Headers], **spec: Any) -> dict[str, Any]:
+    body = {"kind": "profile_layers", "payload": {"layer_keys": LAYER_KEYS}, **spec}
+    response = client.post("/v1/jobs", json=body, headers=tokens["admin"])
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def claim(client: TestClient, tokens: dict[str, Headers], device: int, lease: float = 60) -> Any:
+    response = client.post(
+        "/v1/jobs/claim",
+        json={"device_id": device, "agent": "test-agent", "lease_seconds": lease},
+        headers=tokens["ingest"],
+    )
+    assert response.status_code in (200, 204), response.text
+    return None if response.status_code == 204 else response.json()
+
+
+def test_jobs_need_admin_to_create(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    body = {"kind": "profile_layers", "device_id": device, "payload": {"layer_keys": LAYER_KEYS}}
+    assert client.post("/v1/jobs", json=body, headers=tokens["ingest"]).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"payload": {"layer_keys": ["mbconv_hw1_i1_o1_k2_e1_s1"]}}, "k2"),
+        ({"payload": {"layer_keys": []}}, "layer_keys"),
+        ({"selector": {"kind": "android"}, "payload": {"layer_keys": LAYER_KEYS}}, "exactly one"),
+        (
+            {
+                "kind": "profile_networks",
+                "payload": {"space": "spnas-mobilenetv2-224", "architectures": [[9] * 20]},
+            },
+            "position 0",
+        ),
+        (
+            {"kind": "profile_networks", "payload": {"space": "nope", "architectures": [[0]]}},
+            "unknown search space",
+        ),
+    ],
+)
+def test_bad_job_specs_are_422(
+    client: TestClient, tokens: dict[str, Headers], device: int, spec: dict[str, Any], needle: str
+) -> None:
+    body = {"kind": "profile_layers", "device_id": device, **spec}
+    response = client.post("/v1/jobs", json=body, headers=tokens["admin"])
+    assert response.status_code == 422, response.text
+    assert needle in response.json()["detail"]
+
+
+def test_claim_takes_the_oldest_matching_job_then_nothing(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    new_job(client, tokens, selector={"kind": "android"})  # not for a host
+    first = new_job(client, tokens, device_id=device)
+    second = new_job(client, tokens, selector={"kind": "host", "runtime": "litert"})
+    got = claim(client, tokens, device)
+    assert got["id"] == first["id"]
+    assert got["status"] == "leased"
+    assert got["attempts"] == 1
+    assert len(got["lease_token"]) == 32
+    assert claim(client, tokens, device)["id"] == second["id"]
+    assert claim(client, tokens, device) is None
+
+
+def test_complete_needs_the_lease_and_happens_once(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    new_job(client, tokens, device_id=device)
+    job = claim(client, tokens, device)
+    url = f"/v1/jobs/{job['id']}"
+    wrong = client.post(f"{url}/complete", json={"lease_token": "x" * 32}, headers=tokens["ingest"])
+    assert wrong.status_code == 409
+    assert wrong.json()["error"] == "lease_lost"
+    beat = client.post(
+        f"{url}/heartbeat", json={"lease_token": job["lease_token"]}, headers=tokens["ingest"]
+    )
+    assert beat.status_code == 200
+    done = client.post(
+        f"{url}/complete",
+        json={"lease_token": job["lease_token"], "result": {"stored": 3}},
+        headers=tokens["ingest"],
+    )
+    assert done.status_code == 200
+    assert done.json()["status"] == "done"
+    assert done.json()["result"] == {"stored": 3}
+    again = client.post(
+        f"{url}/complete", json={"lease_token": job["lease_token"]}, headers=tokens["ingest"]
+    )
+    assert again.status_code == 409
+
+
+def test_failures_are_retried_until_attempts_run_out(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    new_job(client, tokens, device_id=device, max_attempts=2)
+    for attempt in (1, 2):
+        job = claim(client, tokens, device)
+        assert job["attempts"] == attempt
+        failed = client.post(
+            f"/v1/jobs/{job['id']}/fail",
+            json={"lease_token": job["lease_token"], "reason": "adb: device offline"},
+            headers=tokens["ingest"],
+        ).json()
+    assert failed["status"] == "failed"
+    assert failed["error"] == "adb: device offline"
+    assert claim(client, tokens, device) is None
+
+
+def test_an_expired_lease_returns_the_job_until_retries_are_spent(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    created = new_job(client, tokens, device_id=device, max_attempts=2)
+    first = claim(client, tokens, device, lease=0.05)
+    time.sleep(0.1)
+    second = claim(client, tokens, device, lease=0.05)
+    assert second["id"] == first["id"]
+    assert second["attempts"] == 2
+    late = client.post(
+        f"/v1/jobs/{first['id']}/heartbeat",
+        json={"lease_token": first["lease_token"]},
+        headers=tokens["ingest"],
+    )
+    assert late.status_code == 409
+    time.sleep(0.1)
+    assert claim(client, tokens, device) is None
+    final = client.get(f"/v1/jobs/{created['id']}", headers=tokens["read"]).json()
+    assert final["status"] == "failed"
+    assert "lease expired" in final["error"]
+
+
+def test_uploads_tied_to_a_lost_lease_store_nothing(
+    client: TestClient, tokens: dict[str, Headers], device: int, session: Session
+) -> None:
+    new_job(client, tokens, device_id=device)
+    job = claim(client, tokens, device, lease=0.05)
+    batch = {
+        "device_id": device,
+        "measurements": [layer_measurement()],
+        "job": {"id": job["id"], "lease_token": job["lease_token"]},
+    }
+    time.sleep(0.1)
+    late = client.post("/v1/measurements/layers", json=batch, headers=tokens["ingest"])
+    assert late.status_code == 409
+    assert session.scalar(select(func.count()).select_from(LayerMeasurement)) == 0
+    job = claim(client, tokens, device)
+    batch["job"] = {"id": job["id"], "lease_token": job["lease_token"]}
+    assert (
+        client.post("/v1/measurements/layers", json=batch, headers=tokens["ingest"]).status_code
+        == 201
+    )
+
+
+# -- several agents at once, on committed data ---------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'queue.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = create_postgres_database()
+    upgrade(url)
+    yield url
+    drop_postgres_database(url)
+
+
+def test_concurrent_agents_complete_every_job_exactly_once(shared_db: str) -> None:
+    engine = make_engine(shared_db)
+    factory = session_factory(engine)
+    n_jobs, n_agents = 60, 6
+    with factory() as session:
+        device, _ = devices.register(session, DeviceIn.model_validate(HOST_DEVICE))
+        for _ in range(n_jobs):
+            jobs.create(
+                session,
+                JobIn.model_validate(
+                    {
+                        "kind": "profile_layers",
+                        "device_id": device.id,
+                        "payload": {"layer_keys": LAYER_KEYS},
+                    }
+                ),
+            )
+    completions: Counter[int] = Counter()
+    lock = threading.Lock()
+    start = threading.Barrier(n_agents)
+    errors: list[BaseException] = []
+
+    def agent(name: str) -> None:
+        try:
+            start.wait(timeout=10)
+            with factory() as session:
+                while True:
+                    claimed = jobs.claim(session, ClaimIn(device_id=device.id, agent=name))
+                    if claimed is None:
+                        return
+                    job, token = claimed
+                    try:
+                        jobs.complete(session, job.id, token, {"by": name})
+                    except LeaseLost:
+                        continue
+                    with lock:
+                        completions[job.id] += 1
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=agent, args=(f"agent-{i}",)) for i in range(n_agents)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    engine.dispose()
+    assert not errors, errors
+    assert all(not t.is_alive() for t in threads)
+    assert len(completions) == n_jobs
+    assert set(completions.values()) == {1}
