@@ -11,6 +11,8 @@ from latency_service.db import make_engine, session_factory
 from latency_service.devices.endpoints import router as devices_router
 from latency_service.jobs.endpoints import router as jobs_router
 from latency_service.measurements.endpoints import router as measurements_router
+from latency_service.predictors.endpoints import router as predictors_router
+from latency_service.predictors.service import CompiledCache
 from latency_service.settings import Settings, get_settings
 
 
@@ -25,9 +27,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.predictor_cache = CompiledCache()
     http_errors.install(app)
     app.include_router(health.router)
     app.include_router(devices_router)
     app.include_router(measurements_router)
     app.include_router(jobs_router)
+    app.include_router(predictors_router)
     return app

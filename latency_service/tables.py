@@ -5,6 +5,7 @@ from latency_service.db import Base
 from latency_service.devices.tables import Device
 from latency_service.jobs.tables import Job
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+from latency_service.predictors.tables import Predictor
 
 metadata = Base.metadata
 
@@ -15,5 +16,6 @@ __all__ = [
     "Job",
     "LayerMeasurement",
     "NetworkMeasurement",
+    "Predictor",
     "metadata",
 ]

@@ -44,9 +44,12 @@ def layer_measurement(
 
 
 def network_measurement(
-    architecture: list[int], median_ms: float = 4.0, **over: Any
+    architecture: list[int],
+    median_ms: float = 4.0,
+    space: str = "spnas-mobilenetv2-224",
+    **over: Any,
 ) -> dict[str, Any]:
     body = layer_measurement(median_ms=median_ms, **over)
     del body["layer_key"]
-    body.update(space="spnas-mobilenetv2-224", architecture=architecture)
+    body.update(space=space, architecture=architecture)
     return body

@@ -1,0 +1,1 @@
+"""Per-layer runtime models: fit, store as versioned JSON, compile, predict."""

@@ -1,0 +1,120 @@
+"""A predictor version as plain data: JSON in, JSON out, no pickles.
+
+``layers`` maps layer keys to their measured (or imported) latency; ``positions`` holds
+imported per-position tables of a space (a published table may give two layers with the same
+key different values, as the seed's does); ``regression`` estimates layers never measured;
+``calibration`` maps a space's layer sum to whole-network latency.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from models.features import FEATURES, feature_matrix
+from models.layer_key import LayerKey
+
+SCHEMA_VERSION: Final = 1
+Source = Literal["measured", "imported"]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerEntry:
+    ms: float
+    source: Source = "measured"
+    n: int = 1
+    spread_pct: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    """Latency = intercept + coef · (features / scale), coefficients non-negative."""
+
+    features: tuple[str, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    n_train: int
+    cv_mape_pct: float
+    cv_rms_rel: float  # RMS of relative CV errors: the per-layer uncertainty of an estimate
+
+    def predict(self, keys: list[LayerKey]) -> npt.NDArray[np.float64]:
+        if tuple(self.features) != FEATURES:
+            raise ValueError(
+                "this regression was fitted on other features "
+                f"({', '.join(self.features)}); refit the predictor"
+            )
+        x = feature_matrix(keys) / np.asarray(self.scale)
+        y: npt.NDArray[np.float64] = x @ np.asarray(self.coef) + self.intercept
+        # A linear model can dip below zero far outside its data; a latency cannot.
+        return np.maximum(y, 1e-6)
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """latency = a * (sum of layers [+ fixed parts]) + b."""
+
+    a: float = 1.0
+    b: float = 0.0
+    # False when b stands for the fixed parts (an imported table with a constant).
+    fixed_in_sum: bool = True
+    n_networks: int = 0
+    residual_rms_rel: float = 0.0
+
+
+@dataclass(frozen=True)
+class PredictorArtifact:
+    layers: dict[str, LayerEntry] = field(default_factory=dict)
+    positions: dict[str, list[list[float]]] = field(default_factory=dict)
+    regression: Regression | None = None
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "layers": {k: asdict(v) for k, v in sorted(self.layers.items())},
+            "positions": self.positions,
+            "regression": asdict(self.regression) if self.regression else None,
+            "calibration": {k: asdict(v) for k, v in sorted(self.calibration.items())},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PredictorArtifact:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"predictor artifact schema {version} is not {SCHEMA_VERSION}; refit the predictor"
+            )
+        regression = data.get("regression")
+        return cls(
+            layers={k: LayerEntry(**v) for k, v in data["layers"].items()},
+            positions={
+                k: [list(map(float, row)) for row in v]
+                for k, v in data.get("positions", {}).items()
+            },
+            regression=_regression(regression) if regression else None,
+            calibration={k: Calibration(**v) for k, v in data.get("calibration", {}).items()},
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PredictorArtifact:
+        return cls.from_dict(json.loads(text))
+
+
+def _regression(data: dict[str, Any]) -> Regression:
+    return Regression(
+        features=tuple(data["features"]),
+        scale=tuple(float(v) for v in data["scale"]),
+        coef=tuple(float(v) for v in data["coef"]),
+        intercept=float(data["intercept"]),
+        n_train=int(data["n_train"]),
+        cv_mape_pct=float(data["cv_mape_pct"]),
+        cv_rms_rel=float(data["cv_rms_rel"]),
+    )

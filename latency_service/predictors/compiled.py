@@ -1,0 +1,151 @@
+"""A predictor compiled for one search space: arrays indexed by (layer, candidate).
+
+Predicting a batch is then a gather and a sum, with no per-architecture Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from latency_service.predictors.artifact import Calibration, PredictorArtifact
+from models.layer_key import LayerKey, Op
+from models.search_space import InvalidArchitecture, SearchSpace
+
+
+class MissingLayers(LookupError):
+    """Layers the predictor has neither measured nor can estimate."""
+
+    def __init__(self, keys: list[str]) -> None:
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        super().__init__(
+            f"no measurement and no regression for {len(keys)} layer(s): {shown}; profile them "
+            "or measure at least 8 layers so that a regression can be fitted"
+        )
+        self.keys = keys
+
+
+@dataclass(frozen=True)
+class LayerLookup:
+    """Latency, variance and origin of individual layer keys under one artifact."""
+
+    ms: npt.NDArray[np.float64]
+    var: npt.NDArray[np.float64]
+    estimated: npt.NDArray[np.bool_]
+
+
+def lookup(artifact: PredictorArtifact, keys: list[LayerKey]) -> LayerLookup:
+    """Measured value where there is one, the regression's estimate elsewhere; skip is 0."""
+    ms = np.zeros(len(keys))
+    var = np.zeros(len(keys))
+    estimated = np.zeros(len(keys), dtype=bool)
+    missing: list[int] = []
+    for i, key in enumerate(keys):
+        if key.op is Op.SKIP:
+            continue  # an identity costs nothing by definition, not by omission
+        entry = artifact.layers.get(str(key))
+        if entry is None:
+            missing.append(i)
+            continue
+        ms[i] = entry.ms
+        var[i] = (entry.ms * entry.spread_pct / 100) ** 2
+    if missing:
+        if artifact.regression is None:
+            raise MissingLayers([str(keys[i]) for i in missing])
+        guesses = artifact.regression.predict([keys[i] for i in missing])
+        ms[missing] = guesses
+        var[missing] = (guesses * artifact.regression.cv_rms_rel) ** 2
+        estimated[missing] = True
+    return LayerLookup(ms, var, estimated)
+
+
+@dataclass(frozen=True)
+class CompiledSpace:
+    version: int
+    space: SearchSpace
+    table_ms: npt.NDArray[np.float64]  # (L, C); NaN where a layer has fewer candidates
+    var: npt.NDArray[np.float64]
+    estimated: npt.NDArray[np.bool_]
+    fixed_ms: float
+    fixed_var: float
+    calibration: Calibration
+
+    @property
+    def counts(self) -> npt.NDArray[np.int64]:
+        return np.asarray(self.space.candidate_counts, dtype=np.int64)
+
+    def check(self, archs: npt.NDArray[np.int64]) -> None:
+        """Raise naming the first bad (row, position); a gather must never read padding."""
+        if archs.ndim != 2 or archs.shape[1] != self.space.num_layers:
+            raise InvalidArchitecture(
+                f"architectures must be rows of {self.space.num_layers} candidate indices "
+                f"for {self.space.name}; got shape {archs.shape}"
+            )
+        bad = (archs < 0) | (archs >= self.counts)
+        if bad.any():
+            row, position = (int(v) for v in np.argwhere(bad)[0])
+            raise InvalidArchitecture(
+                f"architecture {row}, position {position}: candidate {int(archs[row, position])} "
+                f"out of range 0..{int(self.counts[position]) - 1}",
+                position,
+            )
+
+    def layer_sums(self, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Σ table over the chosen candidates (+ fixed parts when they are in the sum)."""
+        rows = np.arange(self.space.num_layers)
+        total: npt.NDArray[np.float64] = self.table_ms[rows, archs].sum(axis=1)
+        return total + (self.fixed_ms if self.calibration.fixed_in_sum else 0.0)
+
+    def predict(
+        self, archs: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(latency_ms, uncertainty_ms) per architecture; ``archs`` must be checked first."""
+        rows = np.arange(self.space.num_layers)
+        cal = self.calibration
+        latency = cal.a * self.layer_sums(archs) + cal.b
+        var = self.var[rows, archs].sum(axis=1) + (self.fixed_var if cal.fixed_in_sum else 0.0)
+        uncertainty = np.sqrt(cal.a**2 * var + (latency * cal.residual_rms_rel) ** 2)
+        return latency, uncertainty
+
+    def estimated_positions(self, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        rows = np.arange(self.space.num_layers)
+        chosen: npt.NDArray[np.bool_] = self.estimated[rows, archs]
+        return chosen
+
+
+def compile_space(artifact: PredictorArtifact, space: SearchSpace, version: int) -> CompiledSpace:
+    width = max(space.candidate_counts)
+    table = np.full((space.num_layers, width), np.nan)
+    var = np.zeros_like(table)
+    estimated = np.zeros(table.shape, dtype=bool)
+    imported = artifact.positions.get(space.name)
+    keys = [slot.key(c) for slot in space.layers for c in range(len(slot.candidates))]
+    found = lookup(artifact, keys) if imported is None else None
+    n = 0
+    for layer, slot in enumerate(space.layers):
+        for candidate in range(len(slot.candidates)):
+            if imported is not None:
+                table[layer, candidate] = _imported(imported, layer, candidate, space)
+            elif found is not None:
+                table[layer, candidate] = found.ms[n]
+                var[layer, candidate] = found.var[n]
+                estimated[layer, candidate] = found.estimated[n]
+            n += 1
+    calibration = artifact.calibration.get(space.name, Calibration())
+    fixed_ms, fixed_var = 0.0, 0.0
+    if calibration.fixed_in_sum:
+        fixed = lookup(artifact, [*space.prefix, *space.suffix])
+        fixed_ms, fixed_var = float(fixed.ms.sum()), float(fixed.var.sum())
+    return CompiledSpace(version, space, table, var, estimated, fixed_ms, fixed_var, calibration)
+
+
+def _imported(rows: list[list[float]], layer: int, candidate: int, space: SearchSpace) -> float:
+    slot = space.layers[layer]
+    if slot.candidates[candidate].op is Op.SKIP:
+        return 0.0
+    try:
+        return rows[layer][candidate]
+    except IndexError:
+        raise MissingLayers([str(slot.key(candidate))]) from None

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from latency_service.deps import AdminToken, ReadToken, SessionDep
+from latency_service.errors import Conflict, InvalidInput
+from latency_service.predictors import formats, service
+from latency_service.predictors.compiled import MissingLayers, lookup
+from latency_service.predictors.predict import predict
+from latency_service.predictors.schemas import (
+    PredictIn,
+    PredictorList,
+    PredictorOut,
+    PredictOut,
+    TableFormat,
+)
+from latency_service.predictors.service import CompiledCache
+from latency_service.spaces import space_or_404
+
+router = APIRouter(tags=["predictors"])
+
+
+def get_cache(request: Request) -> CompiledCache:
+    cache: CompiledCache = request.app.state.predictor_cache
+    return cache
+
+
+CacheDep = Annotated[CompiledCache, Depends(get_cache)]
+
+
+@router.post("/v1/devices/{device_id}/predictors", response_model=PredictorOut, status_code=201)
+def fit_predictor(device_id: int, session: SessionDep, _: AdminToken) -> PredictorOut:
+    """Fit a new predictor version from the device's current measurements."""
+    return PredictorOut.model_validate(service.fit_for_device(session, device_id))
+
+
+@router.get("/v1/devices/{device_id}/predictors", response_model=PredictorList)
+def list_predictors(device_id: int, session: SessionDep, _: ReadToken) -> PredictorList:
+    versions = service.list_versions(session, device_id)
+    return PredictorList(items=[PredictorOut.model_validate(p) for p in versions])
+
+
+@router.post(
+    "/v1/predict",
+    response_model=PredictOut,
+    responses={409: {"description": "No predictor yet, or it cannot cover the request"}},
+)
+def predict_latency(
+    body: PredictIn, session: SessionDep, cache: CacheDep, _: ReadToken
+) -> PredictOut:
+    """Latency of many architectures of a space (or of explicit layer-key lists)."""
+    return predict(session, cache, body)
+
+
+@router.get(
+    "/v1/devices/{device_id}/runtime-table",
+    responses={200: {"content": {"application/json": {}, "application/yaml": {}}}},
+)
+def runtime_table(
+    device_id: int,
+    session: SessionDep,
+    cache: CacheDep,
+    _: ReadToken,
+    space: str = "spnas-mobilenetv2-224",
+    format: TableFormat = "json",
+) -> Response:
+    """Per searchable layer x candidate latencies: hwlat JSON, the seed's layout, or OFA YAML."""
+    search_space = space_or_404(space)
+    if format == "ofa":
+        version, artifact = cache.artifact(session, device_id)
+        keys = list(search_space.variants())
+        try:
+            found = lookup(artifact, keys)
+        except MissingLayers as error:
+            raise Conflict(f"predictor v{version}: {error}") from None
+        if not artifact.layers:
+            raise Conflict(
+                f"predictor v{version} is a per-position table without per-layer values; "
+                "export it as format=json or format=spnas"
+            )
+        values = {
+            str(k): (
+                float(ms),
+                float(var) ** 0.5,
+                artifact.layers[str(k)].n if str(k) in artifact.layers else 0,
+            )
+            for k, ms, var in zip(keys, found.ms, found.var, strict=True)
+        }
+        return PlainTextResponse(formats.to_ofa_yaml(keys, values), media_type="application/yaml")
+    compiled = cache.compiled(session, device_id, search_space)
+    if format == "json":
+        return JSONResponse(formats.to_json(compiled))
+    artifact = cache.artifact(session, device_id)[1]
+    fixed: dict[str, float] = {}
+    for key in (*search_space.prefix[-1:], *search_space.suffix[:1]):
+        try:
+            fixed[str(key)] = float(lookup(artifact, [key]).ms[0])
+        except MissingLayers:
+            continue  # an imported table without fixed blocks: they are left out
+    return JSONResponse(formats.to_spnas(compiled, fixed))
+
+
+@router.post("/v1/devices/{device_id}/runtime-table", response_model=PredictorOut, status_code=201)
+def import_runtime_table(
+    device_id: int,
+    session: SessionDep,
+    _: AdminToken,
+    content: Annotated[str, Body(media_type="text/plain", description="The table file")],
+    space: str = "spnas-mobilenetv2-224",
+    format: Annotated[TableFormat, Query()] = "spnas",
+    constant_ms: Annotated[
+        float | None, Query(description="spnas: fixed parts (stem, head, fixed blocks) in ms")
+    ] = None,
+) -> PredictorOut:
+    """Import a published table as a new predictor version of a device."""
+    search_space = space_or_404(space)
+    try:
+        if format == "spnas":
+            if constant_ms is None:
+                raise InvalidInput(
+                    "the seed's layout does not carry the fixed parts; pass constant_ms "
+                    "(19.5999 for the seed's Pixel 1 table)"
+                )
+            artifact = formats.from_spnas(_json(content), search_space, constant_ms)
+        elif format == "ofa":
+            artifact = formats.from_ofa_yaml(content)
+        else:
+            raise InvalidInput("import takes format=spnas or format=ofa")
+    except formats.TableFormatError as error:
+        raise InvalidInput(str(error)) from None
+    source = {"format": format, "space": search_space.name, "constant_ms": constant_ms}
+    return PredictorOut.model_validate(
+        service.import_artifact(session, device_id, artifact, source)
+    )
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"not JSON: {error}") from None

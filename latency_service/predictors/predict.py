@@ -1,0 +1,123 @@
+"""Answering a predict request from a compiled predictor."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from latency_service.errors import BatchTooLarge, InvalidInput
+from latency_service.predictors.artifact import Calibration
+from latency_service.predictors.compiled import MissingLayers, lookup
+from latency_service.predictors.schemas import (
+    MAX_ARCHITECTURES,
+    EstimatedLayer,
+    PredictIn,
+    PredictOut,
+)
+from latency_service.predictors.service import CompiledCache, PredictorIncomplete
+from latency_service.spaces import space_or_404
+from models import InvalidArchitecture, parse
+
+
+def predict(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
+    count = len(request.architectures or request.layers or [])
+    if count > MAX_ARCHITECTURES:
+        raise BatchTooLarge(
+            f"{count} architectures in one request; the limit is {MAX_ARCHITECTURES}, split it"
+        )
+    if request.architectures is not None:
+        return _by_architecture(session, cache, request)
+    return _by_layers(session, cache, request)
+
+
+def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
+    space = space_or_404(str(request.space))
+    compiled = cache.compiled(session, request.device_id, space)
+    rows = request.architectures or []
+    if any(len(row) != space.num_layers for row in rows):
+        bad = next(i for i, row in enumerate(rows) if len(row) != space.num_layers)
+        raise InvalidInput(
+            f"architecture {bad} has {len(rows[bad])} entries; {space.name} has "
+            f"{space.num_layers} searchable layers"
+        )
+    archs = np.asarray(rows, dtype=np.int64).reshape(len(rows), space.num_layers)
+    try:
+        compiled.check(archs)
+    except InvalidArchitecture as error:
+        raise InvalidInput(str(error)) from None
+    latency, uncertainty = compiled.predict(archs)
+    used = compiled.estimated_positions(archs)
+    estimated = [
+        EstimatedLayer(
+            layer_key=str(space.layers[p].key(c)),
+            position=p,
+            candidate=c,
+            ms=float(compiled.table_ms[p, c]),
+        )
+        for p, c in sorted({(int(p), int(archs[r, p])) for r, p in np.argwhere(used)})
+    ]
+    breakdown = None
+    if request.breakdown:
+        breakdown = compiled.table_ms[np.arange(space.num_layers), archs].tolist()
+    return PredictOut(
+        device_id=request.device_id,
+        predictor_version=compiled.version,
+        space=space.name,
+        latency_ms=latency.tolist(),
+        uncertainty_ms=uncertainty.tolist(),
+        estimated_layers=estimated,
+        breakdown_ms=breakdown,
+        fixed_ms=compiled.fixed_ms if compiled.calibration.fixed_in_sum else None,
+    )
+
+
+def _by_layers(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
+    version, artifact = cache.artifact(session, request.device_id)
+    calibration = Calibration()
+    if request.space is not None:
+        space = space_or_404(request.space)
+        calibration = artifact.calibration.get(space.name, Calibration())
+        if not calibration.fixed_in_sum:
+            raise InvalidInput(
+                f"predictor v{version} holds {space.name} as an imported per-position table; "
+                "ask with `architectures` instead of `layers`"
+            )
+    networks = request.layers or []
+    keys = []
+    for n, network in enumerate(networks):
+        for p, text in enumerate(network):
+            try:
+                keys.append(parse(text))
+            except ValueError as error:
+                raise InvalidInput(f"layers[{n}][{p}]: {error}") from None
+    try:
+        found = lookup(artifact, keys)
+    except MissingLayers as error:
+        raise PredictorIncomplete(f"predictor v{version}: {error}") from None
+    bounds = np.cumsum([0] + [len(network) for network in networks])
+    sums = np.add.reduceat(found.ms, bounds[:-1]) if keys else np.zeros(len(networks))
+    variances = np.add.reduceat(found.var, bounds[:-1]) if keys else np.zeros(len(networks))
+    sums[bounds[:-1] == bounds[1:]] = 0.0  # reduceat repeats a value for empty networks
+    variances[bounds[:-1] == bounds[1:]] = 0.0
+    latency = calibration.a * sums + calibration.b
+    uncertainty = np.sqrt(
+        calibration.a**2 * variances + (latency * calibration.residual_rms_rel) ** 2
+    )
+    estimated = {
+        str(keys[i]): EstimatedLayer(layer_key=str(keys[i]), ms=float(found.ms[i]))
+        for i in np.flatnonzero(found.estimated)
+    }
+    breakdown = None
+    if request.breakdown:
+        breakdown = [found.ms[a:b].tolist() for a, b in itertools.pairwise(bounds)]
+    return PredictOut(
+        device_id=request.device_id,
+        predictor_version=version,
+        space=request.space,
+        latency_ms=latency.tolist(),
+        uncertainty_ms=uncertainty.tolist(),
+        estimated_layers=list(estimated.values()),
+        breakdown_ms=breakdown,
+    )

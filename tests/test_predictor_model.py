@@ -1,0 +1,196 @@
+"""Fitting, compiling and table formats, against hand-computable numbers (no database)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from latency_service.predictors.artifact import LayerEntry, PredictorArtifact
+from latency_service.predictors.compiled import MissingLayers, compile_space
+from latency_service.predictors.fitting import (
+    NetworkSample,
+    fit_calibration,
+    fit_predictor,
+    fit_regression,
+)
+from latency_service.predictors.formats import (
+    TableFormatError,
+    from_ofa_yaml,
+    from_spnas,
+    ofa_name,
+    parse_ofa_name,
+    to_ofa_yaml,
+    to_spnas,
+)
+from models import get_space, parse
+from models.features import FEATURES, feature_matrix
+
+TINY = get_space("tiny-64")
+SEED = get_space("spnas-mobilenetv2-224")
+PIXEL1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "spnas_pixel1_runtime_model.json"
+
+
+def hand_table() -> dict[str, LayerEntry]:
+    """Every tiny-64 variant gets latency 1, 2, 3, ... ms in variant order."""
+    return {str(k): LayerEntry(float(i + 1)) for i, k in enumerate(TINY.variants())}
+
+
+def hand_sum(table: dict[str, LayerEntry], arch: list[int]) -> float:
+    return sum(table[str(k)].ms for k in TINY.network(arch) if k.op.value != "skip")
+
+
+def test_compiled_prediction_is_the_table_sum() -> None:
+    table = hand_table()
+    compiled = compile_space(PredictorArtifact(layers=table), TINY, version=1)
+    archs = [[0, 0, 0, 0], [3, 4, 2, 1], [1, 4, 3, 4]]
+    latency, uncertainty = compiled.predict(np.asarray(archs))
+    assert latency.tolist() == pytest.approx([hand_sum(table, a) for a in archs])
+    assert np.all(uncertainty == 0)  # no spread, no calibration residual
+    assert not compiled.estimated.any()
+
+
+def test_calibration_recovers_scale_and_offset() -> None:
+    sums = np.linspace(3, 6, 20)
+    cal = fit_calibration(sums, 1.05 * sums + 0.18)
+    assert cal.a == pytest.approx(1.05)
+    assert cal.b == pytest.approx(0.18)
+    assert cal.residual_rms_rel == pytest.approx(0, abs=1e-12)
+    few = fit_calibration([4.0, 5.0], [4.4, 5.5])
+    assert (few.a, few.b) == (pytest.approx(1.1), 0.0)
+    none = fit_calibration([], [])
+    assert (none.a, none.b, none.n_networks) == (1.0, 0.0, 0)
+
+
+def test_fit_predictor_calibrates_each_space_on_its_networks() -> None:
+    table = hand_table()
+    archs = [tuple(int(i) for i in a) for a in TINY.sample(12, seed=3)]
+    samples = [NetworkSample(a, 1.1 * hand_sum(table, list(a)) + 0.5) for a in archs]
+    artifact = fit_predictor(table, {TINY: samples})
+    compiled = compile_space(artifact, TINY, version=2)
+    latency, _ = compiled.predict(np.asarray(archs))
+    assert latency.tolist() == pytest.approx([s.median_ms for s in samples])
+    again = PredictorArtifact.from_json(artifact.to_json())
+    assert again == artifact
+
+
+def test_regression_estimates_unmeasured_layers_from_a_linear_cost() -> None:
+    keys = list(SEED.variants())
+    weights = np.array([2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03])
+    assert len(weights) == len(FEATURES)
+    truth = feature_matrix(keys) @ weights + 0.005
+    held_out = list(range(0, len(keys), 7))
+    train = [i for i in range(len(keys)) if i not in held_out]
+    model = fit_regression([keys[i] for i in train], truth[train].tolist())
+    predicted = model.predict([keys[i] for i in held_out])
+    assert np.max(np.abs(predicted / truth[held_out] - 1)) < 0.02
+    assert model.cv_mape_pct < 2
+
+
+def test_unmeasured_layers_are_estimated_and_marked() -> None:
+    table = hand_table()
+    missing = "mbconv_hw16_i16_o24_k5_e6_s2"
+    del table[missing]
+    artifact = fit_predictor(table, {})
+    compiled = compile_space(artifact, TINY, version=1)
+    assert compiled.estimated.sum() == 1
+    position, candidate = (int(v) for v in np.argwhere(compiled.estimated)[0])
+    assert str(TINY.layers[position].key(candidate)) == missing
+    assert compiled.var[position, candidate] > 0
+
+
+def test_missing_layers_without_regression_are_an_error_naming_them() -> None:
+    few = {k: v for k, v in list(hand_table().items())[:5]}
+    with pytest.raises(MissingLayers, match="no measurement and no regression"):
+        compile_space(PredictorArtifact(layers=few), TINY, version=1)
+
+
+def test_artifact_with_another_schema_is_refused() -> None:
+    data = PredictorArtifact(layers=hand_table()).to_dict()
+    data["schema_version"] = 99
+    with pytest.raises(ValueError, match="refit"):
+        PredictorArtifact.from_dict(data)
+
+
+# -- the seed's published table -----------------------------------------------------------
+
+
+def seed_sum(table: dict[str, dict[str, float]], arch: list[int]) -> float:
+    """The seed's own rule: Σ over searchable blocks 1..20 (skip = 0) + 19.5999 ms."""
+    total = 19.5999
+    for position, choice in enumerate(arch):
+        if choice < 4:
+            total += table[str(position + 1)][str(choice)]
+    return total
+
+
+def test_importing_the_pixel1_table_reproduces_its_sums() -> None:
+    table = json.loads(PIXEL1.read_text())
+    artifact = from_spnas(table, SEED, constant_ms=19.5999)
+    compiled = compile_space(artifact, SEED, version=1)
+    archs = SEED.sample(500, seed=11)
+    latency, _ = compiled.predict(archs)
+    expected = [seed_sum(table, a.tolist()) for a in archs]
+    assert latency.tolist() == pytest.approx(expected, rel=1e-12)
+    # Layer 1's candidates as DESIGN.md quotes them.
+    assert compiled.table_ms[0, :4].round(2).tolist() == [4.49, 9.20, 5.92, 11.59]
+    exported = to_spnas(compiled, fixed={})
+    for block in range(1, 21):
+        assert exported[str(block)] == pytest.approx(table[str(block)])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda t: t.pop("7"), "block '7'"),
+        (lambda t: t["3"].pop("2"), "block '3', candidate '2'"),
+        (lambda t: t["3"].update({"1": -1.0}), "block '3', candidate '1'"),
+        (lambda t: t["3"].update({"1": "fast"}), "block '3', candidate '1'"),
+    ],
+)
+def test_bad_seed_tables_name_the_entry(mutate: object, needle: str) -> None:
+    table = json.loads(PIXEL1.read_text())
+    mutate(table)  # type: ignore[operator]
+    with pytest.raises(TableFormatError, match=needle):
+        from_spnas(table, SEED, constant_ms=19.5999)
+
+
+# -- OFA-style lookup tables ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [str(k) for k in get_space("spnas-se-mobilenetv2-224").variants()])
+def test_ofa_names_round_trip(key: str) -> None:
+    assert parse_ofa_name(ofa_name(parse(key))) == parse(key)
+
+
+def test_ofa_yaml_round_trip_keeps_values() -> None:
+    keys = list(SEED.variants())
+    values = {str(k): (0.1 * (i + 1), 0.01, 30) for i, k in enumerate(keys)}
+    text = to_ofa_yaml(keys, values)
+    assert (
+        "expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:3-stride:2-idskip:0" in text
+    )
+    artifact = from_ofa_yaml(text)
+    assert {k: v.ms for k, v in artifact.layers.items()} == pytest.approx(
+        {k: v[0] for k, v in values.items()}
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("Logits-input:1x1x1280-output:1000: {mean: 1.0}\n", "Logits"),
+        (
+            "expanded_conv-input:56x56x24-output:56x56x24-expand:3-kernel:3-stride:1-idskip:0:"
+            " {mean: 1.0}\n",
+            "idskip",
+        ),
+        ("Conv-input:224x224x3-output:112x112x32-kernel:3: {mean: -2}\n", "mean"),
+        ("[1, 2]\n", "mapping"),
+    ],
+)
+def test_bad_ofa_tables_name_the_entry(text: str, needle: str) -> None:
+    with pytest.raises(TableFormatError, match=needle):
+        from_ofa_yaml(text)
