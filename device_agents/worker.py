@@ -90,7 +90,7 @@ def run_job(
         results = profile(backend, space=space, architectures=payload["architectures"], **common)
         kind = "networks"
     ids = client.upload(kind, device_id, [r.as_upload() for r in results], job=lease)
-    client.complete(lease, {"stored": len(ids), "kind": kind})
+    client.complete(lease, {"stored": len(ids), "kind": kind, "ids": ids})
     return len(ids)
 
 

@@ -14,6 +14,7 @@ from latency_service.measurements.endpoints import router as measurements_router
 from latency_service.predictors.endpoints import router as predictors_router
 from latency_service.predictors.service import CompiledCache
 from latency_service.settings import Settings, get_settings
+from latency_service.validations.endpoints import router as validations_router
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -34,4 +35,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(measurements_router)
     app.include_router(jobs_router)
     app.include_router(predictors_router)
+    app.include_router(validations_router)
     return app

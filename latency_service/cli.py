@@ -46,8 +46,10 @@ def serve(
             "--no-auth / HWLAT_AUTH_DISABLED"
         )
     if no_auth:
-        # Worker processes read settings from the environment.
+        # Worker processes read settings from the environment. A single worker runs the app in
+        # this process, where get_settings() has already cached the settings read above.
         os.environ["HWLAT_AUTH_DISABLED"] = "true"
+        get_settings.cache_clear()
     if upgrade:
         from latency_service.migrate import upgrade as run_upgrade
 

@@ -10,11 +10,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from latency_service.auth.service import LOCAL_PRINCIPAL, Principal, Scope, authenticate, require
+from latency_service.db import READ_ONLY
 from latency_service.settings import Settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
     with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session for requests that only read: on SQLite its transaction takes no write lock."""
+    with request.app.state.session_factory() as session:
+        session.connection(execution_options=READ_ONLY)
         yield session
 
 
@@ -24,6 +32,7 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
@@ -34,7 +43,7 @@ _bearer = HTTPBearer(auto_error=False, description="API token from `hwlat token 
 
 def _principal(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:

@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from latency_service.deps import SessionDep
+from latency_service.deps import ReadSessionDep
 from latency_service.http_errors import error_body
 
 router = APIRouter(tags=["health"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
         503: {"description": "The database does not answer"},
     },
 )
-def healthz(session: SessionDep) -> JSONResponse:
+def healthz(session: ReadSessionDep) -> JSONResponse:
     """Service and database up."""
     try:
         session.execute(text("SELECT 1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from latency_service import errors
+
+log = logging.getLogger(__name__)
 
 STATUS: dict[type[errors.DomainError], int] = {
     errors.NotFound: 404,
@@ -55,6 +58,15 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             error_body("validation_error", describe_validation_errors(exc.errors())), 422
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # A bug: logged with its traceback by the server, answered in the contract's shape.
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_body("internal_error", f"unexpected {type(exc).__name__}; see the service log"),
+            500,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -6,6 +6,7 @@ from latency_service.devices.tables import Device
 from latency_service.jobs.tables import Job
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
 from latency_service.predictors.tables import Predictor
+from latency_service.validations.tables import Validation
 
 metadata = Base.metadata
 
@@ -17,5 +18,6 @@ __all__ = [
     "LayerMeasurement",
     "NetworkMeasurement",
     "Predictor",
+    "Validation",
     "metadata",
 ]

@@ -6,50 +6,27 @@ Point ``HWLAT_TEST_POSTGRES_URL`` at another server to run elsewhere.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from latency_service.app import create_app
 from latency_service.auth.service import Scope, create_token
 from latency_service.db import make_engine
-from latency_service.deps import get_session
+from latency_service.deps import get_read_session, get_session
 from latency_service.migrate import upgrade
 from latency_service.settings import Settings
 
-POSTGRES_URL = os.environ.get(
-    "HWLAT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+# Re-exported: tests import the helpers from here.
+from tests.postgres import POSTGRES_URL as POSTGRES_URL
+from tests.postgres import create_postgres_database as create_postgres_database
+from tests.postgres import drop_postgres_database as drop_postgres_database
+
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def create_postgres_database() -> str:
-    """A fresh, empty database on the test server; its URL."""
-    name = f"hwlat_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_postgres_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +84,7 @@ def client(
         yield session
 
     app.dependency_overrides[get_session] = _session
+    app.dependency_overrides[get_read_session] = _session
     with TestClient(app) as test_client:
         yield test_client
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from latency_service.deps import IngestToken, ReadToken, SessionDep
+from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.devices import service
 from latency_service.devices.schemas import DeviceIn, DeviceList, DeviceOut
 
@@ -26,12 +26,12 @@ def register_device(
 
 
 @router.get("", response_model=DeviceList)
-def list_devices(session: SessionDep, _: ReadToken, name: str | None = None) -> DeviceList:
+def list_devices(session: ReadSessionDep, _: ReadToken, name: str | None = None) -> DeviceList:
     return DeviceList(
         items=[DeviceOut.model_validate(d) for d in service.list_devices(session, name)]
     )
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
-def get_device(device_id: int, session: SessionDep, _: ReadToken) -> DeviceOut:
+def get_device(device_id: int, session: ReadSessionDep, _: ReadToken) -> DeviceOut:
     return DeviceOut.model_validate(service.get(session, device_id))

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from latency_service.deps import AdminToken, IngestToken, ReadToken, SessionDep
+from latency_service.deps import AdminToken, IngestToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.jobs import service
 from latency_service.jobs.schemas import (
     ClaimedJob,
@@ -29,7 +29,7 @@ def create_job(spec: JobIn, session: SessionDep, _: AdminToken) -> JobOut:
 
 @router.get("", response_model=JobList)
 def list_jobs(
-    session: SessionDep,
+    session: ReadSessionDep,
     _: ReadToken,
     status: JobStatus | None = None,
     device_id: int | None = None,
@@ -56,7 +56,7 @@ def claim_job(spec: ClaimIn, session: SessionDep, _: IngestToken) -> ClaimedJob 
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: int, session: SessionDep, _: ReadToken) -> JobOut:
+def get_job(job_id: int, session: ReadSessionDep, _: ReadToken) -> JobOut:
     return JobOut.model_validate(service.get(session, job_id))
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from latency_service.deps import IngestToken, ReadToken, SessionDep, SettingsDep
+from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep, SettingsDep
 from latency_service.measurements import service
 from latency_service.measurements.schemas import (
     ExportFormat,
@@ -71,7 +71,7 @@ def ingest_networks(
 
 @router.get("/v1/measurements/layers", response_model=Page[LayerMeasurementOut])
 def list_layers(
-    session: SessionDep,
+    session: ReadSessionDep,
     _: ReadToken,
     device_id: int | None = None,
     layer_key: str | None = None,
@@ -91,7 +91,7 @@ def list_layers(
 
 @router.get("/v1/measurements/networks", response_model=Page[NetworkMeasurementOut])
 def list_networks(
-    session: SessionDep,
+    session: ReadSessionDep,
     _: ReadToken,
     device_id: int | None = None,
     space: str | None = None,
@@ -106,7 +106,10 @@ def list_networks(
 
 @router.get("/v1/measurements/layers/export", response_class=StreamingResponse)
 def export_layers(
-    session: SessionDep, _: ReadToken, format: ExportFormat = "csv", device_id: int | None = None
+    session: ReadSessionDep,
+    _: ReadToken,
+    format: ExportFormat = "csv",
+    device_id: int | None = None,
 ) -> StreamingResponse:
     """Every layer measurement (filtered by device) as CSV or JSON."""
     rows = service.export_rows(session, LayerMeasurement, format, device_id=device_id)
@@ -115,13 +118,16 @@ def export_layers(
 
 @router.get("/v1/measurements/networks/export", response_class=StreamingResponse)
 def export_networks(
-    session: SessionDep, _: ReadToken, format: ExportFormat = "csv", device_id: int | None = None
+    session: ReadSessionDep,
+    _: ReadToken,
+    format: ExportFormat = "csv",
+    device_id: int | None = None,
 ) -> StreamingResponse:
     rows = service.export_rows(session, NetworkMeasurement, format, device_id=device_id)
     return StreamingResponse(rows, media_type=_MEDIA[format])
 
 
 @router.get("/v1/devices/{device_id}/layers", response_model=list[LayerCurrent])
-def current_layers(device_id: int, session: SessionDep, _: ReadToken) -> list[LayerCurrent]:
+def current_layers(device_id: int, session: ReadSessionDep, _: ReadToken) -> list[LayerCurrent]:
     """The current value of every measured layer of a device, outliers flagged."""
     return service.current_layers(session, device_id)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from latency_service.deps import AdminToken, ReadToken, SessionDep
+from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.errors import Conflict, InvalidInput
 from latency_service.predictors import formats, service
 from latency_service.predictors.compiled import MissingLayers, lookup
@@ -39,7 +39,7 @@ def fit_predictor(device_id: int, session: SessionDep, _: AdminToken) -> Predict
 
 
 @router.get("/v1/devices/{device_id}/predictors", response_model=PredictorList)
-def list_predictors(device_id: int, session: SessionDep, _: ReadToken) -> PredictorList:
+def list_predictors(device_id: int, session: ReadSessionDep, _: ReadToken) -> PredictorList:
     versions = service.list_versions(session, device_id)
     return PredictorList(items=[PredictorOut.model_validate(p) for p in versions])
 
@@ -50,7 +50,7 @@ def list_predictors(device_id: int, session: SessionDep, _: ReadToken) -> Predic
     responses={409: {"description": "No predictor yet, or it cannot cover the request"}},
 )
 def predict_latency(
-    body: PredictIn, session: SessionDep, cache: CacheDep, _: ReadToken
+    body: PredictIn, session: ReadSessionDep, cache: CacheDep, _: ReadToken
 ) -> PredictOut:
     """Latency of many architectures of a space (or of explicit layer-key lists)."""
     return predict(session, cache, body)
@@ -62,7 +62,7 @@ def predict_latency(
 )
 def runtime_table(
     device_id: int,
-    session: SessionDep,
+    session: ReadSessionDep,
     cache: CacheDep,
     _: ReadToken,
     space: str = "spnas-mobilenetv2-224",

@@ -1,0 +1,98 @@
+"""What a user would otherwise predict with, fitted on the same data as the predictor.
+
+- ``macs``: latency proportional to MACs (scale fitted on the calibration networks).
+- ``table_sum``: the plain sum of measured layers, no calibration (Single-Path NAS as is).
+- ``nn_meter_rf``: nn-Meter's recipe, a random forest per operation type over layer features,
+  its per-layer predictions summed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.ensemble import RandomForestRegressor
+
+from models import LayerKey, Op, SearchSpace, parse
+from models.features import feature_matrix
+
+
+def network_macs(space: SearchSpace, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    fixed = sum(k.macs for k in (*space.prefix, *space.suffix))
+    table = np.zeros((space.num_layers, max(space.candidate_counts)))
+    for p, slot in enumerate(space.layers):
+        for c in range(len(slot.candidates)):
+            table[p, c] = slot.key(c).macs
+    total: npt.NDArray[np.float64] = table[np.arange(space.num_layers), archs].sum(axis=1) + fixed
+    return total
+
+
+def macs_proportional(
+    space: SearchSpace,
+    calibration_archs: npt.NDArray[np.int64],
+    calibration_ms: Sequence[float],
+    layer_ms: Mapping[str, float],
+) -> float:
+    """ms per MAC, fitted on the calibration networks, else on the measured layers."""
+    if len(calibration_ms):
+        macs = network_macs(space, calibration_archs)
+        y = np.asarray(calibration_ms)
+        # Relative least squares through the origin.
+        return float(np.sum(macs / y) / np.sum((macs / y) ** 2))
+    keys = [parse(k) for k in layer_ms]
+    total_macs = sum(k.macs for k in keys)
+    return float(sum(layer_ms.values()) / total_macs)
+
+
+def table_sum(
+    space: SearchSpace, archs: npt.NDArray[np.int64], layer_ms: Mapping[str, float]
+) -> npt.NDArray[np.float64]:
+    """Σ of measured layers over the whole network; a layer without a value is an error."""
+    return _sum_per_layer(space, archs, lambda keys: np.array([layer_ms[str(k)] for k in keys]))
+
+
+def nn_meter_forest(
+    space: SearchSpace, archs: npt.NDArray[np.int64], layer_ms: Mapping[str, float], seed: int = 0
+) -> npt.NDArray[np.float64]:
+    """nn-Meter style: one random forest per op type on layer features, predictions summed."""
+    keys = [parse(k) for k in layer_ms]
+    forests: dict[Op, RandomForestRegressor] = {}
+    for op in {k.op for k in keys}:
+        chosen = [k for k in keys if k.op is op]
+        forest = RandomForestRegressor(n_estimators=100, random_state=seed)
+        forest.fit(feature_matrix(chosen), [layer_ms[str(k)] for k in chosen])
+        forests[op] = forest
+
+    def predict(layer_keys: list[LayerKey]) -> npt.NDArray[np.float64]:
+        out = np.zeros(len(layer_keys))
+        for op, forest in forests.items():
+            idx = [i for i, k in enumerate(layer_keys) if k.op is op]
+            if idx:
+                out[idx] = forest.predict(feature_matrix([layer_keys[i] for i in idx]))
+        unknown = {k.op for k in layer_keys} - set(forests) - {Op.SKIP}
+        if unknown:
+            raise ValueError(f"no forest for {sorted(unknown)}: no layer of that kind measured")
+        return out
+
+    return _sum_per_layer(space, archs, predict)
+
+
+def _sum_per_layer(
+    space: SearchSpace,
+    archs: npt.NDArray[np.int64],
+    values: Callable[[list[LayerKey]], npt.NDArray[np.float64]],
+) -> npt.NDArray[np.float64]:
+    """Evaluate ``values`` (keys -> ms) once per distinct key, then sum over each network."""
+    keys = list(space.variants(include_skip=True))
+    index = {k: i for i, k in enumerate(keys)}
+    non_skip = [k for k in keys if k.op is not Op.SKIP]
+    per_key = np.zeros(len(keys))
+    per_key[[index[k] for k in non_skip]] = values(non_skip)
+    fixed = sum(per_key[index[k]] for k in (*space.prefix, *space.suffix))
+    table = np.zeros((space.num_layers, max(space.candidate_counts)))
+    for p, slot in enumerate(space.layers):
+        for c in range(len(slot.candidates)):
+            table[p, c] = per_key[index[slot.key(c)]]
+    total: npt.NDArray[np.float64] = table[np.arange(space.num_layers), archs].sum(axis=1) + fixed
+    return total

@@ -1,0 +1,33 @@
+"""Accuracy of latency predictions against measurements (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import kendalltau
+
+
+def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[str, Any]:
+    """±5% / ±10% hit rates, MAPE, RMSE and Kendall's τ (rank agreement, what a search needs)."""
+    predicted = np.asarray(predicted_ms, dtype=np.float64)
+    measured = np.asarray(measured_ms, dtype=np.float64)
+    if predicted.shape != measured.shape or predicted.size == 0:
+        raise ValueError(
+            f"need equally many predictions and measurements, got {predicted.size} and "
+            f"{measured.size}"
+        )
+    if np.any(measured <= 0) or not np.all(np.isfinite(predicted)):
+        raise ValueError("measurements must be positive and predictions finite")
+    relative = np.abs(predicted - measured) / measured
+    tau = kendalltau(predicted, measured).statistic if predicted.size > 1 else float("nan")
+    return {
+        "n": int(predicted.size),
+        "within_5pct": float(np.mean(relative <= 0.05)),
+        "within_10pct": float(np.mean(relative <= 0.10)),
+        "mape": float(100 * np.mean(relative)),
+        "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2))),
+        "kendall_tau": float(tau),
+        "bias_pct": float(100 * np.mean((predicted - measured) / measured)),
+    }

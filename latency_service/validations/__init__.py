@@ -1,0 +1,1 @@
+"""Validation reports: a predictor version against networks measured end to end."""

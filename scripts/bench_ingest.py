@@ -1,0 +1,225 @@
+"""Ingest throughput of a real ``hwlat serve`` over HTTP, on SQLite and PostgreSQL.
+
+    .venv/bin/python -m scripts.bench_ingest [--reps 5] [--batch-sizes 1,100,1000]
+
+One client uploads layer-measurement batches back to back (keep-alive, one Idempotency-Key per
+batch, as a device agent does) to a one-worker service; a run is a fixed number of batches and
+its throughput is measurements stored per second of wall time. Reports the median of the runs.
+Writes bench-results/ingest.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from latency_service.db import make_engine
+from tests.live_server import LiveServer, create_token, hwlat_env, register_device
+from tests.postgres import POSTGRES_URL, create_postgres_database, drop_postgres_database
+from tests.service_data import LAYER_KEYS, layer_measurement
+
+OUT = Path("bench-results/ingest.json")
+# Measurements per run; small batches get fewer so that batch size 1 does not dominate runtime,
+# but every run has at least MIN_REQUESTS requests so that one slow request does not decide it.
+TARGET_MEASUREMENTS = 3_000
+MAX_REQUESTS = 300
+MIN_REQUESTS = 5
+
+
+@dataclass
+class Result:
+    backend: str
+    batch_size: int
+    requests_per_run: int
+    measurements_per_run: int
+    runs_measurements_per_s: list[float]
+    median_measurements_per_s: float
+    median_request_ms: float
+
+
+def requests_per_run(batch_size: int) -> int:
+    return max(MIN_REQUESTS, min(MAX_REQUESTS, math.ceil(TARGET_MEASUREMENTS / batch_size)))
+
+
+def batch_body(device_id: int, batch_size: int, seed: int) -> bytes:
+    items = [
+        layer_measurement(LAYER_KEYS[i % len(LAYER_KEYS)], 1.0 + seed * 1e-3 + i * 1e-7)
+        for i in range(batch_size)
+    ]
+    return json.dumps({"device_id": device_id, "measurements": items}).encode()
+
+
+@contextmanager
+def database(backend: str, workdir: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'hwlat.db'}"
+        return
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+def bench_backend(backend: str, batch_sizes: list[int], reps: int) -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix=f"bench-ingest-{backend}-") as tmp:
+        workdir = Path(tmp)
+        with database(backend, workdir) as url:
+            env = hwlat_env(workdir, url)
+            token = create_token(env, "ingest", name="bench")
+            with (
+                LiveServer(env, workdir / "serve.log", log_level="warning") as server,
+                server.client(token, timeout=120) as client,
+            ):
+                device_id = register_device(client)
+                seed = 0
+
+                def upload(size: int) -> float:
+                    """Seconds for one upload; the body is built before the clock starts."""
+                    nonlocal seed
+                    seed += 1
+                    body = batch_body(device_id, size, seed)
+                    headers = {
+                        "Content-Type": "application/json",
+                        "Idempotency-Key": f"bench-{backend}-{seed}",
+                    }
+                    start = time.perf_counter()
+                    response = client.post("/v1/measurements/layers", content=body, headers=headers)
+                    elapsed = time.perf_counter() - start
+                    if response.status_code != 201 or response.json()["stored"] != size:
+                        raise RuntimeError(f"upload failed: {response.status_code} {response.text}")
+                    return elapsed
+
+                results = []
+                for size in batch_sizes:
+                    upload(size)  # warm-up: first-use costs of this batch size are not throughput
+                    n = requests_per_run(size)
+                    throughputs, request_s = [], []
+                    for _ in range(reps):
+                        run = [upload(size) for _ in range(n)]
+                        request_s.extend(run)
+                        throughputs.append(n * size / sum(run))
+                    results.append(
+                        Result(
+                            backend=backend,
+                            batch_size=size,
+                            requests_per_run=n,
+                            measurements_per_run=n * size,
+                            runs_measurements_per_s=[round(t, 1) for t in throughputs],
+                            median_measurements_per_s=round(statistics.median(throughputs), 1),
+                            median_request_ms=round(1e3 * statistics.median(request_s), 2),
+                        )
+                    )
+                    rate = results[-1].median_measurements_per_s
+                    print(f"  {backend:<10} batch {size:>5}: {rate:,.0f} measurements/s")
+    return results
+
+
+def environment(backends: list[str]) -> dict[str, Any]:
+    def cpu_model() -> str:
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return platform.processor() or "unknown"
+
+    def git_revision() -> str:
+        try:
+            rev = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+        return rev + ("+dirty" if dirty else "")
+
+    env: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": {p: version(p) for p in ("fastapi", "uvicorn", "sqlalchemy", "psycopg")},
+        "git": git_revision(),
+    }
+    if "postgresql" in backends:
+        engine = make_engine(POSTGRES_URL)
+        try:
+            with engine.connect() as conn:
+                env["postgresql"] = conn.scalar(text("SHOW server_version"))
+        finally:
+            engine.dispose()
+    return env
+
+
+def markdown(results: list[Result], reps: int) -> str:
+    lines = [
+        f"| backend | batch size | requests per run | measurements/s (median of {reps}) "
+        "| slowest - fastest run | ms per request (median) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        low, high = min(r.runs_measurements_per_s), max(r.runs_measurements_per_s)
+        lines.append(
+            f"| {r.backend} | {r.batch_size} | {r.requests_per_run} "
+            f"| {r.median_measurements_per_s:,.0f} | {low:,.0f} - {high:,.0f} "
+            f"| {r.median_request_ms:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--reps", type=int, default=5, help="runs per cell; the median is shown")
+    parser.add_argument("--batch-sizes", default="1,100,1000", help="comma-separated")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    batch_sizes = [int(s) for s in args.batch_sizes.split(",")]
+    backends = [b.strip() for b in args.backends.split(",")]
+    unknown = set(backends) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown backends {sorted(unknown)}; choose sqlite and/or postgresql")
+
+    started = time.monotonic()
+    results = [r for backend in backends for r in bench_backend(backend, batch_sizes, args.reps)]
+    report = {
+        "benchmark": "ingest",
+        "command": "python -m scripts.bench_ingest "
+        f"--reps {args.reps} --batch-sizes {args.batch_sizes} --backends {args.backends}",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "setup": "one client, sequential keep-alive POST /v1/measurements/layers with an "
+        "Idempotency-Key per batch; hwlat serve --workers 1 on 127.0.0.1, same host",
+        "environment": environment(backends),
+        "seconds": round(time.monotonic() - started, 1),
+        "results": [asdict(r) for r in results],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(markdown(results, args.reps))
+    print(f"\n{args.out} ({report['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()

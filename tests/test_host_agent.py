@@ -1,0 +1,169 @@
+"""The host agent: real LiteRT and ONNX Runtime runs, direct mode, and the job loop over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from device_agents.runners import (
+    LiteRTRunner,
+    OnnxRuntimeRunner,
+    RunSettings,
+    measure,
+    pinned,
+)
+from models import get_space, parse
+from models.export import export_layer
+from tests.live_server import LiveServer, create_token, hwlat_env, list_layers, run_hwlat
+
+KEY = parse("mbconv_hw32_i8_o16_k3_e3_s2")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("export-cache")
+    old = os.environ.get("HWLAT_CACHE_DIR")
+    os.environ["HWLAT_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("HWLAT_CACHE_DIR", None)
+    else:
+        os.environ["HWLAT_CACHE_DIR"] = old
+
+
+@pytest.mark.parametrize(
+    ("runner", "fmt"), [(LiteRTRunner(), "tflite"), (OnnxRuntimeRunner(), "onnx")]
+)
+def test_runners_time_real_models(
+    runner: LiteRTRunner | OnnxRuntimeRunner, fmt: str, cache_dir: Path
+) -> None:
+    model = export_layer(KEY, fmt, cache_dir=cache_dir)
+    timing = measure(runner, model, RunSettings(warmup_runs=2, num_runs=15))
+    stats = timing.statistics
+    assert stats.count == 15 == len(timing.samples_ms)
+    assert 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
+    assert stats.min_ms <= stats.mean_ms <= stats.max_ms
+    assert stats.p90_ms is not None
+    assert stats.median_ms <= stats.p90_ms <= stats.max_ms
+    assert runner.version.split()[-1][0].isdigit()
+
+
+def test_min_secs_keeps_timing_past_num_runs(cache_dir: Path) -> None:
+    model = export_layer(KEY, "tflite", cache_dir=cache_dir)
+    started = time.monotonic()
+    timing = measure(LiteRTRunner(), model, RunSettings(warmup_runs=0, num_runs=1, min_secs=0.2))
+    assert time.monotonic() - started >= 0.2
+    assert timing.statistics.count > 1
+
+
+def test_max_secs_stops_early(cache_dir: Path) -> None:
+    model = export_layer(KEY, "tflite", cache_dir=cache_dir)
+    settings = RunSettings(warmup_runs=0, num_runs=10_000_000, max_secs=0.1)
+    timing = measure(LiteRTRunner(), model, settings)
+    assert 1 <= timing.statistics.count < 10_000_000
+
+
+def test_affinity_pins_and_restores() -> None:
+    before = os.sched_getaffinity(0)
+    with pinned(frozenset({0})):
+        assert os.sched_getaffinity(0) == {0}
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(ValueError, match="outside"), pinned(frozenset({4096})):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        ({"num_threads": 0}, "num_threads"),
+        ({"num_runs": 0}, "num_runs"),
+        ({"warmup_runs": -1}, "warmup_runs"),
+    ],
+)
+def test_bad_run_settings_are_rejected(settings: dict[str, int], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        RunSettings(**settings)  # type: ignore[arg-type]
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        measure(LiteRTRunner(), tmp_path / "nope.tflite", RunSettings())
+
+
+def test_direct_mode_writes_json_and_csv(tmp_path: Path, cache_dir: Path) -> None:
+    env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
+    keys = ["mbconv_hw32_i8_o16_k3_e3_s2", "conv_hw64_i3_o16_k3_s2"]
+    args = ["agent", "host", "--warmup-runs", "2", "--num-runs", "5"]
+    for key in keys:
+        args += ["--layer", key]
+    out = run_hwlat([*args, "-o", str(tmp_path / "r.json")], env, timeout=180)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [r["layer_key"] for r in rows] == keys
+    assert all(r["count"] == 5 and r["median_ms"] > 0 for r in rows)
+    assert rows[0]["tool_version"].startswith("ai-edge-litert")
+    out = run_hwlat([*args, "--repeats", "2", "-o", str(tmp_path / "r.csv")], env, timeout=180)
+    assert out.returncode == 0, out.stderr
+    with (tmp_path / "r.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["layer_key"] for r in table] == keys * 2  # interleaved repeats
+
+
+def test_direct_mode_rejects_a_bad_output_name(tmp_path: Path, cache_dir: Path) -> None:
+    env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
+    out = run_hwlat(
+        ["agent", "host", "--layer", str(KEY), "--num-runs", "2", "-o", str(tmp_path / "r.txt")],
+        env,
+        timeout=180,
+    )
+    assert out.returncode == 2
+    assert ".json or .csv" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir: Path) -> None:
+    env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
+    with LiveServer(env, tmp_path / "server.log") as server:
+        admin = create_token(env, "admin")
+        agent_env = {**env, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": admin}
+        queued = run_hwlat(
+            [
+                "jobs",
+                "create",
+                "--selector",
+                "kind=host",
+                "--space",
+                "tiny-64",
+                "--chunk",
+                "8",
+                "--warmup-runs",
+                "2",
+                "--num-runs",
+                "5",
+            ],
+            agent_env,
+        )
+        assert queued.returncode == 0, queued.stderr
+        assert len(queued.stdout.splitlines()) == 3  # 20 variants in chunks of 8
+        ran = run_hwlat(
+            ["agent", "host", "--until-idle", "--name", "ci-host"], agent_env, timeout=300
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert "jobs done 3, failed 0, lost 0; 20 measurements stored" in ran.stdout
+        listed = run_hwlat(["jobs", "list"], agent_env)
+        assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["done"] * 3
+        with server.client(admin) as client:
+            device = client.get("/v1/devices").json()["items"][0]
+            rows = list_layers(client, device["id"])
+    assert device["kind"] == "host"
+    assert device["runtime"] == "litert"
+    variants = {str(k) for k in get_space("tiny-64").variants()}
+    assert {r["layer_key"] for r in rows} == variants
+    assert len(rows) == len(variants)
+    assert all(r["count"] == 5 for r in rows)
