@@ -146,6 +146,77 @@ def agent_host(
     )
 
 
+@agent_app.command("android")
+def agent_android(
+    benchmark_binary: Annotated[
+        Path, typer.Option(help="TFLite's benchmark_model for the phones' ABI (see README).")
+    ],
+    serial: Annotated[
+        list[str] | None,
+        typer.Option(help="Phone serial; repeatable (default: every ready phone)."),
+    ] = None,
+    service: ServiceUrl = DEFAULT_SERVICE,
+    token: Token = None,
+    adb: Annotated[str, typer.Option(help="The adb executable.")] = "adb",
+    threads: Annotated[int, typer.Option(min=1, help="--num_threads.")] = 1,
+    delegate: Annotated[str, typer.Option(help="cpu, xnnpack, gpu or nnapi.")] = "xnnpack",
+    cpus: Annotated[
+        str | None, typer.Option(help="Pin to these CPUs (default: the fastest cores).")
+    ] = None,
+    max_cpu_c: Annotated[float, typer.Option(help="Wait while a CPU zone is hotter.")] = 50.0,
+    max_battery_c: Annotated[float, typer.Option(help="Wait while the battery is hotter.")] = 40.0,
+    runtime_version: Annotated[
+        str | None, typer.Option(help="Version to record (default: the binary's sha256).")
+    ] = None,
+    until_idle: Annotated[bool, typer.Option(help="Stop when the queue is empty.")] = False,
+    lease: Annotated[float, typer.Option(help="Job lease in seconds.")] = 300.0,
+    poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 5.0,
+) -> None:
+    """Serve profiling jobs on Android phones over adb, one worker per phone."""
+    from device_agents.adb import Adb
+    from device_agents.android import (
+        AndroidBackend,
+        Delegate,
+        ThermalLimits,
+        discover_phones,
+        serve_phones,
+    )
+    from device_agents.worker import WorkerStats
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not benchmark_binary.is_file():
+        raise FileNotFoundError(f"--benchmark-binary {benchmark_binary} is not a file")
+    bus = Adb(adb)
+    serials = list(serial or discover_phones(bus))
+    if not serials:
+        raise LookupError("no ready phone: check `adb devices -l` (USB debugging, authorised)")
+    thermal = ThermalLimits(max_cpu_c=max_cpu_c, max_battery_c=max_battery_c)
+    backends = [
+        AndroidBackend(
+            s,
+            benchmark_binary,
+            adb=bus,
+            delegate=Delegate(delegate),
+            num_threads=threads,
+            cpu_affinity=_cpus(cpus),
+            runtime_version=runtime_version,
+            thermal=thermal,
+        )
+        for s in serials
+    ]
+    with _client(service, token) as client:
+        outcomes = serve_phones(
+            client, backends, lease_s=lease, poll_s=poll, stop_when_idle=until_idle
+        )
+    for outcome in outcomes:
+        stats = outcome.stats or WorkerStats()
+        state = f"stopped: {outcome.error}" if outcome.error else "idle"
+        typer.echo(
+            f"{outcome.serial} (device {outcome.device_id}): jobs done {len(stats.done)}, "
+            f"failed {len(stats.failed)}; {stats.stored} measurements; {state}"
+        )
+
+
 @jobs_app.command("create")
 def jobs_create(
     service: ServiceUrl = DEFAULT_SERVICE,

@@ -73,6 +73,7 @@ def run_job(
         warmup_runs=int(knobs.get("warmup_runs", base.warmup_runs)),
         num_runs=int(knobs.get("num_runs", base.num_runs)),
         min_secs=float(knobs.get("min_secs", base.min_secs)),
+        max_secs=base.max_secs,
         seed=base.seed,
     )
     payload = job["payload"]

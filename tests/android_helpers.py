@@ -1,0 +1,49 @@
+"""Shared by the Android agent tests: layer keys, fast settings, a backend for a phone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from device_agents.android import AndroidBackend
+from tests.emulated_phone.state import PhoneDir
+from tests.live_server import LiveServer
+
+# A running ``hwlat serve`` and an admin token for it.
+Service = tuple[LiveServer, str]
+
+# Layer variants of the tiny-64 space; small enough to export and run in a blink.
+KEYS = [
+    "mbconv_hw32_i8_o16_k3_e3_s2",
+    "mbconv_hw16_i16_o16_k5_e6_s1",
+    "mbconv_hw8_i24_o24_k3_e6_s1",
+    "mbconv_hw32_i8_o16_k5_e3_s2",
+    "mbconv_hw16_i16_o24_k3_e3_s2",
+    "mbconv_hw8_i24_o24_k5_e3_s1",
+]
+FAST = {"warmup_runs": 2, "num_runs": 5}
+# benchmark_model warms up for at least 0.5 s by default; tests have no time for that.
+NO_WARMUP_FLOOR = ("--warmup_min_secs=0",)
+
+
+def android(phone: PhoneDir, binary: Path, **options: Any) -> AndroidBackend:
+    options.setdefault("extra_flags", NO_WARMUP_FLOOR)
+    return AndroidBackend(phone.serial, binary, **options)
+
+
+def printed_statistics(entry: dict[str, Any]) -> dict[str, float]:
+    """The timed phase's statistics line as the phone printed it (µs), read by a plain regex
+    rather than the agent's parser, so that comparing with it tests the parser too."""
+    lines = [ln for ln in (entry["stdout"] + entry["stderr"]).splitlines() if "count=" in ln]
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([-+.\deE]+)", lines[-1])}
+
+
+def layer_job(device_id: int, keys: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "profile_layers",
+        "device_id": device_id,
+        "payload": {"layer_keys": keys},
+        "settings": FAST,
+        **extra,
+    }

@@ -1,0 +1,76 @@
+"""`hwlat agent android` as a user runs it: a real service, emulated phones behind adb."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.android_helpers import Service
+from tests.live_server import list_layers, run_hwlat
+
+if TYPE_CHECKING:  # importing it for real would load the plugin before pytest rewrites it
+    from tests.emulated_phone.fixtures import MakePhones
+
+pytest_plugins = ["tests.emulated_phone.fixtures", "tests.android_fixtures"]
+pytestmark = pytest.mark.usefixtures("export_cache_env")
+
+KEYS = ["mbconv_hw32_i8_o16_k3_e3_s2", "mbconv_hw16_i16_o24_k5_e6_s2"]
+
+
+def test_agent_android_serves_every_phone_until_idle(
+    service: Service, make_phones: MakePhones, benchmark_binary: Path
+) -> None:
+    server, token = service
+    make_phones(2)
+    env = {**os.environ, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": token}
+    queued = run_hwlat(
+        [
+            "jobs",
+            "create",
+            "--selector",
+            "kind=android",
+            "--chunk",
+            "1",
+            "--warmup-runs",
+            "1",
+            "--num-runs",
+            "3",
+            *[a for k in KEYS for a in ("--layer", k)],
+        ],
+        env,
+    )
+    assert queued.returncode == 0, queued.stderr
+    ran = run_hwlat(
+        [
+            "agent",
+            "android",
+            "--benchmark-binary",
+            str(benchmark_binary),
+            "--until-idle",
+            "--poll",
+            "0.2",
+        ],
+        env,
+        timeout=180,
+    )
+    assert ran.returncode == 0, ran.stderr
+    lines = sorted(ran.stdout.splitlines())
+    assert [line.split()[0] for line in lines] == ["EMU0001", "EMU0002"]
+    done = sum(int(line.split("jobs done ")[1].split(",")[0]) for line in lines)
+    assert done == len(KEYS)
+    with server.client(token) as client:
+        devices = [d for d in client.get("/v1/devices").json()["items"] if d["kind"] == "android"]
+        stored = [row for d in devices for row in list_layers(client, d["id"])]
+    assert sorted(r["layer_key"] for r in stored) == sorted(KEYS)
+
+
+def test_agent_android_without_a_binary_is_a_one_line_error(tmp_path: Path) -> None:
+    out = run_hwlat(
+        ["agent", "android", "--benchmark-binary", str(tmp_path / "nope")], dict(os.environ)
+    )
+    assert out.returncode == 2
+    assert "is not a file" in out.stderr
+    assert "Traceback" not in out.stderr
