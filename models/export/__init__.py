@@ -1,0 +1,27 @@
+"""Exporters: layer variants and whole networks to TFLite (Keras) and ONNX (torch), cached.
+
+Nothing heavy is imported here; TensorFlow and torch load only in the process that converts.
+"""
+
+from models.export.api import export_keys, export_layer, export_network, export_spec
+from models.export.cache import CACHE_ENV, artifact_path, cache_root
+from models.export.converters import ConversionError
+from models.export.parallel import export_specs, export_variants
+from models.export.spec import EXPORTER_VERSION, ExportFormat, ExportSpec, Precision
+
+__all__ = [
+    "CACHE_ENV",
+    "EXPORTER_VERSION",
+    "ConversionError",
+    "ExportFormat",
+    "ExportSpec",
+    "Precision",
+    "artifact_path",
+    "cache_root",
+    "export_keys",
+    "export_layer",
+    "export_network",
+    "export_spec",
+    "export_specs",
+    "export_variants",
+]

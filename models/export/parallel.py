@@ -1,0 +1,151 @@
+"""Export many files at once: a process pool, a progress bar, cached files skipped."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+
+from models.export import converters
+from models.export.api import export_spec
+from models.export.cache import artifact_path, cache_root
+from models.export.spec import ExportFormat, ExportSpec, Precision
+from models.layer_key import LayerKey, parse
+
+
+def export_variants(
+    keys: Iterable[LayerKey | str],
+    fmt: ExportFormat | str = ExportFormat.TFLITE,
+    precision: Precision | str = Precision.FP32,
+    *,
+    workers: int = 2,
+    progress: bool = True,
+    cache_dir: Path | str | None = None,
+) -> dict[LayerKey, Path]:
+    """Export every layer key (duplicates once); return each key's cached file, in input order.
+
+    A skip key raises :class:`NothingToExport` before anything is converted.
+    """
+    parsed = dict.fromkeys(k if isinstance(k, LayerKey) else parse(k) for k in keys)
+    specs = {key: ExportSpec.layer(key, fmt, precision) for key in parsed}
+    paths = export_specs(specs.values(), workers=workers, progress=progress, cache_dir=cache_dir)
+    return {key: paths[spec] for key, spec in specs.items()}
+
+
+def export_specs(
+    specs: Iterable[ExportSpec],
+    *,
+    workers: int = 2,
+    progress: bool = True,
+    cache_dir: Path | str | None = None,
+) -> dict[ExportSpec, Path]:
+    """Export layers and networks alike; return each spec's cached file, in input order.
+
+    Specs already in the cache are not resubmitted. With ``workers > 1`` the conversions run in
+    a pool of spawned processes: TensorFlow is not fork-safe, and a fresh interpreter per worker
+    also keeps the caller free of TensorFlow's memory and threads.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    unique = list(dict.fromkeys(specs))
+    root = cache_root(cache_dir)
+    paths = {spec: artifact_path(spec, root) for spec in unique}
+    # Longest first (a network takes seconds, a layer a fraction): the pool's tail stays short.
+    todo = sorted((s for s in unique if not paths[s].exists()), key=lambda s: -len(s.keys))
+    if not todo:
+        return paths
+    with _progress(_title(unique, len(unique) - len(todo)), len(todo), enabled=progress) as bar:
+        if workers == 1 or len(todo) == 1:
+            for spec in todo:
+                export_spec(spec, root)
+                bar(_short_label(spec))
+        else:
+            _export_in_pool(todo, root, min(workers, len(todo)), bar)
+    return paths
+
+
+def _export_in_pool(
+    todo: list[ExportSpec], root: Path, workers: int, advance: Callable[[str], None]
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        futures: dict[Future[str], ExportSpec] = {
+            pool.submit(
+                _export_one,
+                spec.kind,
+                [str(k) for k in spec.keys],
+                spec.fmt.value,
+                spec.precision.value,
+                str(root),
+            ): spec
+            for spec in todo
+        }
+        try:
+            for future in as_completed(futures):
+                future.result()
+                advance(_short_label(futures[future]))
+        except BaseException:
+            # One failure (or Ctrl-C) stops the rest instead of converting for nothing.
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _title(specs: list[ExportSpec], cached: int) -> str:
+    kinds = sorted({f"{s.fmt.value} {s.precision.value}" for s in specs})
+    title = f"exporting {', '.join(kinds)}"
+    return title + (f" ({cached} cached)" if cached else "")
+
+
+def _short_label(spec: ExportSpec) -> str:
+    return str(spec.keys[0]) if spec.kind == "layer" else f"network of {len(spec.keys)} layers"
+
+
+def _init_worker() -> None:
+    converters.quiet_tensorflow()
+
+
+def _export_one(kind: str, keys: list[str], fmt: str, precision: str, root: str) -> str:
+    # Plain strings cross the process boundary: nothing depends on pickling the dataclasses.
+    parsed = [parse(k) for k in keys]
+    spec = (
+        ExportSpec.layer(parsed[0], fmt, precision)
+        if kind == "layer"
+        else ExportSpec.network(parsed, fmt, precision)
+    )
+    return str(export_spec(spec, root))
+
+
+@contextmanager
+def _progress(title: str, total: int, *, enabled: bool) -> Iterator[Callable[[str], None]]:
+    if not enabled:
+        yield lambda _done: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[last]}", style="dim"),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(title, total=total, last="")
+
+        def advance(done: str) -> None:
+            bar.update(task, advance=1, last=done)
+
+        yield advance

@@ -1,0 +1,138 @@
+"""The Keras and torch builders: shapes, seeded weights, and MAC/parameter counts of the built
+models against the analytic ones of the layer key."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.blocks import NothingToExport, block_params, network_blocks, sample_input
+from models.layer_key import LayerKey, Op, parse
+from models.model_stats import keras_macs, keras_params, torch_macs, torch_params
+from models.spaces import get_space
+from models.torch_blocks import build_torch_layer, build_torch_network
+
+# Every structural case: expansion or not, stride 1/2, residual or not, SE or not, each
+# activation, and the fixed conv stem and classifier head.
+KEYS = [
+    "mbconv_hw16_i16_o24_k5_e6_s2",
+    "mbconv_hw16_i24_o24_k3_e3_s1",
+    "mbconv_hw16_i24_o24_k3_e6_s1_se",
+    "mbconv_hw15_i16_o24_k3_e3_s2_se",
+    "mbconv_hw32_i16_o8_k3_e1_s1",
+    "mbconv_hw8_i24_o24_k5_e6_s1_hswish",
+    "mbconv_hw8_i24_o32_k3_e3_s1_swish",
+    "mbconv_hw8_i24_o24_k3_e3_s1_relu",
+    "conv_hw64_i3_o16_k3_s2",
+    "head_hw8_i32_o128_c10",
+]
+# Stride 1 only: at stride 2 torch pads symmetrically and TF does not (see torch_blocks).
+STRIDE_1_KEYS = [k for k in KEYS if parse(k).stride == 1]
+
+
+def nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def to_nhwc(y: torch.Tensor) -> np.ndarray:
+    out = y.detach().numpy()
+    return out.transpose(0, 2, 3, 1) if out.ndim == 4 else out
+
+
+@pytest.mark.parametrize("text", KEYS)
+def test_torch_block_macs_and_params_match_the_key(text: str) -> None:
+    key = parse(text)
+    module = build_torch_layer(key)
+    n, h, w, c = key.input_shape_nhwc
+    assert torch_macs(module, (n, c, h, w)) == key.macs
+    assert torch_params(module) == key.params
+
+
+@pytest.mark.parametrize("text", KEYS)
+def test_torch_block_output_shape_and_values(text: str) -> None:
+    key = parse(text)
+    with torch.no_grad():
+        out = to_nhwc(build_torch_layer(key)(nchw(sample_input(key.input_shape_nhwc))))
+    assert out.shape == key.output_shape_nhwc
+    assert np.isfinite(out).all()
+    assert out.std() > 0.1  # random BN statistics: the block is far from an identity or zero
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", KEYS)
+def test_keras_block_macs_params_and_shape_match_the_key(text: str) -> None:
+    from models.keras_blocks import build_keras_layer
+
+    key = parse(text)
+    model = build_keras_layer(key)
+    assert keras_macs(model) == key.macs
+    assert keras_params(model) == key.params
+    assert tuple(model.output.shape) == key.output_shape_nhwc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", STRIDE_1_KEYS)
+def test_keras_and_torch_blocks_compute_the_same_function(text: str) -> None:
+    from models.keras_blocks import build_keras_layer
+
+    key = parse(text)
+    x = sample_input(key.input_shape_nhwc)
+    keras_out = np.asarray(build_keras_layer(key)(x))
+    with torch.no_grad():
+        torch_out = to_nhwc(build_torch_layer(key)(nchw(x)))
+    np.testing.assert_allclose(keras_out, torch_out, rtol=1e-4, atol=1e-4)
+
+
+def test_weights_are_deterministic_and_salted_by_position() -> None:
+    key = parse("mbconv_hw16_i24_o24_k3_e6_s1_se")
+    first, again, other = block_params(key), block_params(key), block_params(key, position=3)
+    assert first.keys() == again.keys() == other.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+    assert not np.array_equal(first["project.conv.weight"], other["project.conv.weight"])
+    # BN is not the identity, so a lost or wrongly folded BN changes the output.
+    assert not np.allclose(first["project.bn.running_var"], 1.0)
+    assert not np.allclose(first["project.bn.running_mean"], 0.0)
+
+
+def test_sample_input_is_deterministic() -> None:
+    a, b = sample_input((1, 8, 8, 3)), sample_input((1, 8, 8, 3))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, sample_input((1, 8, 8, 3), seed=1))
+    assert a.dtype == np.float32
+
+
+def test_skip_has_nothing_to_build() -> None:
+    skip = parse("skip_hw16_i24_o24")
+    with pytest.raises(ValueError, match=r"skip .*nothing to build or export"):
+        build_torch_layer(skip)
+    with pytest.raises(NothingToExport):
+        block_params(skip)
+
+
+def test_network_drops_skips_and_checks_chaining() -> None:
+    space = get_space("tiny-64")
+    arch = [0, 4, 3, 4]  # both non-first layers skipped
+    keys = space.network(arch)
+    blocks = network_blocks(keys)
+    assert all(k.op is not Op.SKIP for k in blocks)
+    assert len(blocks) == len(keys) - 2
+    with pytest.raises(ValueError, match="cannot follow"):
+        network_blocks([keys[0], keys[2]])  # the stem gives 16 channels, layer 0 takes 8
+    with pytest.raises(ValueError, match="cannot follow"):
+        network_blocks([keys[-1], keys[-1]])
+    with pytest.raises(ValueError, match="nothing to build"):
+        network_blocks([LayerKey(Op.SKIP, 8, 8, 8)])
+
+
+def test_torch_network_output_shape_and_macs() -> None:
+    space = get_space("tiny-64")
+    arch = [1, 4, 2, 0]
+    keys = space.network(arch)
+    module = build_torch_network(keys)
+    with torch.no_grad():
+        out = module(torch.from_numpy(sample_input((1, 3, 64, 64))))
+    assert tuple(out.shape) == (1, 10)
+    assert torch_macs(module, (1, 3, 64, 64)) == sum(k.macs for k in keys)
+    assert torch_params(module) == sum(k.params for k in keys)

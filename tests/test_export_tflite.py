@@ -1,0 +1,138 @@
+"""Keras -> TFLite export: the files run in LiteRT, hold the expected operators, and compute
+what the Keras model computes (fp32 tightly, int8 after dequantisation loosely)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.blocks import sample_input
+from models.export import export_layer, export_network
+from models.layer_key import LayerKey, Op, parse
+from models.spaces import get_space
+from models.tflite_inspect import load_interpreter, operator_names, run_float
+
+pytestmark = pytest.mark.slow
+
+KEYS = [
+    "mbconv_hw16_i16_o24_k5_e6_s2",
+    "mbconv_hw16_i24_o24_k3_e3_s1",
+    "mbconv_hw16_i24_o24_k3_e6_s1_se",
+    "mbconv_hw15_i16_o24_k3_e3_s2_se",
+    "mbconv_hw32_i16_o8_k3_e1_s1",
+    "conv_hw64_i3_o16_k3_s2",
+    "head_hw8_i32_o128_c10",
+]
+INT8_KEYS = ["mbconv_hw16_i24_o24_k3_e6_s1_se", "conv_hw64_i3_o16_k3_s2", "head_hw8_i32_o128_c10"]
+SE_OPS = {"MEAN", "LOGISTIC", "MUL"}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def exported(key: str, cache_dir: Path, precision: str = "fp32") -> Path:
+    # The cache makes repeated calls across tests free.
+    return export_layer(key, "tflite", precision, cache_dir=cache_dir)
+
+
+@pytest.mark.parametrize("text", KEYS)
+def test_runs_in_litert_with_the_layer_output_shape(text: str, cache_dir: Path) -> None:
+    key = parse(text)
+    interpreter = load_interpreter(exported(text, cache_dir))
+    (inp,) = interpreter.get_input_details()
+    assert tuple(inp["shape"]) == key.input_shape_nhwc
+    y = run_float(interpreter, sample_input(key.input_shape_nhwc))
+    assert y.shape == key.output_shape_nhwc
+    assert np.isfinite(y).all()
+
+
+def expected_op_counts(key: LayerKey) -> Counter[str]:
+    if key.op is Op.CONV:
+        return Counter({"CONV_2D": 1})
+    if key.op is Op.HEAD:
+        return Counter({"CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1})
+    # expand (if any) + project, plus the two 1x1 convs of SE; BN and ReLU6 fold into them.
+    convs = (key.expansion > 1) + 1 + 2 * key.se
+    counts = Counter({"CONV_2D": convs, "DEPTHWISE_CONV_2D": 1})
+    if key.se:
+        counts.update(SE_OPS)
+    if key.has_residual:
+        counts["ADD"] = 1
+    return counts
+
+
+@pytest.mark.parametrize("text", KEYS)
+def test_holds_the_expected_operators(text: str, cache_dir: Path) -> None:
+    key = parse(text)
+    ops = operator_names(exported(text, cache_dir))
+    assert Counter(ops) == expected_op_counts(key)
+    if key.op is Op.MBCONV:
+        assert ("ADD" in ops) == key.has_residual
+        assert set(ops) >= SE_OPS if key.se else not SE_OPS & set(ops)
+
+
+@pytest.mark.parametrize("text", KEYS)
+def test_fp32_output_equals_the_keras_model(text: str, cache_dir: Path) -> None:
+    from models.keras_blocks import build_keras_layer
+
+    key = parse(text)
+    x = sample_input(key.input_shape_nhwc)
+    expected = np.asarray(build_keras_layer(key)(x))
+    got = run_float(exported(text, cache_dir), x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("text", INT8_KEYS)
+def test_int8_runs_on_int8_input_and_stays_close_to_fp32(text: str, cache_dir: Path) -> None:
+    key = parse(text)
+    interpreter = load_interpreter(exported(text, cache_dir, "int8"))
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["dtype"] == np.int8
+    assert out["dtype"] == np.int8
+    assert inp["quantization"][0] > 0  # a real scale, not the float placeholder
+    x = sample_input(key.input_shape_nhwc)
+    reference = run_float(exported(text, cache_dir), x)
+    quantised = run_float(interpreter, x)
+    assert quantised.shape == reference.shape
+    relative_error = np.abs(quantised - reference).mean() / reference.std()
+    assert relative_error < 0.1
+    assert np.corrcoef(quantised.ravel(), reference.ravel())[0, 1] > 0.98
+    # Full-integer: the convolutions really run in int8.
+    assert Counter(operator_names(exported(text, cache_dir, "int8"))) == expected_op_counts(key)
+
+
+def test_int8_and_fp32_are_different_files(cache_dir: Path) -> None:
+    text = INT8_KEYS[0]
+    fp32, int8 = exported(text, cache_dir), exported(text, cache_dir, "int8")
+    assert fp32 != int8
+    assert int8.stat().st_size < fp32.stat().st_size
+
+
+def test_network_exports_and_matches_keras(cache_dir: Path) -> None:
+    from models.keras_blocks import build_keras_network
+
+    space = get_space("tiny-64")
+    arch = [3, 4, 1, 2]  # layer 1 skipped
+    path = export_network(space, arch, "tflite", cache_dir=cache_dir)
+    x = sample_input((1, 64, 64, 3))
+    got = run_float(path, x)
+    assert got.shape == (1, 10)
+    keys = space.network(arch)
+    np.testing.assert_allclose(got, np.asarray(build_keras_network(keys)(x)), rtol=1e-4, atol=1e-4)
+    blocks = sum(k.op is Op.MBCONV for k in keys)
+    assert Counter(operator_names(path))["DEPTHWISE_CONV_2D"] == blocks
+    # The same architecture again is the same file; another choice is another file.
+    assert export_network(space, arch, "tflite", cache_dir=cache_dir) == path
+    assert export_network(space, [3, 0, 1, 2], "tflite", cache_dir=cache_dir) != path
+
+
+def test_int8_network_runs_with_int8_io(cache_dir: Path) -> None:
+    path = export_network(get_space("tiny-64"), [0, 4, 2, 3], "tflite", "int8", cache_dir=cache_dir)
+    interpreter = load_interpreter(path)
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert run_float(interpreter, sample_input((1, 64, 64, 3))).shape == (1, 10)
