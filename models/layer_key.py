@@ -240,10 +240,12 @@ def _validate(key: LayerKey) -> None:
     def bad(token: str, why: str) -> ValueError:
         return ValueError(f"impossible layer: {token} {why}")
 
-    for field in ("hw", "cin", "cout", "kernel", "expansion", "stride"):
+    for field in ("hw", "cin", "cout", "kernel", "expansion", "stride", "classes"):
         value = getattr(key, field)
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{field} must be an int, got {value!r}")
+    if not isinstance(key.se, bool):
+        raise TypeError(f"se must be a bool, got {key.se!r}")
     if key.hw < 1:
         raise bad(f"hw{key.hw}", "is not a positive resolution")
     if key.cin < 1:

@@ -142,3 +142,18 @@ def test_head_counts_conv_and_classifier() -> None:
     head = parse("head_hw7_i320_o1280_c1000")
     assert head.macs == 49 * 320 * 1280 + 1280 * 1000
     assert head.output_shape_nhwc == (1, 1000)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"classes": 10.0}, {"cin": 3.0}, {"cin": True}],
+)
+def test_non_integer_fields_are_rejected(kwargs: dict[str, object]) -> None:
+    fields: dict[str, object] = {"op": Op.HEAD, "hw": 7, "cin": 320, "cout": 1280, "classes": 10}
+    with pytest.raises(TypeError, match="must be an int"):
+        LayerKey(**{**fields, **kwargs})  # type: ignore[arg-type]
+
+
+def test_se_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="se must be a bool"):
+        LayerKey(Op.MBCONV, 14, 80, 80, 3, 3, 1, se="no")  # type: ignore[arg-type]
