@@ -7,7 +7,8 @@ from sqlalchemy import Engine
 
 import hwlat
 from latency_service import health, http_errors
-from latency_service.db import make_engine, session_factory
+from latency_service.auth.service import TokenCache
+from latency_service.db import READ_ONLY, make_engine, session_factory
 from latency_service.devices.endpoints import router as devices_router
 from latency_service.jobs.endpoints import router as jobs_router
 from latency_service.measurements.endpoints import router as measurements_router
@@ -28,7 +29,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
-    app.state.predictor_cache = CompiledCache()
+    app.state.read_session_factory = session_factory(engine.execution_options(**READ_ONLY))
+    app.state.token_cache = TokenCache(ttl_s=settings.token_cache_s)
+    app.state.predictor_cache = CompiledCache(version_ttl_s=settings.predictor_refresh_s)
     http_errors.install(app)
     app.include_router(health.router)
     app.include_router(devices_router)

@@ -9,8 +9,14 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from latency_service.auth.service import LOCAL_PRINCIPAL, Principal, Scope, authenticate, require
-from latency_service.db import READ_ONLY
+from latency_service.auth.service import (
+    LOCAL_PRINCIPAL,
+    Principal,
+    Scope,
+    TokenCache,
+    authenticate,
+    require,
+)
 from latency_service.settings import Settings
 
 
@@ -21,8 +27,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 def get_read_session(request: Request) -> Iterator[Session]:
     """A session for requests that only read: on SQLite its transaction takes no write lock."""
-    with request.app.state.session_factory() as session:
-        session.connection(execution_options=READ_ONLY)
+    # Bound to the engine with the read-only option, so no connection is taken until a
+    # query needs one (a predict answered from caches needs none).
+    with request.app.state.read_session_factory() as session:
         yield session
 
 
@@ -49,7 +56,13 @@ def _principal(
 ) -> Principal:
     if settings.auth_disabled:
         return LOCAL_PRINCIPAL
-    return authenticate(session, request.headers.get("authorization"))
+    cache: TokenCache = request.app.state.token_cache
+    header = request.headers.get("authorization")
+    principal = cache.get(header)
+    if principal is None:
+        principal = authenticate(session, header)
+        cache.put(header, principal)
+    return principal
 
 
 def scoped(scope: Scope) -> Callable[..., Principal]:

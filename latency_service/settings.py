@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     auth_disabled: bool = False
     max_batch_items: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=1_000, ge=1)
+    # How stale a worker's idea of a device's newest predictor version may be, in seconds.
+    predictor_refresh_s: float = Field(default=1.0, ge=0)
+    # How long a verified token is trusted without asking the database again, in seconds.
+    token_cache_s: float = Field(default=5.0, ge=0)
 
     @field_validator("database_url")
     @classmethod

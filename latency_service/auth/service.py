@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -76,3 +77,31 @@ def require(principal: Principal, scope: Scope) -> Principal:
             f"{scope.name!r} or higher"
         )
     return principal
+
+
+class TokenCache:
+    """Recently verified tokens, so that hot read paths (predict) skip the database.
+
+    Entries live ``ttl_s`` seconds: a token revoked in the database stops working within
+    that time in every worker. Only successful checks are cached.
+    """
+
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 1024) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, header: str | None) -> Principal | None:
+        if header is None:
+            return None
+        found = self._entries.get(header)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def put(self, header: str | None, principal: Principal) -> None:
+        if header is None:
+            return
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[header] = (principal, time.monotonic() + self._ttl_s)

@@ -33,9 +33,13 @@ CacheDep = Annotated[CompiledCache, Depends(get_cache)]
 
 
 @router.post("/v1/devices/{device_id}/predictors", response_model=PredictorOut, status_code=201)
-def fit_predictor(device_id: int, session: SessionDep, _: AdminToken) -> PredictorOut:
+def fit_predictor(
+    device_id: int, session: SessionDep, cache: CacheDep, _: AdminToken
+) -> PredictorOut:
     """Fit a new predictor version from the device's current measurements."""
-    return PredictorOut.model_validate(service.fit_for_device(session, device_id))
+    predictor = service.fit_for_device(session, device_id)
+    cache.forget(device_id)
+    return PredictorOut.model_validate(predictor)
 
 
 @router.get("/v1/devices/{device_id}/predictors", response_model=PredictorList)
@@ -108,6 +112,7 @@ def runtime_table(
 def import_runtime_table(
     device_id: int,
     session: SessionDep,
+    cache: CacheDep,
     _: AdminToken,
     content: Annotated[str, Body(media_type="text/plain", description="The table file")],
     space: str = "spnas-mobilenetv2-224",
@@ -133,9 +138,9 @@ def import_runtime_table(
     except formats.TableFormatError as error:
         raise InvalidInput(str(error)) from None
     source = {"format": format, "space": search_space.name, "constant_ms": constant_ms}
-    return PredictorOut.model_validate(
-        service.import_artifact(session, device_id, artifact, source)
-    )
+    predictor = service.import_artifact(session, device_id, artifact, source)
+    cache.forget(device_id)
+    return PredictorOut.model_validate(predictor)
 
 
 def _json(text: str) -> Any:

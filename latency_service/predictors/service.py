@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -167,17 +168,33 @@ def latest_version(session: Session, device_id: int) -> tuple[int, int] | None:
 class CompiledCache:
     """Compiled predictors of this worker process, by (device, space, version).
 
-    Each request asks the database for the newest version (one indexed read), so a new fit is
-    used by the next request without a restart; compiling happens once per version.
+    The newest version is read from the database at most once a second per device, so a new
+    fit is in use within a second, without a restart; compiling happens once per version.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, version_ttl_s: float = 1.0) -> None:
         self._lock = threading.Lock()
         self._compiled: dict[tuple[int, str], CompiledSpace] = {}
         self._artifacts: dict[int, tuple[int, PredictorArtifact]] = {}
+        self._latest: dict[int, tuple[tuple[int, int] | None, float]] = {}
+        self._version_ttl_s = version_ttl_s
+
+    def _latest_version(self, session: Session, device_id: int) -> tuple[int, int] | None:
+        """The newest version, asked of the database at most every ``version_ttl_s``."""
+        cached = self._latest.get(device_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] is not None and cached[1] > now:
+            return cached[0]
+        latest = latest_version(session, device_id)
+        self._latest[device_id] = (latest, now + self._version_ttl_s)
+        return latest
+
+    def forget(self, device_id: int) -> None:
+        """Drop the remembered newest version (this worker just stored a new one)."""
+        self._latest.pop(device_id, None)
 
     def artifact(self, session: Session, device_id: int) -> tuple[int, PredictorArtifact]:
-        latest = latest_version(session, device_id)
+        latest = self._latest_version(session, device_id)
         if latest is None:
             devices.get(session, device_id)
             raise NoPredictor(
