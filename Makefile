@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit bench clean
+.PHONY: test lint typecheck unit bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,17 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The main job end to end on this machine; extra flags through DEMO_ARGS (e.g. --keep-serving).
+demo: $(STAMP)
+	$(BIN)/hwlat demo $(DEMO_ARGS)
+
+# Writes docs/bench/*.json, then docs/benchmarks.md from them.
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_export
+	$(BIN)/python -m scripts.bench_ingest
+	$(BIN)/python -m scripts.bench_predict
+	$(BIN)/python -m scripts.bench_accuracy
+	$(BIN)/python -m scripts.bench_report
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hwlat-demo

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import httpx
 import typer
 
 from device_agents.cli import agent_app, jobs_app
 from device_agents.client import ServiceError
+from hwlat import model_cli
 from latency_service.cli import db_app, serve, token_app
 from models.cli import space_app
 from models.export_cli import export_app
@@ -27,6 +30,40 @@ app.add_typer(token_app, name="token")
 app.command("serve")(serve)
 app.add_typer(agent_app, name="agent")
 app.add_typer(jobs_app, name="jobs")
+app.command("fit")(model_cli.fit)
+app.command("predict")(model_cli.predict)
+app.command("validate")(model_cli.validate)
+
+
+@app.command("demo")
+def demo(
+    space: Annotated[str, typer.Option(help="Search space.")] = "spnas-mobilenetv2-224",
+    n_validate: Annotated[int, typer.Option(min=2, help="Validation architectures.")] = 100,
+    n_calibrate: Annotated[int, typer.Option(min=0, help="Calibration networks.")] = 20,
+    repeats: Annotated[int, typer.Option(min=1, help="Interleaved measurements each.")] = 3,
+    num_runs: Annotated[int, typer.Option(min=1, help="Timed runs per measurement.")] = 50,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    workdir: Annotated[Path, typer.Option(help="Service data and log.")] = Path(".hwlat-demo"),
+    report: Annotated[Path, typer.Option(help="Report file.")] = Path("hwlat-report.json"),
+    keep_serving: Annotated[bool, typer.Option(help="Leave the service up when done.")] = False,
+    port: Annotated[int | None, typer.Option(help="Service port (default: a free one).")] = None,
+) -> None:
+    """The main job on this machine: profile, fit, validate, report (hwlat-report.json)."""
+    from hwlat.demo import run_demo
+
+    run_demo(
+        space_name=space,
+        workdir=workdir,
+        report_path=report,
+        n_validate=n_validate,
+        n_calibrate=n_calibrate,
+        repeats=repeats,
+        num_runs=num_runs,
+        seed=seed,
+        keep_serving=keep_serving,
+        port=port,
+    )
+
 
 # Domain errors carry a message written for the user; everything else is a bug and keeps its
 # traceback.
@@ -34,6 +71,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     LookupError,
     FileNotFoundError,
+    ImportError,
     ServiceError,
     httpx.TransportError,
 )

@@ -157,6 +157,7 @@ def validate(
         **metrics,
         "baselines": baselines,
         "details": details,
+        "layers": layers,
     }
 
 

@@ -1,0 +1,93 @@
+"""Running a host agent inside this process over the job queue, exports done up front.
+
+Converting models is the slow part of profiling on a host (about half a second per layer,
+seconds per network); the measuring itself is milliseconds. Exporting every queued model in
+parallel first lets both cores convert, and keeps the two costs apart in the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from device_agents.client import ServiceClient
+from device_agents.host import HostBackend
+from device_agents.runners import RunSettings
+from device_agents.worker import WorkerStats, run_worker
+from models import SearchSpace, get_space, parse
+from models.export import ExportSpec, export_specs
+
+
+@dataclass
+class Timings:
+    export_s: float = 0.0
+    measure_s: float = 0.0
+    jobs: list[WorkerStats] = field(default_factory=list)
+
+
+def queued_specs(client: ServiceClient, device_id: int, backend: HostBackend) -> list[ExportSpec]:
+    """Every model file the device's queued jobs will need."""
+    specs: list[ExportSpec] = []
+    fmt = backend.export_format
+    for job in client.list_jobs(status="queued", device_id=device_id, limit=1000):
+        payload = job["payload"]
+        if job["kind"] == "profile_layers":
+            specs += [ExportSpec.layer(parse(k), fmt, "fp32") for k in payload["layer_keys"]]
+        else:
+            space = get_space(payload["space"])
+            specs += [
+                ExportSpec.network(space.network(a), fmt, "fp32") for a in payload["architectures"]
+            ]
+    return specs
+
+
+def host_agent_runner(
+    client: ServiceClient,
+    device_id: int,
+    space: SearchSpace,
+    backend: HostBackend | None = None,
+    base: RunSettings | None = None,
+    timings: Timings | None = None,
+    workers: int = 2,
+) -> Callable[[], None]:
+    """A function that exports what the queue needs, then works the queue until it is empty."""
+    backend = backend or HostBackend()
+    base = base or backend.settings()
+    timings = timings if timings is not None else Timings()
+
+    def run() -> None:
+        started = time.monotonic()
+        export_specs(queued_specs(client, device_id, backend), workers=workers, progress=True)
+        timings.export_s += time.monotonic() - started
+        started = time.monotonic()
+        stats = run_worker(
+            client,
+            backend,
+            device_id,
+            f"host:{backend.name}",
+            base,
+            stop_when_idle=True,
+            show_progress=True,
+        )
+        timings.measure_s += time.monotonic() - started
+        timings.jobs.append(stats)
+        if stats.failed:
+            raise RuntimeError(f"{len(stats.failed)} profiling job(s) failed: {stats.failed}")
+
+    return run
+
+
+def layer_job_specs(
+    space: SearchSpace, chunk: int, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
+    keys = [str(k) for k in space.variants()]
+    return [
+        {
+            "kind": "profile_layers",
+            "payload": {"layer_keys": keys[i : i + chunk]},
+            "settings": settings,
+        }
+        for i in range(0, len(keys), chunk)
+    ]

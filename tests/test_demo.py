@@ -1,0 +1,66 @@
+"""`hwlat demo` end to end on the small space: service, queue, host agent, fit, validate."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from models import get_space
+from tests.live_server import run_hwlat
+
+METRICS = {"n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau"}
+
+
+def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HWLAT_")}
+    env["HWLAT_CACHE_DIR"] = str(tmp_path / "cache")
+    report_path = tmp_path / "hwlat-report.json"
+    out = run_hwlat(
+        [
+            "demo",
+            "--space",
+            "tiny-64",
+            "--n-validate",
+            "12",
+            "--n-calibrate",
+            "6",
+            "--repeats",
+            "1",
+            "--num-runs",
+            "5",
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--report",
+            str(report_path),
+        ],
+        env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["space"] == "tiny-64"
+    assert report["device"]["kind"] == "host"
+    assert report["device"]["runtime"] == "litert"
+    assert report["layer_measurements"] == len(get_space("tiny-64").variants())  # repeats 1
+    assert report["network_measurements"] == 12 + 6
+    assert report["predictor_version"] == 1
+    assert set(report["validation"]) == METRICS
+    assert report["validation"]["n"] == 12
+    assert set(report["baselines"]) == {"macs_proportional", "table_sum", "nn_meter_rf"}
+    for metrics in report["baselines"].values():
+        assert set(metrics) == METRICS
+        assert 0 <= metrics["within_10pct"] <= 1
+    seconds = report["profiling_seconds"]
+    assert seconds["all_measure"] > 0
+    assert seconds["all_export"] >= seconds["layers_export"]
+    # The summary people read: the predictor and every baseline on one table.
+    assert "hwlat v1" in out.stdout
+    assert "nn_meter_rf" in out.stdout
+    assert f"wrote {report_path}" in out.stdout
+    # The service was stopped: its port no longer answers.
+    with pytest.raises(httpx.TransportError):
+        httpx.get(report["service_url"] + "/healthz", timeout=2)
