@@ -8,7 +8,7 @@ Each repetition starts from a fresh, empty cache directory and runs the command 
 variant, the second finds them all in the content-addressed cache. Times are wall-clock
 (``time.monotonic`` around the whole process), so they include Python start-up, spawning the
 workers and importing TensorFlow in each. The cache lookup alone (``export_variants`` on the
-filled cache, in this process) is timed too. Writes bench-results/export.json and prints a
+filled cache, in this process) is timed too. Writes docs/bench/export.json and prints a
 markdown table.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,14 +24,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from models.export import export_variants
 from models.spaces import get_space
+from scripts import bench_env
 
-OUT = Path("bench-results/export.json")
+OUT = Path("docs/bench/export.json")
 
 
 @dataclass
@@ -102,41 +101,7 @@ def run(space: str, fmt: str, precision: str, workers: int, reps: int) -> Result
 
 
 def environment() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                cpu,
-            )
-    except OSError:
-        pass
-    packages = {}
-    for name in ("tensorflow-cpu", "tensorflow", "keras", "torch", "onnx"):
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "packages": packages,
-        "git": _git_revision(),
-    }
-
-
-def _git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty else "")
+    return bench_env.environment(("tensorflow-cpu", "tensorflow", "keras", "torch", "onnx"))
 
 
 def table(results: list[Result], space: str, fmt: str, precision: str) -> str:

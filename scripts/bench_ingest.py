@@ -5,7 +5,7 @@
 One client uploads layer-measurement batches back to back (keep-alive, one Idempotency-Key per
 batch, as a device agent does) to a one-worker service; a run is a fixed number of batches and
 its throughput is measurements stored per second of wall time. Reports the median of the runs.
-Writes bench-results/ingest.json and prints a markdown table.
+Writes docs/bench/ingest.json and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -13,29 +13,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sqlite3
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
 from latency_service.db import make_engine
+from scripts import bench_env
 from tests.live_server import LiveServer, create_token, hwlat_env, register_device
 from tests.postgres import POSTGRES_URL, create_postgres_database, drop_postgres_database
 from tests.service_data import LAYER_KEYS, layer_measurement
 
-OUT = Path("bench-results/ingest.json")
+OUT = Path("docs/bench/ingest.json")
 # Measurements per run; small batches get fewer so that batch size 1 does not dominate runtime,
 # but every run has at least MIN_REQUESTS requests so that one slow request does not decide it.
 TARGET_MEASUREMENTS = 3_000
@@ -133,35 +130,8 @@ def bench_backend(backend: str, batch_sizes: list[int], reps: int) -> list[Resul
 
 
 def environment(backends: list[str]) -> dict[str, Any]:
-    def cpu_model() -> str:
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-        return platform.processor() or "unknown"
-
-    def git_revision() -> str:
-        try:
-            rev = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-        return rev + ("+dirty" if dirty else "")
-
-    env: dict[str, Any] = {
-        "cpu": cpu_model(),
-        "cpus": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "packages": {p: version(p) for p in ("fastapi", "uvicorn", "sqlalchemy", "psycopg")},
-        "git": git_revision(),
-    }
+    env = bench_env.environment(("fastapi", "uvicorn", "sqlalchemy", "psycopg"))
+    env["sqlite"] = sqlite3.sqlite_version
     if "postgresql" in backends:
         engine = make_engine(POSTGRES_URL)
         try:

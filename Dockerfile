@@ -1,0 +1,20 @@
+# The latency service only: no TensorFlow, torch or runtimes (agents run on the devices' hosts).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY hwlat ./hwlat
+COPY models ./models
+COPY latency_service ./latency_service
+COPY device_agents ./device_agents
+COPY migrations ./migrations
+RUN pip install '.[service]'
+
+RUN useradd --create-home hwlat
+USER hwlat
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+# Migrations run at start (hwlat serve --upgrade is the default).
+CMD ["hwlat", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -1,0 +1,41 @@
+"""What every benchmark records about the run: machine, Python, package versions, revision."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from device_agents.host import cpu_model
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
+def environment(packages: tuple[str, ...]) -> dict[str, Any]:
+    found = {}
+    for name in packages:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return {
+        "cpu": cpu_model(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "load_average_1_5_15min": os.getloadavg(),
+        "packages": found,
+        "git": git_revision(),
+    }

@@ -1,0 +1,178 @@
+"""Prediction speed: in process, a 10,000-architecture batch over HTTP, and concurrent load.
+
+Run: ``python -m scripts.bench_predict`` (``make bench``). Writes ``docs/bench/predict.json``
+and prints a markdown table. Every figure is a median over repetitions measured in this run,
+and the in-process rate is compared with an OFA-style per-architecture dict-lookup loop
+timed in the same run on the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from latency_service.predictors.compiled import compile_space
+from latency_service.predictors.formats import from_spnas
+from latency_service.process import ServiceProcess, create_token, hwlat_env
+from models import SearchSpace, get_space
+from scripts import bench_env
+from scripts.bench_report import predict_section
+
+ROOT = Path(__file__).resolve().parents[1]
+PIXEL1 = ROOT.parent / "shared" / "data" / "spnas_pixel1_runtime_model.json"
+SEED_CONSTANT_MS = 19.5999
+OUT = ROOT / "docs" / "bench" / "predict.json"
+
+
+def ofa_style_loop(
+    space: SearchSpace, table: dict[str, dict[str, float]], archs: np.ndarray[Any, Any]
+) -> list[float]:
+    """What OFA/ProxylessNAS-style estimators do: per architecture, per layer, build a key
+    and look it up in a dict."""
+    lut: dict[str, float] = {}
+    for position, slot in enumerate(space.layers):
+        for c in range(len(slot.candidates)):
+            key = str(slot.key(c))
+            lut[f"{position}:{key}"] = table[str(position + 1)].get(str(c), 0.0)
+    out = []
+    for arch in archs.tolist():
+        total = SEED_CONSTANT_MS
+        for position, choice in enumerate(arch):
+            key = str(space.layers[position].key(choice))
+            total += lut[f"{position}:{key}"]
+        out.append(total)
+    return out
+
+
+def in_process(space: SearchSpace, reps: int) -> dict[str, Any]:
+    table = json.loads(PIXEL1.read_text())
+    compiled = compile_space(from_spnas(table, space, SEED_CONSTANT_MS), space, version=1)
+    archs = space.sample(1_000_000, seed=0)
+    rates = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        latency, _ = compiled.predict(archs)
+        rates.append(len(archs) / (time.perf_counter() - started))
+    few = archs[:20_000]
+    loop_rates = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        expected = ofa_style_loop(space, table, few)
+        loop_rates.append(len(few) / (time.perf_counter() - started))
+    if not np.allclose(expected, latency[: len(few)]):
+        raise AssertionError("the compiled predictor and the dict loop disagree")
+    fast, slow = statistics.median(rates), statistics.median(loop_rates)
+    return {
+        "archs_per_s": fast,
+        "ofa_loop_archs_per_s": slow,
+        "speedup": fast / slow,
+        "batch": len(archs),
+        "reps": reps,
+    }
+
+
+def over_http(
+    space: SearchSpace, reps: int, load_seconds: float, rate: float, workers: int
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = hwlat_env(Path(tmp))
+        with ServiceProcess(
+            env, Path(tmp) / "service.log", workers=workers, log_level="warning"
+        ) as server:
+            token = create_token(env, "admin", name="bench")
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+                device = client.post(
+                    "/v1/devices",
+                    json={
+                        "name": "pixel1-seed",
+                        "kind": "android",
+                        "model": "Pixel 1",
+                        "runtime": "benchmark_model",
+                        "runtime_version": "spnas-published",
+                    },
+                ).json()
+                client.post(
+                    f"/v1/devices/{device['id']}/runtime-table",
+                    params={"space": space.name, "constant_ms": SEED_CONSTANT_MS},
+                    content=PIXEL1.read_text(),
+                    headers={"Content-Type": "text/plain"},
+                ).raise_for_status()
+                body = {
+                    "device_id": device["id"],
+                    "space": space.name,
+                    "architectures": space.sample(10_000, seed=1).tolist(),
+                }
+                client.post("/v1/predict", json=body).raise_for_status()  # compile + warm
+                batch_ms = []
+                for _ in range(reps):
+                    started = time.perf_counter()
+                    response = client.post("/v1/predict", json=body)
+                    batch_ms.append(1000 * (time.perf_counter() - started))
+                    response.raise_for_status()
+            load = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "scripts.loadgen",
+                    "--url",
+                    server.url,
+                    "--token",
+                    token,
+                    "--device",
+                    str(device["id"]),
+                    "--space",
+                    space.name,
+                    "--rate",
+                    str(rate),
+                    "--seconds",
+                    str(load_seconds),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+                timeout=load_seconds + 120,
+            )
+    return {
+        "batch_10000_ms_median": statistics.median(batch_ms),
+        "batch_10000_ms_runs": batch_ms,
+        "load": {**json.loads(load.stdout), "service_workers": workers},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--load-seconds", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    space = get_space("spnas-mobilenetv2-224")
+    result: dict[str, Any] = {
+        "benchmark": "predict",
+        "command": "python -m scripts.bench_predict " + " ".join(sys.argv[1:]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "environment": bench_env.environment(("numpy", "fastapi", "uvicorn", "httptools")),
+        "in_process": in_process(space, args.reps),
+        "http": over_http(space, args.reps, args.load_seconds, args.rate, args.workers),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n".join(predict_section(result)))
+    print(f"\nwrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
