@@ -33,6 +33,7 @@ demo: $(STAMP)
 # Writes docs/bench/*.json, then docs/benchmarks.md from them.
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_export
+	$(BIN)/python -m scripts.bench_profile
 	$(BIN)/python -m scripts.bench_ingest
 	$(BIN)/python -m scripts.bench_predict
 	$(BIN)/python -m scripts.bench_accuracy

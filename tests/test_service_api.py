@@ -390,3 +390,28 @@ def test_unknown_space_in_a_network_batch_is_422_not_500(
         headers=tokens["ingest"],
     )
     assert_error(response, 422, "validation_error", "measurements.0", "unknown search space")
+
+
+def test_every_documented_example_is_a_valid_request() -> None:
+    from pydantic import BaseModel
+
+    from latency_service.devices.schemas import DeviceIn
+    from latency_service.jobs.schemas import ClaimIn, JobIn
+    from latency_service.measurements.schemas import LayerBatchIn, NetworkBatchIn
+    from latency_service.predictors.schemas import PredictIn
+    from latency_service.validations.schemas import ValidationIn
+
+    models: list[type[BaseModel]] = [
+        DeviceIn,
+        LayerBatchIn,
+        NetworkBatchIn,
+        JobIn,
+        ClaimIn,
+        PredictIn,
+        ValidationIn,
+    ]
+    for model in models:
+        examples = model.model_json_schema()["examples"]
+        assert examples, model.__name__
+        for example in examples:
+            model.model_validate(example)

@@ -105,7 +105,12 @@ class JobIn(BaseModel):
 
 
 class ClaimIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"device_id": 1, "agent": "host:lab-1", "lease_seconds": 300}]
+        },
+    )
 
     device_id: int
     agent: str = Field(min_length=1, max_length=200)

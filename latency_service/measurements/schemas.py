@@ -97,7 +97,29 @@ class LayerBatchIn(BaseModel):
 
 
 class NetworkBatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": 1,
+                    "measurements": [
+                        {
+                            **{k: v for k, v in _LAYER_EXAMPLE.items() if k != "layer_key"},
+                            "median_ms": 4.31,
+                            "mean_ms": 4.35,
+                            "min_ms": 4.2,
+                            "max_ms": 4.9,
+                            "p90_ms": 4.5,
+                            "std_ms": 0.08,
+                            "space": "spnas-mobilenetv2-224",
+                            "architecture": [0, 1, 4, 2] * 5,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     device_id: int
     measurements: list[NetworkMeasurementIn] = Field(min_length=1)
