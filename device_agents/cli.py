@@ -86,6 +86,10 @@ def agent_host(
     ] = False,
     lease: Annotated[float, typer.Option(help="Job lease in seconds.")] = 300.0,
     poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 5.0,
+    max_busy_pct: Annotated[
+        float,
+        typer.Option(min=0, max=100, help="Wait while other processes use more CPU (100: never)."),
+    ] = 30.0,
 ) -> None:
     """Profile on this machine: directly (--space/--layer) or by claiming jobs from the service."""
     from device_agents.host import HostBackend
@@ -99,6 +103,7 @@ def agent_host(
         num_threads=threads,
         use_xnnpack=xnnpack,
         cpu_affinity=_cpus(cpus),
+        max_busy_fraction=None if max_busy_pct >= 100 else max_busy_pct / 100,
     )
     if name:
         backend.name = name

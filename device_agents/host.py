@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from device_agents.errors import MeasurementError
 from device_agents.profiling import Conditions, Measured
 from device_agents.runners import Runner, RunSettings, RuntimeName, measure, runner_for
 from models import LayerKey, SearchSpace
@@ -57,6 +58,33 @@ def max_temperature_c() -> float | None:
     return max(temps) if temps else None
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    values = [int(v) for v in fields[:8]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def other_cpu_fraction(interval_s: float = 0.25) -> float | None:
+    """Share of the machine's CPU time used by other processes over ``interval_s``.
+
+    This process sleeps meanwhile, so what is busy is someone else. None where /proc/stat is
+    not readable.
+    """
+    before, own_before = _cpu_jiffies(), os.times()
+    time.sleep(interval_s)
+    after, own_after = _cpu_jiffies(), os.times()
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = (own_after.user + own_after.system - own_before.user - own_before.system) * ticks
+    return max(0.0, (after[0] - before[0]) - own) / (after[1] - before[1])
+
+
 @dataclass
 class HostBackend:
     runtime: RuntimeName = RuntimeName.litert
@@ -66,6 +94,11 @@ class HostBackend:
     cpu_affinity: frozenset[int] | None = None
     keep_samples: bool = False
     cache_dir: Path | None = None
+    # Other processes' share of the CPUs above which a measurement waits (None: never wait).
+    # Another busy process inflates latencies, as heat does on a phone.
+    max_busy_fraction: float | None = 0.3
+    max_wait_s: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
     _runner: Runner = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,7 +151,25 @@ class HostBackend:
         model = export_keys(space.network(arch), self.export_format, cache_dir=self.cache_dir)
         return self._measure(model, settings, time.monotonic() - started)
 
+    def wait_until_quiet(self) -> float | None:
+        """Wait while other processes keep the CPUs busy; their share when it was measured."""
+        if self.max_busy_fraction is None:
+            return None
+        deadline = time.monotonic() + self.max_wait_s
+        while True:
+            busy = other_cpu_fraction()
+            if busy is None or busy <= self.max_busy_fraction:
+                return busy
+            if time.monotonic() > deadline:
+                raise MeasurementError(
+                    f"host still busy after {self.max_wait_s:.0f}s: other processes use "
+                    f"{100 * busy:.0f}% of the CPUs (limit {100 * self.max_busy_fraction:.0f}%); "
+                    "stop them or raise --max-busy-pct"
+                )
+            self.sleep(1.0)
+
     def _measure(self, model: Path, settings: RunSettings, export_s: float) -> Measured:
+        self.wait_until_quiet()
         before = max_temperature_c()
         started = time.monotonic()
         timing = measure(self._runner, model, settings)

@@ -47,6 +47,10 @@ def demo(
     report: Annotated[Path, typer.Option(help="Report file.")] = Path("hwlat-report.json"),
     keep_serving: Annotated[bool, typer.Option(help="Leave the service up when done.")] = False,
     port: Annotated[int | None, typer.Option(help="Service port (default: a free one).")] = None,
+    max_busy_pct: Annotated[
+        float,
+        typer.Option(min=0, max=100, help="Wait while other processes use more CPU (100: never)."),
+    ] = 30.0,
 ) -> None:
     """The main job on this machine: profile, fit, validate, report (hwlat-report.json)."""
     from hwlat.demo import run_demo
@@ -62,6 +66,7 @@ def demo(
         seed=seed,
         keep_serving=keep_serving,
         port=port,
+        max_busy_fraction=None if max_busy_pct >= 100 else max_busy_pct / 100,
     )
 
 

@@ -36,6 +36,7 @@ def run_demo(
     seed: int,
     keep_serving: bool,
     port: int | None,
+    max_busy_fraction: float | None = 0.3,
 ) -> dict[str, Any]:
     space = get_space(space_name)
     started = time.monotonic()
@@ -51,7 +52,10 @@ def run_demo(
         token = create_token(env, "admin", name="demo")
         typer.echo(f"service up at {server.url} (SQLite in {data_dir}); log: {server.log_path}")
         with ServiceClient(server.url, token) as client:
-            report = _pipeline(client, space, n_validate, n_calibrate, repeats, num_runs, seed)
+            backend = HostBackend(max_busy_fraction=max_busy_fraction)
+            report = _pipeline(
+                client, backend, space, n_validate, n_calibrate, repeats, num_runs, seed
+            )
         report["seconds_total"] = time.monotonic() - started
         report["service_url"] = server.url
         report_path.write_text(json.dumps(report, indent=2) + "\n")
@@ -66,6 +70,7 @@ def run_demo(
 
 def _pipeline(
     client: ServiceClient,
+    backend: HostBackend,
     space: Any,
     n_validate: int,
     n_calibrate: int,
@@ -73,7 +78,6 @@ def _pipeline(
     num_runs: int,
     seed: int,
 ) -> dict[str, Any]:
-    backend = HostBackend()
     device_id = client.register_device(backend.describe())
     settings = {"warmup_runs": 10, "num_runs": num_runs, "repeats": repeats}
     timings = Timings()

@@ -28,6 +28,8 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
             "12",
             "--n-calibrate",
             "6",
+            "--max-busy-pct",
+            "100",
             "--repeats",
             "1",
             "--num-runs",

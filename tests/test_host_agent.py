@@ -99,7 +99,7 @@ def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_direct_mode_writes_json_and_csv(tmp_path: Path, cache_dir: Path) -> None:
     env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
     keys = ["mbconv_hw32_i8_o16_k3_e3_s2", "conv_hw64_i3_o16_k3_s2"]
-    args = ["agent", "host", "--warmup-runs", "2", "--num-runs", "5"]
+    args = ["agent", "host", "--warmup-runs", "2", "--num-runs", "5", "--max-busy-pct", "100"]
     for key in keys:
         args += ["--layer", key]
     out = run_hwlat([*args, "-o", str(tmp_path / "r.json")], env, timeout=180)
@@ -118,7 +118,18 @@ def test_direct_mode_writes_json_and_csv(tmp_path: Path, cache_dir: Path) -> Non
 def test_direct_mode_rejects_a_bad_output_name(tmp_path: Path, cache_dir: Path) -> None:
     env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
     out = run_hwlat(
-        ["agent", "host", "--layer", str(KEY), "--num-runs", "2", "-o", str(tmp_path / "r.txt")],
+        [
+            "agent",
+            "host",
+            "--layer",
+            str(KEY),
+            "--num-runs",
+            "2",
+            "--max-busy-pct",
+            "100",
+            "-o",
+            str(tmp_path / "r.txt"),
+        ],
         env,
         timeout=180,
     )
@@ -152,7 +163,9 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
         assert queued.returncode == 0, queued.stderr
         assert len(queued.stdout.splitlines()) == 3  # 20 variants in chunks of 8
         ran = run_hwlat(
-            ["agent", "host", "--until-idle", "--name", "ci-host"], agent_env, timeout=300
+            ["agent", "host", "--until-idle", "--name", "ci-host", "--max-busy-pct", "100"],
+            agent_env,
+            timeout=300,
         )
         assert ran.returncode == 0, ran.stderr
         assert "jobs done 3, failed 0, lost 0; 20 measurements stored" in ran.stdout
@@ -167,3 +180,25 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
     assert {r["layer_key"] for r in rows} == variants
     assert len(rows) == len(variants)
     assert all(r["count"] == 5 for r in rows)
+
+
+def test_a_busy_host_waits_then_fails_the_measurement() -> None:
+    import subprocess
+    import sys
+
+    from device_agents.errors import MeasurementError
+    from device_agents.host import HostBackend
+
+    # One spinning process is half of these two cores: far above a 30% limit.
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        waits: list[float] = []
+        backend = HostBackend(max_busy_fraction=0.3, max_wait_s=1.0, sleep=waits.append)
+        with pytest.raises(MeasurementError, match="host still busy"):
+            backend.wait_until_quiet()
+        assert waits  # it waited (polled) before giving up
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert HostBackend(max_busy_fraction=None).wait_until_quiet() is None

@@ -194,3 +194,25 @@ def test_ofa_yaml_round_trip_keeps_values() -> None:
 def test_bad_ofa_tables_name_the_entry(text: str, needle: str) -> None:
     with pytest.raises(TableFormatError, match=needle):
         from_ofa_yaml(text)
+
+
+def test_calibration_shrugs_off_networks_measured_under_load() -> None:
+    sums = np.linspace(3, 6, 20)
+    measured = 1.05 * sums + 0.18
+    measured[[2, 9, 15]] *= 1.6  # three networks timed while something else ran
+    cal = fit_calibration(sums, measured)
+    assert cal.a == pytest.approx(1.05, rel=1e-3)
+    assert cal.b == pytest.approx(0.18, abs=1e-3)
+    assert not cal.rejected
+
+
+def test_a_calibration_that_does_not_beat_the_plain_sum_is_rejected() -> None:
+    rng = np.random.default_rng(4)
+    sums = np.linspace(3, 6, 20)
+    measured = sums * (1 + rng.uniform(-0.03, 0.03, 20))  # unbiased noise: nothing to fix
+    cal = fit_calibration(sums, measured)
+    assert cal.rejected
+    assert (cal.a, cal.b) == (1.0, 0.0)
+    assert cal.loo_mape_pct is not None
+    assert cal.uncalibrated_mape_pct is not None
+    assert cal.loo_mape_pct >= cal.uncalibrated_mape_pct

@@ -64,6 +64,11 @@ class Calibration:
     fixed_in_sum: bool = True
     n_networks: int = 0
     residual_rms_rel: float = 0.0
+    # Leave-one-out MAPE of this calibration and of none (a = 1, b = 0) on the same networks;
+    # a calibration that does not beat none is not used (a, b stay 1, 0).
+    loo_mape_pct: float | None = None
+    uncalibrated_mape_pct: float | None = None
+    rejected: bool = False
 
 
 @dataclass(frozen=True)

@@ -72,32 +72,66 @@ def _fit_linear(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> Linea
     return model
 
 
+HUBER_K = 1.345  # the usual tuning: 95% efficiency on Gaussian noise
+IRLS_STEPS = 30
+
+
+def _robust_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """measured = a * sum + b, least relative error, Huber-weighted (IRLS).
+
+    A few networks measured while something else loaded the machine would drag a plain
+    least-squares line; Huber weights shrink their pull. Fewer than three networks fit the
+    scale only.
+    """
+    if x.size < 3:
+        return float(np.sum(x / y) / np.sum((x / y) ** 2)), 0.0
+    robust = np.ones_like(x)
+    a, b = 1.0, 0.0
+    for _ in range(IRLS_STEPS):
+        w = np.sqrt(robust) / y
+        design = np.stack([x * w, w], axis=1)
+        (a, b), *_ = np.linalg.lstsq(design, y * w, rcond=None)
+        relative = (a * x + b - y) / y
+        scale = 1.4826 * float(np.median(np.abs(relative - np.median(relative))))
+        if scale <= 1e-12:
+            break
+        robust = np.minimum(1.0, HUBER_K / np.maximum(np.abs(relative) / scale, 1e-12))
+    return float(a), float(b)
+
+
 def fit_calibration(
     sums_ms: Sequence[float] | npt.NDArray[np.float64], measured_ms: Sequence[float]
 ) -> Calibration:
-    """Weighted least squares of measured = a * sum + b (relative-error weights).
+    """A robust line from layer sums to measured networks, kept only if it predicts better.
 
-    With fewer than three networks only the scale ``a`` is fitted; with none, a = 1, b = 0.
+    Each network is predicted by a line fitted on the others (leave one out); if that does
+    worse than the plain sum, the calibration is rejected and a = 1, b = 0 are used.
     """
     x = np.asarray(sums_ms, dtype=np.float64)
     y = np.asarray(measured_ms, dtype=np.float64)
     if x.size == 0:
         return Calibration()
-    w = 1.0 / y
-    if x.size < 3:
-        a = float(np.sum(w * w * x * y) / np.sum(w * w * x * x))
-        b = 0.0
-    else:
-        design = np.stack([x * w, w], axis=1)
-        (a, b), *_ = np.linalg.lstsq(design, y * w, rcond=None)
-        a, b = float(a), float(b)
+    a, b = _robust_line(x, y)
     residual = (a * x + b - y) / y
+    uncalibrated = float(100 * np.mean(np.abs(x - y) / y))
+    loo = None
+    if x.size >= 2:
+        errors = []
+        for i in range(x.size):
+            keep = np.arange(x.size) != i
+            ai, bi = _robust_line(x[keep], y[keep])
+            errors.append(abs(ai * x[i] + bi - y[i]) / y[i])
+        loo = float(100 * np.mean(errors))
+    rejected = loo is not None and loo >= uncalibrated
     return Calibration(
-        a=a,
-        b=b,
+        a=1.0 if rejected else a,
+        b=0.0 if rejected else b,
         fixed_in_sum=True,
         n_networks=int(x.size),
-        residual_rms_rel=float(np.sqrt(np.mean(residual**2))),
+        residual_rms_rel=float(np.sqrt(np.mean(((x - y) / y if rejected else residual) ** 2))),
+        loo_mape_pct=loo,
+        uncalibrated_mape_pct=uncalibrated,
+        rejected=rejected,
     )
 
 

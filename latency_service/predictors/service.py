@@ -101,6 +101,9 @@ def _fit_metrics(
             "b": c.b,
             "n_networks": c.n_networks,
             "residual_rms_pct": 100 * c.residual_rms_rel,
+            "loo_mape_pct": c.loo_mape_pct,
+            "uncalibrated_mape_pct": c.uncalibrated_mape_pct,
+            "rejected": c.rejected,
         }
         for name, c in artifact.calibration.items()
     }
