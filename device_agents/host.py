@@ -99,6 +99,9 @@ class HostBackend:
     max_busy_fraction: float | None = 0.3
     max_wait_s: float = 120.0
     sleep: Callable[[float], None] = time.sleep
+    # A quiet reading is trusted this long: sampling costs 0.25 s, a measurement ~0.5 s.
+    quiet_for_s: float = 2.0
+    _quiet_until: float = field(default=0.0, init=False, repr=False)
     _runner: Runner = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -152,13 +155,15 @@ class HostBackend:
         return self._measure(model, settings, time.monotonic() - started)
 
     def wait_until_quiet(self) -> float | None:
-        """Wait while other processes keep the CPUs busy; their share when it was measured."""
-        if self.max_busy_fraction is None:
+        """Wait while other processes keep the CPUs busy; their share when it was sampled
+        (None when a recent quiet reading still stands, or nothing can be read)."""
+        if self.max_busy_fraction is None or time.monotonic() < self._quiet_until:
             return None
         deadline = time.monotonic() + self.max_wait_s
         while True:
             busy = other_cpu_fraction()
             if busy is None or busy <= self.max_busy_fraction:
+                self._quiet_until = time.monotonic() + self.quiet_for_s
                 return busy
             if time.monotonic() > deadline:
                 raise MeasurementError(
