@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from device_agents.runners import DEFAULT_MIN_SECS
+
 agent_app = typer.Typer(help="Run profiling agents.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Queue and inspect profiling jobs.", no_args_is_help=True)
 
@@ -76,6 +78,9 @@ def agent_host(
     seed: Annotated[int, typer.Option(help="Seed for --networks sampling.")] = 0,
     warmup_runs: Annotated[int, typer.Option(min=0)] = 10,
     num_runs: Annotated[int, typer.Option(min=1)] = 50,
+    min_secs: Annotated[
+        float, typer.Option(min=0, help="Time each model at least this long (and num_runs).")
+    ] = DEFAULT_MIN_SECS,
     repeats: Annotated[int, typer.Option(min=1, help="Interleaved passes over the list.")] = 1,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Direct mode: write results (.json/.csv).")
@@ -107,7 +112,7 @@ def agent_host(
     )
     if name:
         backend.name = name
-    settings = backend.settings(warmup_runs=warmup_runs, num_runs=num_runs)
+    settings = backend.settings(warmup_runs=warmup_runs, num_runs=num_runs, min_secs=min_secs)
     if space or layer:
         search_space, keys, archs = _targets(space, layer, networks, seed)
         results = profile(
@@ -238,6 +243,9 @@ def jobs_create(
     chunk: Annotated[int, typer.Option(min=1, help="Layers (or networks) per job.")] = 50,
     warmup_runs: Annotated[int, typer.Option(min=0)] = 10,
     num_runs: Annotated[int, typer.Option(min=1)] = 50,
+    min_secs: Annotated[
+        float, typer.Option(min=0, help="Time each model at least this long (and num_runs).")
+    ] = DEFAULT_MIN_SECS,
     repeats: Annotated[int, typer.Option(min=1)] = 1,
     cooldown: Annotated[float, typer.Option(min=0, help="Seconds between models.")] = 0.0,
     max_attempts: Annotated[int, typer.Option(min=1)] = 3,
@@ -253,6 +261,7 @@ def jobs_create(
     settings = {
         "warmup_runs": warmup_runs,
         "num_runs": num_runs,
+        "min_secs": min_secs,
         "repeats": repeats,
         "cooldown_secs": cooldown,
     }

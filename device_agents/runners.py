@@ -26,6 +26,13 @@ class RuntimeName(StrEnum):
     onnxruntime = "onnxruntime"
 
 
+# Time each model for at least this long (benchmark_model's --min_secs), beyond num_runs.
+# Off by default: on these shared 2-core VMs, 0.3 s windows made the pass-to-pass spread of a
+# layer's median worse (5.6% against 2.9%, docs/benchmarks.md), because what moves latencies
+# here is drift over minutes, and longer windows stretch each pass over more of it.
+DEFAULT_MIN_SECS = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     num_threads: int = 1

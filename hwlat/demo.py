@@ -18,6 +18,7 @@ import typer
 
 from device_agents.client import ServiceClient
 from device_agents.host import HostBackend
+from device_agents.runners import DEFAULT_MIN_SECS
 from hwlat.pipeline import Timings, host_agent_runner, layer_job_specs
 from hwlat.validate import format_report, queue_networks, validate
 from latency_service.process import ServiceProcess, create_token, hwlat_env
@@ -79,7 +80,12 @@ def _pipeline(
     seed: int,
 ) -> dict[str, Any]:
     device_id = client.register_device(backend.describe())
-    settings = {"warmup_runs": 10, "num_runs": num_runs, "repeats": repeats}
+    settings = {
+        "warmup_runs": 10,
+        "num_runs": num_runs,
+        "min_secs": DEFAULT_MIN_SECS,
+        "repeats": repeats,
+    }
     timings = Timings()
     agent = host_agent_runner(client, device_id, space, backend, timings=timings)
 

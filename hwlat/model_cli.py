@@ -10,6 +10,7 @@ import typer
 
 from device_agents.cli import DEFAULT_SERVICE, ServiceUrl, Token
 from device_agents.client import ServiceClient
+from device_agents.runners import DEFAULT_MIN_SECS
 
 Device = Annotated[int, typer.Option("--device", help="Device id (see GET /v1/devices).")]
 Space = Annotated[str, typer.Option(help="Search space name.")]
@@ -104,6 +105,9 @@ def validate(
     seed: Annotated[int, typer.Option(help="Sampling seed (use one the fit never saw).")] = 1000,
     repeats: Annotated[int, typer.Option(min=1, help="Interleaved measurements each.")] = 3,
     num_runs: Annotated[int, typer.Option(min=1)] = 50,
+    min_secs: Annotated[
+        float, typer.Option(min=0, help="Time each network at least this long.")
+    ] = DEFAULT_MIN_SECS,
     run_host_agent: Annotated[
         bool, typer.Option(help="Measure with a host agent in this process (host devices).")
     ] = False,
@@ -117,7 +121,7 @@ def validate(
     from models import get_space
 
     search_space = get_space(space)
-    settings = {"warmup_runs": 10, "num_runs": num_runs, "repeats": repeats}
+    settings = {"warmup_runs": 10, "num_runs": num_runs, "min_secs": min_secs, "repeats": repeats}
     with ServiceClient(service, token) as client:
         agent = None
         if run_host_agent:

@@ -22,6 +22,7 @@ import numpy as np
 
 from device_agents.host import HostBackend
 from device_agents.profiling import profile
+from device_agents.runners import DEFAULT_MIN_SECS
 from models import get_space
 from models.export import export_variants
 from scripts import bench_env
@@ -35,7 +36,8 @@ def one_run(backend: HostBackend, cache: Path, num_runs: int) -> dict[str, float
     export_variants(keys, "tflite", "fp32", workers=2, progress=False, cache_dir=cache)
     export_s = time.monotonic() - started
     started = time.monotonic()
-    profile(backend, layers=keys, settings=backend.settings(num_runs=num_runs), show_progress=False)
+    settings = backend.settings(num_runs=num_runs, min_secs=DEFAULT_MIN_SECS)
+    profile(backend, layers=keys, settings=settings, show_progress=False)
     return {"export_s": export_s, "measure_s": time.monotonic() - started}
 
 
@@ -53,7 +55,7 @@ def main() -> None:
         results = profile(
             backend,
             layers=keys,
-            settings=backend.settings(num_runs=args.num_runs),
+            settings=backend.settings(num_runs=args.num_runs, min_secs=DEFAULT_MIN_SECS),
             repeats=args.repeats,
             show_progress=False,
         )
@@ -71,6 +73,7 @@ def main() -> None:
         "variants": len(keys),
         "settings": {
             "num_runs": args.num_runs,
+            "min_secs": DEFAULT_MIN_SECS,
             "warmup_runs": 10,
             "threads": 1,
             "delegate": "xnnpack",
