@@ -114,6 +114,18 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
         )
     held = data["held_out_layers"]
     seconds = data["profiling_seconds"]
+    for space, cal in data["predictor_metrics"]["calibration"].items():
+        verdict = (
+            "rejected: it did not beat the plain sum in leave-one-out, so a = 1, b = 0"
+            if cal.get("rejected")
+            else f"latency = {cal['a']:.3f} · Σ + {cal['b']:.3f} ms"
+        )
+        lines += [
+            "",
+            f"Calibration on {cal['n_networks']} networks of {space}: {verdict} (leave-one-out "
+            f"MAPE {cal.get('loo_mape_pct') or float('nan'):.2f}% against "
+            f"{cal.get('uncalibrated_mape_pct') or float('nan'):.2f}% uncalibrated).",
+        ]
     lines += [
         "",
         f"Layers never measured (each of the {held['n']} MBConv variants left out in turn, the "
@@ -136,8 +148,9 @@ def profile_section(data: dict[str, Any]) -> list[str]:
         _run_line(data),
         "",
         f"The {data['variants']} layer variants of `spnas-mobilenetv2-224` on this host "
-        f"(LiteRT, {settings['delegate']}, {settings['threads']} thread, 10 warm-up and "
-        f"{settings['num_runs']} timed runs each).",
+        f"(LiteRT, {settings['delegate']}, {settings['threads']} thread, 10 warm-up runs, "
+        f"then at least {settings['num_runs']} timed runs and "
+        f"{settings.get('min_secs', 0)} s each).",
         "",
         "| run | export, s | measure, s | total, s | aim |",
         "|---|---:|---:|---:|---:|",
@@ -152,6 +165,32 @@ def profile_section(data: dict[str, Any]) -> list[str]:
         f"{rep['max_spread_pct']:.2f}% (`{rep['worst_layer']}`); "
         f"{100 * rep['layers_under_3pct']:.0f}% of layers under 3% (aim: under 3%).",
     ]
+
+
+def other_runs(name: str) -> list[str]:
+    """One line per kept earlier run (docs/bench/<name>_*.json) with other settings."""
+    lines = []
+    for path in sorted(BENCH.glob(f"{name}_*.json")):
+        data = json.loads(path.read_text())
+        label = path.stem.removeprefix(f"{name}_")
+        if name == "accuracy":
+            m = data["validation"]
+            best = max(data["baselines"].items(), key=lambda kv: kv[1]["within_5pct"])
+            lines.append(
+                f"- `{label}` ({data['date']}): hwlat {100 * m['within_5pct']:.1f}% within ±5%, "
+                f"{100 * m['within_10pct']:.1f}% within ±10%, MAPE {m['mape']:.2f}%; best "
+                f"baseline {best[0]} {100 * best[1]['within_5pct']:.1f}% within ±5%."
+            )
+        else:
+            rep = data["repeatability"]
+            lines.append(
+                f"- `{label}` ({data['date']}): median spread {rep['median_spread_pct']:.2f}%, "
+                f"worst {rep['max_spread_pct']:.2f}%, {100 * rep['layers_under_3pct']:.0f}% of "
+                "layers under 3%."
+            )
+    if lines:
+        lines = ["", f"Earlier runs kept for comparison (`docs/bench/{name}_*.json`):", *lines]
+    return lines
 
 
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
@@ -176,6 +215,7 @@ def main() -> None:
         lines += ["", f"## {title}", ""]
         data = _load(name)
         lines += render(data) if data else [f"Not run yet: `python -m scripts.bench_{name}`."]
+        lines += other_runs(name)
     PAGE.write_text("\n".join(lines) + "\n")
     print(f"wrote {PAGE}")
 
