@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from device_agents.statistics import TimingStatistics
+from models.tflite_inspect import interpreter_module
 
 
 class RuntimeName(StrEnum):
@@ -126,21 +127,6 @@ def random_input(shape: tuple[int, ...], dtype: Any, rng: np.random.Generator) -
     return rng.standard_normal(shape).astype(dtype)
 
 
-def load_litert_interpreter() -> type[Any]:
-    """LiteRT's Interpreter; the old ``tflite_runtime`` name as a fallback for old installs."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            raise ImportError(
-                "no TFLite runtime: pip install ai-edge-litert (or hwlat[agents])"
-            ) from None
-    cls: type[Any] = Interpreter
-    return cls
-
-
 class LiteRTRunner:
     runtime = RuntimeName.litert
 
@@ -154,15 +140,14 @@ class LiteRTRunner:
             return "unknown"
 
     def prepare(self, model: Path, settings: RunSettings) -> Callable[[], None]:
-        interpreter_cls = load_litert_interpreter()
+        # The same import (LiteRT, tflite_runtime as the fallback) the exporters' checks use.
+        litert = interpreter_module()
         kwargs: dict[str, Any] = {"model_path": str(model), "num_threads": settings.num_threads}
         if not settings.use_xnnpack:
-            from ai_edge_litert.interpreter import OpResolverType
-
             kwargs["experimental_op_resolver_type"] = (
-                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             )
-        interpreter = interpreter_cls(**kwargs)
+        interpreter = litert.Interpreter(**kwargs)
         interpreter.allocate_tensors()
         rng = np.random.default_rng(settings.seed)
         for detail in interpreter.get_input_details():

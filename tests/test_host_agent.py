@@ -202,3 +202,12 @@ def test_a_busy_host_waits_then_fails_the_measurement() -> None:
         spinner.kill()
         spinner.wait()
     assert HostBackend(max_busy_fraction=None).wait_until_quiet() is None
+
+
+def test_litert_without_xnnpack_runs_on_the_builtin_kernels(cache_dir: Path) -> None:
+    model = export_layer(KEY, "tflite", cache_dir=cache_dir)
+    timing = measure(
+        LiteRTRunner(), model, RunSettings(warmup_runs=1, num_runs=3, use_xnnpack=False)
+    )
+    assert timing.statistics.count == 3
+    assert timing.statistics.min_ms > 0
