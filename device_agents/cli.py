@@ -265,14 +265,9 @@ def jobs_create(
         "repeats": repeats,
         "cooldown_secs": cooldown,
     }
-    specs: list[dict[str, Any]] = []
-    payload: dict[str, Any]
-    for start in range(0, len(keys), chunk):
-        payload = {"layer_keys": [str(k) for k in keys[start : start + chunk]]}
-        specs.append({"kind": "profile_layers", "payload": payload})
-    for start in range(0, len(archs), chunk):
-        payload = {"space": search_space.name, "architectures": archs[start : start + chunk]}
-        specs.append({"kind": "profile_networks", "payload": payload})
+    from device_agents.job_specs import job_specs
+
+    specs = job_specs(layers=keys, space=search_space, architectures=archs, chunk=chunk)
     if not specs:
         raise ValueError("nothing to profile: give --space, --layer or --networks")
     with _client(service, token) as client:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +134,17 @@ class ServiceClient:
             )
             ids += response.json()["ids"]
         return ids
+
+    def iter_measurements(self, kind: str, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every stored ``layers`` or ``networks`` measurement matching ``filters``, page by
+        page along the service's cursor."""
+        params: dict[str, Any] = {**filters, "limit": 1000}
+        while True:
+            page = self.request("GET", f"/v1/measurements/{kind}", params=params).json()
+            yield from page["items"]
+            if page["next_cursor"] is None:
+                return
+            params["cursor"] = page["next_cursor"]
 
     # -- jobs -------------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ import typer
 
 from device_agents.client import ServiceClient
 from device_agents.host import HostBackend
+from device_agents.job_specs import job_specs
 from device_agents.runners import DEFAULT_MIN_SECS
-from hwlat.pipeline import Timings, host_agent_runner, layer_job_specs
+from hwlat.pipeline import Timings, host_agent_runner
 from hwlat.validate import format_report, queue_networks, validate
 from latency_service.process import ServiceProcess, create_token, hwlat_env
 from models import get_space
@@ -90,8 +91,8 @@ def _pipeline(
     agent = host_agent_runner(client, device_id, space, backend, timings=timings)
 
     typer.echo(f"[1/4] profiling the {len(space.variants())} layer variants of {space.name}")
-    for spec in layer_job_specs(space, chunk=25, settings=settings):
-        client.create_job({**spec, "device_id": device_id})
+    for spec in job_specs(layers=space.variants(), chunk=25):
+        client.create_job({**spec, "device_id": device_id, "settings": settings})
     agent()
     profile_layers = (timings.export_s, timings.measure_s)
 
@@ -106,8 +107,8 @@ def _pipeline(
     result = validate(
         client, device_id, space, n=n_validate, seed=seed + 1, settings=settings, run_agent=agent
     )
-    layer_rows = _count(client, "layers", device_id)
-    network_rows = _count(client, "networks", device_id)
+    layer_rows = sum(1 for _ in client.iter_measurements("layers", device_id=device_id))
+    network_rows = sum(1 for _ in client.iter_measurements("networks", device_id=device_id))
     device = client.request("GET", f"/v1/devices/{device_id}").json()
     metric_names = ("n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau")
     return {
@@ -129,17 +130,6 @@ def _pipeline(
         },
         "report": result,
     }
-
-
-def _count(client: ServiceClient, kind: str, device_id: int) -> int:
-    """Stored measurements of a device, counted by paging through the service."""
-    total, params = 0, {"device_id": device_id, "limit": 1000}
-    while True:
-        page = client.request("GET", f"/v1/measurements/{kind}", params=params).json()
-        total += len(page["items"])
-        if page["next_cursor"] is None:
-            return total
-        params["cursor"] = page["next_cursor"]
 
 
 def _summary(report: dict[str, Any], path: Path) -> None:

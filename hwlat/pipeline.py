@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from device_agents.client import ServiceClient
 from device_agents.host import HostBackend
@@ -77,17 +76,3 @@ def host_agent_runner(
             raise RuntimeError(f"{len(stats.failed)} profiling job(s) failed: {stats.failed}")
 
     return run
-
-
-def layer_job_specs(
-    space: SearchSpace, chunk: int, settings: dict[str, Any]
-) -> list[dict[str, Any]]:
-    keys = [str(k) for k in space.variants()]
-    return [
-        {
-            "kind": "profile_layers",
-            "payload": {"layer_keys": keys[i : i + chunk]},
-            "settings": settings,
-        }
-        for i in range(0, len(keys), chunk)
-    ]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from device_agents.client import ServiceClient
+from device_agents.job_specs import job_specs
 from hwlat.baselines import macs_proportional, network_macs, nn_meter_forest, table_sum
 from hwlat.metrics import accuracy
 from models import SearchSpace
@@ -24,19 +25,11 @@ def queue_networks(
     archs: np.ndarray[Any, np.dtype[np.int64]],
     settings: dict[str, Any],
 ) -> list[int]:
-    ids = []
-    for start in range(0, len(archs), JOB_CHUNK):
-        chunk = [[int(i) for i in a] for a in archs[start : start + JOB_CHUNK]]
-        job = client.create_job(
-            {
-                "kind": "profile_networks",
-                "device_id": device_id,
-                "settings": settings,
-                "payload": {"space": space.name, "architectures": chunk},
-            }
-        )
-        ids.append(int(job["id"]))
-    return ids
+    specs = job_specs(space=space, architectures=archs.tolist(), chunk=JOB_CHUNK)
+    return [
+        int(client.create_job({**spec, "device_id": device_id, "settings": settings})["id"])
+        for spec in specs
+    ]
 
 
 def wait_for_jobs(
@@ -66,15 +59,9 @@ def network_medians(
 ) -> dict[tuple[int, ...], float]:
     """Median of the stored medians per architecture (only rows in ``ids`` if given)."""
     grouped: dict[tuple[int, ...], list[float]] = defaultdict(list)
-    params: dict[str, Any] = {"device_id": device_id, "space": space.name, "limit": 1000}
-    while True:
-        page = client.request("GET", "/v1/measurements/networks", params=params).json()
-        for row in page["items"]:
-            if ids is None or row["id"] in ids:
-                grouped[tuple(row["architecture"])].append(row["median_ms"])
-        if page["next_cursor"] is None:
-            break
-        params["cursor"] = page["next_cursor"]
+    for row in client.iter_measurements("networks", device_id=device_id, space=space.name):
+        if ids is None or row["id"] in ids:
+            grouped[tuple(row["architecture"])].append(row["median_ms"])
     return {arch: float(np.median(v)) for arch, v in grouped.items()}
 
 
