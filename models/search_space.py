@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Final
 
 from models.layer_key import DEFAULT_ACTIVATION, Activation, LayerKey, Op, parse
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 SCHEMA_VERSION: Final = 1
 _CANDIDATE_RE: Final = re.compile(r"^k(?P<k>[1-9]\d*)e(?P<e>[1-9]\d*)(?P<se>se)?$")
@@ -133,7 +135,9 @@ class SearchSpace:
 
     def validate(self, arch: Sequence[int] | npt.ArrayLike) -> tuple[int, ...]:
         """Return the architecture as a tuple of ints, or raise naming the bad position."""
-        values = list(np.asarray(arch).reshape(-1)) if not isinstance(arch, Sequence) else arch
+        # NumPy arrays are accepted without importing NumPy here: the wire schemas validate
+        # architectures with this method in clients that have only pydantic and httpx.
+        values = arch if isinstance(arch, Sequence) else _flat_list(arch)
         if len(values) != self.num_layers:
             raise InvalidArchitecture(
                 f"architecture has {len(values)} entries; {self.name} has {self.num_layers} "
@@ -141,7 +145,7 @@ class SearchSpace:
             )
         out: list[int] = []
         for position, (value, slot) in enumerate(zip(values, self.layers, strict=True)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise InvalidArchitecture(
                     f"position {position}: {value!r} is not an integer candidate index", position
                 )
@@ -185,6 +189,8 @@ class SearchSpace:
 
     def sample(self, n: int, seed: int) -> npt.NDArray[np.int64]:
         """``n`` architectures drawn uniformly and independently per layer, as an (n, L) array."""
+        import numpy as np
+
         if n < 0:
             raise ValueError(f"cannot sample {n} architectures; n must be >= 0")
         rng = np.random.default_rng(seed)
@@ -295,6 +301,17 @@ class SearchSpace:
         for n, key in enumerate(self.suffix):
             _expect(key.hw, key.cin, hw, channels, f"{where}: suffix layer {n} ({key})")
             hw, channels = key.hw_out, key.cout
+
+
+def _flat_list(arch: Any) -> list[Any]:
+    """The entries of an array-like (a NumPy array, say), flattened, as Python scalars."""
+    reshape = getattr(arch, "reshape", None)
+    if reshape is None:
+        raise InvalidArchitecture(
+            f"an architecture is a sequence of candidate indices, not {type(arch).__name__}"
+        )
+    values: list[Any] = reshape(-1).tolist()
+    return values
 
 
 def _expect(hw: int, cin: int, want_hw: int, want_cin: int, where: str) -> None:

@@ -7,7 +7,8 @@ from models.export.api import export_keys, export_layer, export_network, export_
 from models.export.cache import CACHE_ENV, artifact_path, cache_root
 from models.export.converters import ConversionError
 from models.export.parallel import export_specs, export_variants
-from models.export.spec import EXPORTER_VERSION, ExportFormat, ExportSpec, Precision
+from models.export.spec import EXPORTER_VERSION, ExportFormat, ExportSpec
+from models.precision import Precision
 
 __all__ = [
     "CACHE_ENV",

@@ -9,8 +9,9 @@ import numpy.typing as npt
 
 from models.export import converters
 from models.export.cache import artifact_path, atomic_target, write_metadata
-from models.export.spec import ExportFormat, ExportSpec, Precision
+from models.export.spec import ExportFormat, ExportSpec
 from models.layer_key import LayerKey, parse
+from models.precision import Precision
 from models.search_space import SearchSpace
 
 

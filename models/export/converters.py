@@ -32,8 +32,8 @@ from models.export.spec import (
     ONNX_OPSET,
     ExportFormat,
     ExportSpec,
-    Precision,
 )
+from models.precision import Precision
 
 # Seeds of the calibration inputs; distinct from the seed-0 input the tests compare on.
 _CALIBRATION_SEED_BASE = 1000

@@ -11,8 +11,9 @@ from pathlib import Path
 from models.export import converters
 from models.export.api import export_spec
 from models.export.cache import artifact_path, cache_root
-from models.export.spec import ExportFormat, ExportSpec, Precision
+from models.export.spec import ExportFormat, ExportSpec
 from models.layer_key import LayerKey, parse
+from models.precision import Precision
 
 
 def export_variants(

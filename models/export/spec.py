@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 from models.blocks import WEIGHTS_VERSION, NothingToExport, network_blocks
 from models.layer_key import LayerKey, Op
+from models.precision import Precision
 
 # Bump when a change here or in the builders alters exported files for the same inputs.
 EXPORTER_VERSION: Final = 1
@@ -37,20 +38,6 @@ class ExportFormat(StrEnum):
         except ValueError:
             raise ValueError(
                 f"unknown export format {value!r}; expected one of {', '.join(cls)}"
-            ) from None
-
-
-class Precision(StrEnum):
-    FP32 = "fp32"
-    INT8 = "int8"
-
-    @classmethod
-    def parse(cls, value: str) -> Precision:
-        try:
-            return cls(value.strip().lower())
-        except ValueError:
-            raise ValueError(
-                f"unknown precision {value!r}; expected one of {', '.join(cls)}"
             ) from None
 
 
