@@ -6,6 +6,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hwlat ./hwlat
 COPY models ./models
+COPY predictor ./predictor
+COPY latency_api ./latency_api
 COPY latency_service ./latency_service
 COPY device_agents ./device_agents
 COPY migrations ./migrations

@@ -18,18 +18,19 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from device_agents import android_text as text
 from device_agents.adb import Adb, AdbPhone
 from device_agents.benchmark_output import BenchmarkOutputError, parse_benchmark_output
-from device_agents.client import ServiceClient
 from device_agents.errors import MeasurementError
 from device_agents.profiling import Conditions, Measured
-from device_agents.runners import RunSettings
+from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
+from latency_api import HwlatClient
+from latency_api.schemas.devices import DeviceIn
+from latency_api.schemas.enums import Delegate, DeviceKind, Precision, Runtime
 from models import LayerKey, SearchSpace
 from models.export import export_keys, export_layer
 
@@ -42,13 +43,6 @@ _OUTPUT_TAIL_LINES: Final = 15
 # Exporting converts in-process and redirects the process's stdout and stderr while it does;
 # phones served from threads of one process must take turns.
 _EXPORT_LOCK: Final = threading.Lock()
-
-
-class Delegate(StrEnum):
-    cpu = "cpu"
-    xnnpack = "xnnpack"
-    gpu = "gpu"
-    nnapi = "nnapi"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,68 +146,57 @@ class AndroidBackend:
             self._cores = text.fastest_cores(max_khz, self.num_threads)
         return self._cores
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> DeviceIn:
         props = self.properties()
         cores = self.cores()
         governors = text.cpu_values(
             self._sysfs(f"{text.CPU_GLOB}/scaling_governor"), "scaling_governor"
         )
         model = props.get("ro.product.model", "")
-        return {
-            "name": self.name or f"{model or 'android'} {self.serial}",
-            "kind": "android",
-            "model": model,
-            "soc": _first(props, "ro.soc.model", "ro.board.platform", "ro.hardware"),
-            "abi": props.get("ro.product.cpu.abi", ""),
-            "os_version": props.get("ro.build.version.release", ""),
-            "runtime": "benchmark_model",
-            "runtime_version": self.version[:64],
-            "delegate": self.delegate.value,
-            "threads": self.num_threads,
-            "precision": "fp32",
-            "affinity_mask": text.mask_hex(cores),
-            "governor": text.summarize({c: g for c, g in governors.items() if c in cores})[:64],
-            "extra": {
+        return DeviceIn(
+            name=(self.name or f"{model or 'android'} {self.serial}")[:200],
+            kind=DeviceKind.android,
+            model=model[:200],
+            soc=_first(props, "ro.soc.model", "ro.board.platform", "ro.hardware")[:200],
+            abi=props.get("ro.product.cpu.abi", "")[:64],
+            os_version=props.get("ro.build.version.release", "")[:200],
+            runtime=Runtime.benchmark_model,
+            runtime_version=self.version[:64],
+            delegate=self.delegate,
+            threads=self.num_threads,
+            precision=Precision.FP32,
+            affinity_mask=text.mask_hex(cores),
+            governor=text.summarize({c: g for c, g in governors.items() if c in cores})[:64],
+            extra={
                 "serial": self.serial,
                 "manufacturer": props.get("ro.product.manufacturer", ""),
                 "sdk": props.get("ro.build.version.sdk", ""),
                 "fingerprint": props.get("ro.build.fingerprint", ""),
                 "benchmark_model_sha256": self.binary_sha256,
             },
-        }
-
-    def settings(self, **overrides: Any) -> RunSettings:
-        """Run settings that agree with what :meth:`describe` registers."""
-        return RunSettings(
-            num_threads=self.num_threads,
-            use_xnnpack=self.delegate is not Delegate.cpu,
-            cpu_affinity=self.cpu_affinity,
-            **overrides,
         )
 
     # -- measuring --------------------------------------------------------------------------
 
-    def measure_layer(self, key: LayerKey, settings: RunSettings) -> Measured:
+    def measure_layer(self, key: LayerKey, timing: Timing) -> Measured:
         started = time.monotonic()
         with _EXPORT_LOCK:
             model = export_layer(key, "tflite", cache_dir=self.cache_dir)
-        return self.measure_file(model, settings, export_s=time.monotonic() - started)
+        return self.measure_file(model, timing, export_s=time.monotonic() - started)
 
-    def measure_network(
-        self, space: SearchSpace, arch: Sequence[int], settings: RunSettings
-    ) -> Measured:
+    def measure_network(self, space: SearchSpace, arch: Sequence[int], timing: Timing) -> Measured:
         started = time.monotonic()
         with _EXPORT_LOCK:
             model = export_keys(space.network(arch), "tflite", cache_dir=self.cache_dir)
-        return self.measure_file(model, settings, export_s=time.monotonic() - started)
+        return self.measure_file(model, timing, export_s=time.monotonic() - started)
 
-    def measure_file(self, model: Path, settings: RunSettings, export_s: float = 0.0) -> Measured:
+    def measure_file(self, model: Path, timing: Timing, export_s: float = 0.0) -> Measured:
         """Time one .tflite file on the phone."""
         binary = self._ensure_binary()
         graph = self._ensure_model(model)
         before = self.wait_until_cool()
-        command = self.benchmark_command(binary, graph, settings)
-        timeout = self.run_timeout_s or 2 * settings.max_secs + _RUN_SLACK_S
+        command = self.benchmark_command(binary, graph, timing)
+        timeout = self.run_timeout_s or 2 * timing.max_secs + _RUN_SLACK_S
         started = time.monotonic()
         result = self._phone.shell(command, timeout, check=False)
         measure_s = time.monotonic() - started
@@ -247,30 +230,23 @@ class AndroidBackend:
             measure_s=measure_s,
         )
 
-    def benchmark_command(self, binary: str, graph: str, settings: RunSettings) -> str:
-        cores = settings.cpu_affinity if settings.cpu_affinity is not None else self.cores()
-        if self.delegate in (Delegate.cpu, Delegate.xnnpack) and settings.use_xnnpack != (
-            self.delegate is Delegate.xnnpack
-        ):
-            raise ValueError(
-                f"the run asks for use_xnnpack={settings.use_xnnpack} but this phone is "
-                f"registered with delegate {self.delegate.value}; use backend.settings()"
-            )
+    def benchmark_command(self, binary: str, graph: str, timing: Timing) -> str:
+        """The shell command that times ``graph``: this phone's settings, the job's timing."""
         flags = [
             f"--graph={graph}",
-            f"--num_threads={settings.num_threads}",
-            f"--warmup_runs={settings.warmup_runs}",
-            f"--num_runs={settings.num_runs}",
-            f"--min_secs={settings.min_secs:g}",
-            f"--max_secs={settings.max_secs:g}",
-            f"--use_xnnpack={str(settings.use_xnnpack).lower()}",
+            f"--num_threads={self.num_threads}",
+            f"--warmup_runs={timing.warmup_runs}",
+            f"--num_runs={timing.num_runs}",
+            f"--min_secs={timing.min_secs:g}",
+            f"--max_secs={timing.max_secs:g}",
+            f"--use_xnnpack={str(self.delegate is not Delegate.cpu).lower()}",
         ]
         if self.delegate is Delegate.gpu:
             flags.append("--use_gpu=true")
         elif self.delegate is Delegate.nnapi:
             flags.append("--use_nnapi=true")
         flags += self.extra_flags
-        return shlex.join(["taskset", text.mask_hex(cores), binary, *flags])
+        return shlex.join(["taskset", text.mask_hex(self.cores()), binary, *flags])
 
     def wait_until_cool(self) -> text.ThermalReading:
         """Poll the temperatures until the phone is cool enough; raise if it never is."""
@@ -380,8 +356,9 @@ class _Stopped(Exception):
 
 
 def serve_phones(
-    client: ServiceClient,
+    client: HwlatClient,
     backends: Sequence[AndroidBackend],
+    defaults: Timing,
     *,
     lease_s: float = 300.0,
     poll_s: float = 5.0,
@@ -399,7 +376,7 @@ def serve_phones(
     outcomes = [PhoneOutcome(b.serial) for b in backends]
 
     def serve(backend: AndroidBackend, outcome: PhoneOutcome) -> None:
-        outcome.device_id = client.register_device(backend.describe())
+        outcome.device_id = client.register_device(backend.describe()).id
         log.info("%s: serving jobs as device %s", backend.serial, outcome.device_id)
 
         def idle(seconds: float) -> None:
@@ -412,7 +389,7 @@ def serve_phones(
                 backend,
                 outcome.device_id,
                 f"android:{backend.serial}@{platform.node()}",
-                backend.settings(),
+                defaults,
                 lease_s=lease_s,
                 poll_s=poll_s,
                 stop_when_idle=stop_when_idle,

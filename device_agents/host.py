@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from device_agents.errors import MeasurementError
 from device_agents.profiling import Conditions, Measured
-from device_agents.runners import Runner, RunSettings, RuntimeName, measure, runner_for
+from device_agents.runners import Runner, RuntimeOptions, Timing, measure, runner_for
+from latency_api.schemas.devices import DeviceIn
+from latency_api.schemas.enums import Delegate, DeviceKind, Precision, Runtime
 from models import LayerKey, SearchSpace
 from models.export import ExportFormat, export_keys, export_layer
 
@@ -87,13 +88,15 @@ def other_cpu_fraction(interval_s: float = 0.25) -> float | None:
 
 @dataclass
 class HostBackend:
-    runtime: RuntimeName = RuntimeName.litert
+    runtime: Runtime = Runtime.litert
     name: str = field(default_factory=platform.node)
     num_threads: int = 1
     use_xnnpack: bool = True
     cpu_affinity: frozenset[int] | None = None
     keep_samples: bool = False
     cache_dir: Path | None = None
+    # Seed of the random inputs the models are timed on.
+    seed: int = 0
     # Other processes' share of the CPUs above which a measurement waits (None: never wait).
     # Another busy process inflates latencies, as heat does on a phone.
     max_busy_fraction: float | None = 0.3
@@ -113,46 +116,40 @@ class HostBackend:
 
     @property
     def export_format(self) -> ExportFormat:
-        return ExportFormat.TFLITE if self.runtime is RuntimeName.litert else ExportFormat.ONNX
+        return ExportFormat.TFLITE if self.runtime is Runtime.litert else ExportFormat.ONNX
 
-    def describe(self) -> dict[str, Any]:
-        delegate = "xnnpack" if self.runtime is RuntimeName.litert and self.use_xnnpack else "cpu"
-        return {
-            "name": self.name,
-            "kind": "host",
-            "model": cpu_model(),
-            "soc": platform.machine(),
-            "abi": platform.machine(),
-            "os_version": f"{platform.system()} {platform.release()}",
-            "runtime": self.runtime.value,
-            "runtime_version": self.tool_version.split()[-1],
-            "delegate": delegate,
-            "threads": self.num_threads,
-            "precision": "fp32",
-            "affinity_mask": _mask(self.cpu_affinity),
-            "governor": governor(),
-            "extra": {"cores": os.cpu_count(), "python": platform.python_version()},
-        }
+    @property
+    def options(self) -> RuntimeOptions:
+        return RuntimeOptions(self.num_threads, self.use_xnnpack, self.cpu_affinity)
 
-    def settings(self, **overrides: Any) -> RunSettings:
-        return RunSettings(
-            num_threads=self.num_threads,
-            use_xnnpack=self.use_xnnpack,
-            cpu_affinity=self.cpu_affinity,
-            **overrides,
+    def describe(self) -> DeviceIn:
+        xnnpack = self.runtime is Runtime.litert and self.use_xnnpack
+        return DeviceIn(
+            name=self.name,
+            kind=DeviceKind.host,
+            model=cpu_model()[:200],
+            soc=platform.machine(),
+            abi=platform.machine(),
+            os_version=f"{platform.system()} {platform.release()}"[:200],
+            runtime=self.runtime,
+            runtime_version=self.tool_version.split()[-1][:64],
+            delegate=Delegate.xnnpack if xnnpack else Delegate.cpu,
+            threads=self.num_threads,
+            precision=Precision.FP32,
+            affinity_mask=_mask(self.cpu_affinity),
+            governor=governor()[:64],
+            extra={"cores": os.cpu_count(), "python": platform.python_version()},
         )
 
-    def measure_layer(self, key: LayerKey, settings: RunSettings) -> Measured:
+    def measure_layer(self, key: LayerKey, timing: Timing) -> Measured:
         started = time.monotonic()
         model = export_layer(key, self.export_format, cache_dir=self.cache_dir)
-        return self._measure(model, settings, time.monotonic() - started)
+        return self._measure(model, timing, time.monotonic() - started)
 
-    def measure_network(
-        self, space: SearchSpace, arch: Sequence[int], settings: RunSettings
-    ) -> Measured:
+    def measure_network(self, space: SearchSpace, arch: Sequence[int], timing: Timing) -> Measured:
         started = time.monotonic()
         model = export_keys(space.network(arch), self.export_format, cache_dir=self.cache_dir)
-        return self._measure(model, settings, time.monotonic() - started)
+        return self._measure(model, timing, time.monotonic() - started)
 
     def wait_until_quiet(self) -> float | None:
         """Wait while other processes keep the CPUs busy; their share when it was sampled
@@ -173,15 +170,15 @@ class HostBackend:
                 )
             self.sleep(1.0)
 
-    def _measure(self, model: Path, settings: RunSettings, export_s: float) -> Measured:
+    def _measure(self, model: Path, timing: Timing, export_s: float) -> Measured:
         self.wait_until_quiet()
         before = max_temperature_c()
         started = time.monotonic()
-        timing = measure(self._runner, model, settings)
+        runs = measure(self._runner, model, self.options, timing, seed=self.seed)
         measure_s = time.monotonic() - started
         return Measured(
-            statistics=timing.statistics,
-            samples_ms=timing.samples_ms if self.keep_samples else None,
+            statistics=runs.statistics,
+            samples_ms=runs.samples_ms if self.keep_samples else None,
             conditions=Conditions(before, max_temperature_c(), frequencies_khz()),
             export_s=export_s,
             measure_s=measure_s,

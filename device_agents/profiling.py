@@ -24,11 +24,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from device_agents.runners import RunSettings
+from device_agents.runners import Timing
 from device_agents.statistics import TimingStatistics
+from latency_api.schemas.devices import DeviceIn
+from latency_api.schemas.measurements import LayerMeasurementIn, NetworkMeasurementIn
 from models import LayerKey, SearchSpace
 
-AGENT_VERSION = "0.1.0"
+AGENT_VERSION = "0.2.0"
+
+Measurement = LayerMeasurementIn | NetworkMeasurementIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,40 +59,64 @@ class Backend(Protocol):
     @property
     def tool_version(self) -> str: ...
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> DeviceIn:
         """The device as the service registers it (hardware, runtime, settings)."""
         ...
 
-    def measure_layer(self, key: LayerKey, settings: RunSettings) -> Measured: ...
+    def measure_layer(self, key: LayerKey, timing: Timing) -> Measured: ...
 
     def measure_network(
-        self, space: SearchSpace, arch: Sequence[int], settings: RunSettings
+        self, space: SearchSpace, arch: Sequence[int], timing: Timing
     ) -> Measured: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """A measurement ready for the service: ``target`` names the layer or the network."""
+    """One measurement of a layer (``space`` None) or of an architecture of ``space``."""
 
-    kind: str  # "layers" or "networks"
-    target: dict[str, Any]
+    target: LayerKey | tuple[int, ...]
+    space: SearchSpace | None
     measured: Measured
     tool_version: str
 
-    def as_upload(self, keep_samples: bool = False) -> dict[str, Any]:
-        stats = self.measured.statistics
-        body: dict[str, Any] = {**self.target, **stats.as_measurement()}
-        if body.get("p90_ms") is None:
-            body.pop("p90_ms", None)
+    @property
+    def kind(self) -> str:
+        """``layers`` or ``networks``: the service's collection it belongs in."""
+        return "layers" if isinstance(self.target, LayerKey) else "networks"
+
+    def measurement(self, keep_samples: bool = False) -> Measurement:
+        """The wire form the service stores."""
+        if isinstance(self.target, LayerKey):
+            return self.layer_measurement(keep_samples)
+        return self.network_measurement(keep_samples)
+
+    def layer_measurement(self, keep_samples: bool = False) -> LayerMeasurementIn:
+        if not isinstance(self.target, LayerKey):
+            raise TypeError(f"{self._label()} is a network, not a layer")
+        return LayerMeasurementIn(layer_key=str(self.target), **self._statistics(keep_samples))
+
+    def network_measurement(self, keep_samples: bool = False) -> NetworkMeasurementIn:
+        if isinstance(self.target, LayerKey) or self.space is None:
+            raise TypeError(f"{self._label()} is not a network of a search space")
+        return NetworkMeasurementIn(
+            space=self.space.name, architecture=list(self.target), **self._statistics(keep_samples)
+        )
+
+    def _label(self) -> str:
+        return _label(self.target)
+
+    def _statistics(self, keep_samples: bool) -> dict[str, Any]:
+        body: dict[str, Any] = self.measured.statistics.as_measurement()
         conditions = self.measured.conditions
-        for name in ("temp_before_c", "temp_after_c", "frequencies_khz"):
-            value = getattr(conditions, name)
-            if value is not None:
-                body[name] = value
+        body.update(
+            temp_before_c=conditions.temp_before_c,
+            temp_after_c=conditions.temp_after_c,
+            frequencies_khz=conditions.frequencies_khz,
+            agent_version=AGENT_VERSION,
+            tool_version=self.tool_version[:64],
+        )
         if keep_samples and self.measured.samples_ms:
             body["samples_ms"] = list(self.measured.samples_ms)
-        body["agent_version"] = AGENT_VERSION
-        body["tool_version"] = self.tool_version[:64]
         return body
 
 
@@ -98,37 +126,33 @@ def profile(
     layers: Sequence[LayerKey] = (),
     space: SearchSpace | None = None,
     architectures: Sequence[Sequence[int]] = (),
-    settings: RunSettings,
-    repeats: int = 1,
-    cooldown_s: float = 0.0,
+    timing: Timing,
     show_progress: bool = True,
     on_result: Callable[[Result], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Result]:
-    """Measure every layer and architecture ``repeats`` times, interleaved.
+    """Measure every layer and architecture ``timing.repeats`` times, interleaved.
 
     Each pass visits the whole list before the next starts, so slow drifts (heat, background
     load) spread over all targets instead of biasing the ones measured last.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats}; need at least 1")
-    if architectures and space is None:
+    if len(architectures) and space is None:
         raise ValueError("architectures need the search space they index")
     work: list[LayerKey | tuple[int, ...]] = [*layers]
     work += [tuple(int(i) for i in arch) for arch in architectures]
     results: list[Result] = []
     with _progress(show_progress) as bar:
-        task = bar.add_task("profiling", total=len(work) * repeats)
-        for _ in range(repeats):
+        task = bar.add_task("profiling", total=len(work) * timing.repeats)
+        for _ in range(timing.repeats):
             for target in work:
                 bar.update(task, description=_label(target))
-                result = _measure_one(backend, target, space, settings)
+                result = _measure_one(backend, target, space, timing)
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
                 bar.advance(task)
-                if cooldown_s > 0:
-                    sleep(cooldown_s)
+                if timing.cooldown_secs > 0:
+                    sleep(timing.cooldown_secs)
     return results
 
 
@@ -136,16 +160,14 @@ def _measure_one(
     backend: Backend,
     target: LayerKey | tuple[int, ...],
     space: SearchSpace | None,
-    settings: RunSettings,
+    timing: Timing,
 ) -> Result:
     if isinstance(target, LayerKey):
-        measured = backend.measure_layer(target, settings)
-        return Result("layers", {"layer_key": str(target)}, measured, backend.tool_version)
+        return Result(target, None, backend.measure_layer(target, timing), backend.tool_version)
     if space is None:
         raise ValueError("architectures need the search space they index")
-    measured = backend.measure_network(space, target, settings)
-    body = {"space": space.name, "architecture": list(target)}
-    return Result("networks", body, measured, backend.tool_version)
+    measured = backend.measure_network(space, target, timing)
+    return Result(target, space, measured, backend.tool_version)
 
 
 def _label(target: LayerKey | tuple[int, ...]) -> str:
@@ -167,7 +189,10 @@ def _progress(enabled: bool) -> Progress:
 
 def write_results(results: Sequence[Result], path: Path, keep_samples: bool = False) -> None:
     """Direct mode: results to a JSON or CSV file, by the file's suffix."""
-    rows = [{"kind": r.kind, **r.as_upload(keep_samples)} for r in results]
+    rows = [
+        {"kind": r.kind, **r.measurement(keep_samples).model_dump(mode="json", exclude_none=True)}
+        for r in results
+    ]
     if path.suffix == ".json":
         path.write_text(json.dumps(rows, indent=1) + "\n")
         return

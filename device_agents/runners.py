@@ -11,21 +11,16 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from device_agents.statistics import TimingStatistics
+from latency_api.schemas.enums import Runtime
+from latency_api.schemas.jobs import JobTiming
 from models.tflite_inspect import interpreter_module
-
-
-class RuntimeName(StrEnum):
-    litert = "litert"
-    onnxruntime = "onnxruntime"
-
 
 # Time each model for at least this long (benchmark_model's --min_secs), beyond num_runs.
 # Off by default: on these shared 2-core VMs, 0.3 s windows made the pass-to-pass spread of a
@@ -35,72 +30,98 @@ DEFAULT_MIN_SECS = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class RunSettings:
+class RuntimeOptions:
+    """How the device runs models: part of its identity (see ``DeviceSettings``)."""
+
     num_threads: int = 1
-    warmup_runs: int = 10
-    num_runs: int = 50
-    # Keep timing past num_runs until this much time has passed (benchmark_model's min_secs).
-    min_secs: float = 0.0
-    # Stop early once this much time has passed, even below num_runs.
-    max_secs: float = 150.0
     use_xnnpack: bool = True
     cpu_affinity: frozenset[int] | None = None
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.num_threads < 1:
             raise ValueError(f"num_threads={self.num_threads}; need at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How each model is timed: a job's ``JobTiming`` with the agent's defaults filled in."""
+
+    warmup_runs: int = 10
+    num_runs: int = 50
+    # Keep timing past num_runs until this much time has passed (benchmark_model's min_secs).
+    min_secs: float = DEFAULT_MIN_SECS
+    # Stop early once this much time has passed, even below num_runs.
+    max_secs: float = 150.0
+    # Interleaved passes over a job's list, and the pause between models.
+    repeats: int = 1
+    cooldown_secs: float = 0.0
+
+    def __post_init__(self) -> None:
         if self.warmup_runs < 0:
             raise ValueError(f"warmup_runs={self.warmup_runs}; cannot be negative")
         if self.num_runs < 1:
             raise ValueError(f"num_runs={self.num_runs}; need at least 1 timed run")
         if self.min_secs < 0 or self.max_secs <= 0:
             raise ValueError("min_secs must be >= 0 and max_secs > 0")
+        if self.repeats < 1:
+            raise ValueError(f"repeats={self.repeats}; need at least 1")
+        if self.cooldown_secs < 0:
+            raise ValueError(f"cooldown_secs={self.cooldown_secs}; cannot be negative")
+
+    def wire(self) -> JobTiming:
+        """As a job's timing, every field set."""
+        return JobTiming.model_validate(asdict(self))
+
+    def under(self, job: JobTiming) -> Timing:
+        """What to run for ``job``: the fields it set win, these fill in the rest."""
+        return replace(self, **job.model_dump(exclude_none=True))
 
 
 @dataclass(frozen=True, slots=True)
-class Timing:
+class TimedRuns:
     statistics: TimingStatistics
     samples_ms: tuple[float, ...] = field(repr=False)
 
 
 class Runner(Protocol):
-    runtime: RuntimeName
+    runtime: Runtime
 
     @property
     def version(self) -> str: ...
 
-    def prepare(self, model: Path, settings: RunSettings) -> Callable[[], None]:
+    def prepare(self, model: Path, options: RuntimeOptions, seed: int) -> Callable[[], None]:
         """Load ``model`` and return a function that runs one inference on fixed inputs."""
         ...
 
 
-def time_runs(invoke: Callable[[], None], settings: RunSettings) -> Timing:
+def time_runs(invoke: Callable[[], None], timing: Timing) -> TimedRuns:
     """Warm up, then time single invocations on the monotonic clock."""
-    for _ in range(settings.warmup_runs):
+    for _ in range(timing.warmup_runs):
         invoke()
     samples_ns: list[int] = []
     start = time.perf_counter_ns()
-    min_ns, max_ns = int(settings.min_secs * 1e9), int(settings.max_secs * 1e9)
+    min_ns, max_ns = int(timing.min_secs * 1e9), int(timing.max_secs * 1e9)
     while True:
         before = time.perf_counter_ns()
         invoke()
         after = time.perf_counter_ns()
         samples_ns.append(after - before)
         elapsed = after - start
-        if elapsed >= max_ns or (len(samples_ns) >= settings.num_runs and elapsed >= min_ns):
+        if elapsed >= max_ns or (len(samples_ns) >= timing.num_runs and elapsed >= min_ns):
             break
     samples_ms = tuple(ns / 1e6 for ns in samples_ns)
-    return Timing(TimingStatistics.from_samples_ms(samples_ms), samples_ms)
+    return TimedRuns(TimingStatistics.from_samples_ms(samples_ms), samples_ms)
 
 
-def measure(runner: Runner, model: Path, settings: RunSettings) -> Timing:
-    """Load and time ``model``, pinned to ``settings.cpu_affinity`` if given."""
+def measure(
+    runner: Runner, model: Path, options: RuntimeOptions, timing: Timing, seed: int = 0
+) -> TimedRuns:
+    """Load and time ``model``, pinned to ``options.cpu_affinity`` if given."""
     if not model.is_file():
         raise FileNotFoundError(f"model file {model} does not exist")
-    with pinned(settings.cpu_affinity):
-        invoke = runner.prepare(model, settings)
-        return time_runs(invoke, settings)
+    with pinned(options.cpu_affinity):
+        invoke = runner.prepare(model, options, seed)
+        return time_runs(invoke, timing)
 
 
 @contextmanager
@@ -128,7 +149,7 @@ def random_input(shape: tuple[int, ...], dtype: Any, rng: np.random.Generator) -
 
 
 class LiteRTRunner:
-    runtime = RuntimeName.litert
+    runtime = Runtime.litert
 
     @property
     def version(self) -> str:
@@ -139,17 +160,17 @@ class LiteRTRunner:
         except ImportError:  # pragma: no cover - metadata is stdlib
             return "unknown"
 
-    def prepare(self, model: Path, settings: RunSettings) -> Callable[[], None]:
+    def prepare(self, model: Path, options: RuntimeOptions, seed: int) -> Callable[[], None]:
         # The same import (LiteRT, tflite_runtime as the fallback) the exporters' checks use.
         litert = interpreter_module()
-        kwargs: dict[str, Any] = {"model_path": str(model), "num_threads": settings.num_threads}
-        if not settings.use_xnnpack:
+        kwargs: dict[str, Any] = {"model_path": str(model), "num_threads": options.num_threads}
+        if not options.use_xnnpack:
             kwargs["experimental_op_resolver_type"] = (
                 litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             )
         interpreter = litert.Interpreter(**kwargs)
         interpreter.allocate_tensors()
-        rng = np.random.default_rng(settings.seed)
+        rng = np.random.default_rng(seed)
         for detail in interpreter.get_input_details():
             shape = tuple(int(d) for d in detail["shape"])
             interpreter.set_tensor(detail["index"], random_input(shape, detail["dtype"], rng))
@@ -158,7 +179,7 @@ class LiteRTRunner:
 
 
 class OnnxRuntimeRunner:
-    runtime = RuntimeName.onnxruntime
+    runtime = Runtime.onnxruntime
 
     @property
     def version(self) -> str:
@@ -166,18 +187,18 @@ class OnnxRuntimeRunner:
 
         return f"onnxruntime {onnxruntime.__version__}"
 
-    def prepare(self, model: Path, settings: RunSettings) -> Callable[[], None]:
+    def prepare(self, model: Path, options: RuntimeOptions, seed: int) -> Callable[[], None]:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.num_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = options.num_threads
+        session_options.inter_op_num_threads = 1
+        session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            str(model), sess_options=session_options, providers=["CPUExecutionProvider"]
         )
-        rng = np.random.default_rng(settings.seed)
+        rng = np.random.default_rng(seed)
         feeds = {
             i.name: random_input(
                 tuple(int(d) for d in i.shape), _ONNX_DTYPES.get(i.type, np.float32), rng
@@ -199,6 +220,14 @@ _ONNX_DTYPES: dict[str, Any] = {
 }
 
 
-def runner_for(runtime: RuntimeName | str) -> Runner:
-    name = RuntimeName(runtime)
-    return LiteRTRunner() if name is RuntimeName.litert else OnnxRuntimeRunner()
+HOST_RUNTIMES = (Runtime.litert, Runtime.onnxruntime)
+
+
+def runner_for(runtime: Runtime | str) -> Runner:
+    name = Runtime(runtime)
+    if name not in HOST_RUNTIMES:
+        raise ValueError(
+            f"runtime {name.value!r} does not run on a host; use one of "
+            f"{', '.join(r.value for r in HOST_RUNTIMES)}"
+        )
+    return LiteRTRunner() if name is Runtime.litert else OnnxRuntimeRunner()

@@ -39,7 +39,5 @@ class TimingStatistics:
         )
 
     def as_measurement(self) -> dict[str, Any]:
-        """The fields of a service measurement (without the bookkeeping flag)."""
-        fields = asdict(self)
-        del fields["median_is_average"]
-        return fields
+        """The fields of a service measurement (``Statistics`` on the wire)."""
+        return asdict(self)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from device_agents.client import JobLease, ServiceClient, ServiceError
 from device_agents.errors import DeviceLost, MeasurementError
 from device_agents.profiling import Backend, profile
-from device_agents.runners import RunSettings
+from device_agents.runners import Timing
+from latency_api import HwlatClient, HwlatError, JobLease, LeaseLost
+from latency_api.schemas.jobs import ClaimedJob, JobResult, ProfileLayers
 from models import get_space, parse
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,15 @@ class WorkerStats:
 
 
 class Heartbeat:
-    """Extends a job's lease from a background thread while the job runs."""
+    """Extends a job's lease from a background thread while the job runs.
 
-    def __init__(self, client: ServiceClient, lease: JobLease, lease_s: float) -> None:
+    A lost lease is not reported from here: the upload under the lease is refused by the
+    service, and that refusal is what drops the work.
+    """
+
+    def __init__(self, client: HwlatClient, lease: JobLease, lease_s: float) -> None:
         self._client, self._lease, self._lease_s = client, lease, lease_s
         self._stop = threading.Event()
-        self.lost = False
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{lease.id}")
 
     def __enter__(self) -> Heartbeat:
@@ -47,60 +51,57 @@ class Heartbeat:
         while not self._stop.wait(self._lease_s / 3):
             try:
                 self._client.heartbeat(self._lease, self._lease_s)
-            except ServiceError as error:
-                if error.code == "lease_lost":
-                    self.lost = True
-                    return
+            except LeaseLost:
+                log.warning("job %s: lease lost; the upload will be refused", self._lease.id)
+                return
+            except HwlatError as error:
                 log.warning("heartbeat for job %s failed: %s", self._lease.id, error)
 
 
 def run_job(
-    client: ServiceClient,
+    client: HwlatClient,
     backend: Backend,
     device_id: int,
-    job: dict[str, Any],
-    base: RunSettings,
+    job: ClaimedJob,
+    defaults: Timing,
     *,
     show_progress: bool = False,
 ) -> int:
-    """Profile one claimed job and upload its results under the lease; stored count."""
-    lease = JobLease(int(job["id"]), str(job["lease_token"]))
-    knobs = dict(job.get("settings") or {})
-    settings = RunSettings(
-        num_threads=base.num_threads,
-        use_xnnpack=base.use_xnnpack,
-        cpu_affinity=base.cpu_affinity,
-        warmup_runs=int(knobs.get("warmup_runs", base.warmup_runs)),
-        num_runs=int(knobs.get("num_runs", base.num_runs)),
-        min_secs=float(knobs.get("min_secs", base.min_secs)),
-        max_secs=base.max_secs,
-        seed=base.seed,
-    )
-    payload = job["payload"]
-    common: dict[str, Any] = {
-        "settings": settings,
-        "repeats": int(knobs.get("repeats", 1)),
-        "cooldown_s": float(knobs.get("cooldown_secs", 0.0)),
-        "show_progress": show_progress,
-    }
-    if job["kind"] == "profile_layers":
-        results = profile(backend, layers=[parse(k) for k in payload["layer_keys"]], **common)
-        kind = "layers"
+    """Profile one claimed job and upload its results under the lease; the stored count.
+
+    The job's timing wins over ``defaults`` (the agent's flags) wherever the job set it.
+    """
+    lease = JobLease.of(job)
+    timing = defaults.under(job.timing)
+    payload = job.payload
+    if isinstance(payload, ProfileLayers):
+        keys = [parse(k) for k in payload.layer_keys]
+        results = profile(backend, layers=keys, timing=timing, show_progress=show_progress)
+        layers = [r.layer_measurement() for r in results]
+        ids = client.upload_layers(device_id, layers, job=lease)
+        result = JobResult(kind="layers", stored=len(ids), ids=ids)
     else:
-        space = get_space(payload["space"])
-        results = profile(backend, space=space, architectures=payload["architectures"], **common)
-        kind = "networks"
-    ids = client.upload(kind, device_id, [r.as_upload() for r in results], job=lease)
-    client.complete(lease, {"stored": len(ids), "kind": kind, "ids": ids})
+        space = get_space(payload.space)
+        results = profile(
+            backend,
+            space=space,
+            architectures=payload.architectures,
+            timing=timing,
+            show_progress=show_progress,
+        )
+        networks = [r.network_measurement() for r in results]
+        ids = client.upload_networks(device_id, networks, job=lease)
+        result = JobResult(kind="networks", stored=len(ids), ids=ids)
+    client.complete(lease, result)
     return len(ids)
 
 
 def run_worker(
-    client: ServiceClient,
+    client: HwlatClient,
     backend: Backend,
     device_id: int,
     agent: str,
-    base: RunSettings,
+    defaults: Timing,
     *,
     lease_s: float = 300.0,
     poll_s: float = 5.0,
@@ -118,12 +119,12 @@ def run_worker(
                 break
             sleep(poll_s)
             continue
-        lease = JobLease(int(job["id"]), str(job["lease_token"]))
-        log.info("job %s claimed (%s)", lease.id, job["kind"])
+        lease = JobLease.of(job)
+        log.info("job %s claimed (%s)", lease.id, job.kind)
         try:
             with Heartbeat(client, lease, lease_s):
                 stats.stored += run_job(
-                    client, backend, device_id, job, base, show_progress=show_progress
+                    client, backend, device_id, job, defaults, show_progress=show_progress
                 )
             stats.done.append(lease.id)
         except DeviceLost as error:
@@ -133,18 +134,13 @@ def run_worker(
         except MeasurementError as error:
             _give_back(client, lease, f"measurement failed: {error}")
             stats.failed.append(lease.id)
-        except ServiceError as error:
-            if error.code != "lease_lost":
-                raise
+        except LeaseLost:
             log.warning("job %s: lease lost; its work is dropped", lease.id)
             stats.lost.append(lease.id)
     return stats
 
 
-def _give_back(client: ServiceClient, lease: JobLease, reason: str) -> None:
+def _give_back(client: HwlatClient, lease: JobLease, reason: str) -> None:
     """Return the job for a retry; if the lease is already gone there is nothing to return."""
-    try:
+    with contextlib.suppress(LeaseLost):
         client.fail(lease, reason, retry=True)
-    except ServiceError as error:
-        if error.code != "lease_lost":
-            raise

@@ -16,14 +16,14 @@ from typing import Any
 
 import typer
 
-from device_agents.client import ServiceClient
 from device_agents.host import HostBackend
-from device_agents.job_specs import job_specs
-from device_agents.runners import DEFAULT_MIN_SECS
 from hwlat.pipeline import Timings, host_agent_runner
 from hwlat.validate import format_report, queue_networks, validate
+from latency_api import HwlatClient
+from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
+from latency_api.schemas.validations import ValidationOut
 from latency_service.process import ServiceProcess, create_token, hwlat_env
-from models import get_space
+from models import SearchSpace, get_space
 
 
 def run_demo(
@@ -53,7 +53,7 @@ def run_demo(
     try:
         token = create_token(env, "admin", name="demo")
         typer.echo(f"service up at {server.url} (SQLite in {data_dir}); log: {server.log_path}")
-        with ServiceClient(server.url, token) as client:
+        with HwlatClient(server.url, token) as client:
             backend = HostBackend(max_busy_fraction=max_busy_fraction)
             report = _pipeline(
                 client, backend, space, n_validate, n_calibrate, repeats, num_runs, seed
@@ -71,48 +71,43 @@ def run_demo(
 
 
 def _pipeline(
-    client: ServiceClient,
+    client: HwlatClient,
     backend: HostBackend,
-    space: Any,
+    space: SearchSpace,
     n_validate: int,
     n_calibrate: int,
     repeats: int,
     num_runs: int,
     seed: int,
 ) -> dict[str, Any]:
-    device_id = client.register_device(backend.describe())
-    settings = {
-        "warmup_runs": 10,
-        "num_runs": num_runs,
-        "min_secs": DEFAULT_MIN_SECS,
-        "repeats": repeats,
-    }
+    device_id = client.register_device(backend.describe()).id
+    timing = JobTiming(warmup_runs=10, num_runs=num_runs, min_secs=0.0, repeats=repeats)
     timings = Timings()
-    agent = host_agent_runner(client, device_id, space, backend, timings=timings)
+    agent = host_agent_runner(client, device_id, backend, timings=timings)
 
     typer.echo(f"[1/4] profiling the {len(space.variants())} layer variants of {space.name}")
-    for spec in job_specs(layers=space.variants(), chunk=25):
-        client.create_job({**spec, "device_id": device_id, "settings": settings})
+    for payload in split_payloads(layers=space.variants(), chunk=25):
+        client.create_job(JobIn(device_id=device_id, payload=payload, timing=timing))
     agent()
     profile_layers = (timings.export_s, timings.measure_s)
 
     typer.echo(f"[2/4] measuring {n_calibrate} calibration networks end to end")
-    queue_networks(client, device_id, space, space.sample(n_calibrate, seed), settings)
+    queue_networks(client, device_id, space, space.sample(n_calibrate, seed).tolist(), timing)
     agent()
 
     typer.echo("[3/4] fitting the predictor")
-    predictor = client.request("POST", f"/v1/devices/{device_id}/predictors").json()
+    predictor = client.fit_predictor(device_id)
 
     typer.echo(f"[4/4] validating on {n_validate} new random architectures")
     result = validate(
-        client, device_id, space, n=n_validate, seed=seed + 1, settings=settings, run_agent=agent
+        client, device_id, space, n=n_validate, seed=seed + 1, timing=timing, run_agent=agent
     )
-    layer_rows = sum(1 for _ in client.iter_measurements("layers", device_id=device_id))
-    network_rows = sum(1 for _ in client.iter_measurements("networks", device_id=device_id))
-    device = client.request("GET", f"/v1/devices/{device_id}").json()
+    layer_rows = sum(1 for _ in client.iter_layer_measurements(device_id=device_id))
+    network_rows = sum(1 for _ in client.iter_network_measurements(device_id=device_id))
+    device = client.get_device(device_id)
     metric_names = ("n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau")
     return {
-        "device": device,
+        "device": device.model_dump(mode="json"),
         "space": space.name,
         "layer_measurements": layer_rows,
         "network_measurements": network_rows,
@@ -122,13 +117,14 @@ def _pipeline(
             "all_export": timings.export_s,
             "all_measure": timings.measure_s,
         },
-        "predictor_version": predictor["version"],
-        "predictor_metrics": predictor["metrics"],
-        "validation": {k: result[k] for k in metric_names},
+        "predictor_version": predictor.version,
+        "predictor_metrics": predictor.metrics,
+        "validation": {k: result.metrics[k] for k in metric_names},
         "baselines": {
-            name: {k: m[k] for k in metric_names} for name, m in result["baselines"].items()
+            name: {k: m[k] for k in metric_names} for name, m in result.baselines.items()
         },
-        "report": result,
+        "report": result.model_dump(mode="json"),
+        "layers": {c.layer_key: c.median_ms for c in client.current_layers(device_id)},
     }
 
 
@@ -149,7 +145,7 @@ def _summary(report: dict[str, Any], path: Path) -> None:
         f"predictor v{report['predictor_version']} validated on "
         f"{report['validation']['n']} unseen architectures of {report['space']}:"
     )
-    typer.echo(format_report(report["report"]))
+    typer.echo(format_report(ValidationOut.model_validate(report["report"])))
     typer.echo(f"\nwrote {path}")
 
 

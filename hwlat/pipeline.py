@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from device_agents.client import ServiceClient
 from device_agents.host import HostBackend
-from device_agents.runners import RunSettings
+from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
-from models import SearchSpace, get_space, parse
+from latency_api import HwlatClient
+from latency_api.schemas.jobs import ProfileLayers
+from models import get_space, parse
 from models.export import ExportSpec, export_specs
+from models.precision import Precision
 
 
 @dataclass
@@ -26,52 +28,52 @@ class Timings:
     jobs: list[WorkerStats] = field(default_factory=list)
 
 
-def queued_specs(client: ServiceClient, device_id: int, backend: HostBackend) -> list[ExportSpec]:
-    """Every model file the device's queued jobs will need."""
+def queued_specs(client: HwlatClient, device_id: int, backend: HostBackend) -> list[ExportSpec]:
+    """Every model file the device's queued jobs will need (all pages of the queue)."""
     specs: list[ExportSpec] = []
     fmt = backend.export_format
-    for job in client.list_jobs(status="queued", device_id=device_id, limit=1000):
-        payload = job["payload"]
-        if job["kind"] == "profile_layers":
-            specs += [ExportSpec.layer(parse(k), fmt, "fp32") for k in payload["layer_keys"]]
+    for job in client.iter_jobs(status="queued", device_id=device_id):
+        payload = job.payload
+        if isinstance(payload, ProfileLayers):
+            specs += [ExportSpec.layer(parse(k), fmt, Precision.FP32) for k in payload.layer_keys]
         else:
-            space = get_space(payload["space"])
+            space = get_space(payload.space)
             specs += [
-                ExportSpec.network(space.network(a), fmt, "fp32") for a in payload["architectures"]
+                ExportSpec.network(space.network(a), fmt, Precision.FP32)
+                for a in payload.architectures
             ]
     return specs
 
 
 def host_agent_runner(
-    client: ServiceClient,
+    client: HwlatClient,
     device_id: int,
-    space: SearchSpace,
     backend: HostBackend | None = None,
-    base: RunSettings | None = None,
+    defaults: Timing | None = None,
     timings: Timings | None = None,
     workers: int = 2,
 ) -> Callable[[], None]:
     """A function that exports what the queue needs, then works the queue until it is empty."""
-    backend = backend or HostBackend()
-    base = base or backend.settings()
-    timings = timings if timings is not None else Timings()
+    agent = backend or HostBackend()
+    agent_defaults = defaults or Timing()
+    spent = timings if timings is not None else Timings()
 
     def run() -> None:
         started = time.monotonic()
-        export_specs(queued_specs(client, device_id, backend), workers=workers, progress=True)
-        timings.export_s += time.monotonic() - started
+        export_specs(queued_specs(client, device_id, agent), workers=workers, progress=True)
+        spent.export_s += time.monotonic() - started
         started = time.monotonic()
         stats = run_worker(
             client,
-            backend,
+            agent,
             device_id,
-            f"host:{backend.name}",
-            base,
+            f"host:{agent.name}",
+            agent_defaults,
             stop_when_idle=True,
             show_progress=True,
         )
-        timings.measure_s += time.monotonic() - started
-        timings.jobs.append(stats)
+        spent.measure_s += time.monotonic() - started
+        spent.jobs.append(stats)
         if stats.failed:
             raise RuntimeError(f"{len(stats.failed)} profiling job(s) failed: {stats.failed}")
 

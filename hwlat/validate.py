@@ -1,49 +1,48 @@
-"""``hwlat validate``: a predictor against networks measured end to end, with baselines."""
+"""``hwlat validate``: measure fresh networks end to end, then have the service score the
+predictor on them. The figures are computed by the service (POST /v1/devices/{id}/validations);
+this side only queues the measurements and waits for them."""
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from device_agents.client import ServiceClient
-from device_agents.job_specs import job_specs
-from hwlat.baselines import macs_proportional, network_macs, nn_meter_forest, table_sum
-from hwlat.metrics import accuracy
+from latency_api import HwlatClient
+from latency_api.schemas.enums import JobStatus
+from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, split_payloads
+from latency_api.schemas.validations import ValidationIn, ValidationOut
 from models import SearchSpace
 
 JOB_CHUNK = 25
 
 
 def queue_networks(
-    client: ServiceClient,
+    client: HwlatClient,
     device_id: int,
     space: SearchSpace,
-    archs: np.ndarray[Any, np.dtype[np.int64]],
-    settings: dict[str, Any],
+    archs: Sequence[Sequence[int]],
+    timing: JobTiming,
 ) -> list[int]:
-    specs = job_specs(space=space, architectures=archs.tolist(), chunk=JOB_CHUNK)
+    """Jobs measuring ``archs`` end to end on the device; their ids."""
+    payloads = split_payloads(space=space.name, architectures=archs, chunk=JOB_CHUNK)
     return [
-        int(client.create_job({**spec, "device_id": device_id, "settings": settings})["id"])
-        for spec in specs
+        client.create_job(JobIn(device_id=device_id, payload=p, timing=timing)).id for p in payloads
     ]
 
 
 def wait_for_jobs(
-    client: ServiceClient, job_ids: list[int], timeout_s: float, poll_s: float = 2.0
-) -> list[dict[str, Any]]:
+    client: HwlatClient, job_ids: list[int], timeout_s: float, poll_s: float = 2.0
+) -> list[JobOut]:
     deadline = time.monotonic() + timeout_s
     while True:
         jobs = [client.get_job(i) for i in job_ids]
-        if all(j["status"] in ("done", "failed") for j in jobs):
-            failed = [j for j in jobs if j["status"] == "failed"]
+        if all(j.status in (JobStatus.done, JobStatus.failed) for j in jobs):
+            failed = [j for j in jobs if j.status == JobStatus.failed]
             if failed:
                 raise RuntimeError(
-                    f"{len(failed)} measuring job(s) failed, e.g. job {failed[0]['id']}: "
-                    f"{failed[0]['error']}"
+                    f"{len(failed)} measuring job(s) failed, e.g. job {failed[0].id}: "
+                    f"{failed[0].error}"
                 )
             return jobs
         if time.monotonic() > deadline:
@@ -54,106 +53,47 @@ def wait_for_jobs(
         time.sleep(poll_s)
 
 
-def network_medians(
-    client: ServiceClient, device_id: int, space: SearchSpace, ids: set[int] | None = None
-) -> dict[tuple[int, ...], float]:
-    """Median of the stored medians per architecture (only rows in ``ids`` if given)."""
-    grouped: dict[tuple[int, ...], list[float]] = defaultdict(list)
-    for row in client.iter_measurements("networks", device_id=device_id, space=space.name):
-        if ids is None or row["id"] in ids:
-            grouped[tuple(row["architecture"])].append(row["median_ms"])
-    return {arch: float(np.median(v)) for arch, v in grouped.items()}
-
-
 def validate(
-    client: ServiceClient,
+    client: HwlatClient,
     device_id: int,
     space: SearchSpace,
     *,
     n: int,
     seed: int,
-    settings: dict[str, Any],
+    timing: JobTiming,
     run_agent: Callable[[], None] | None = None,
     timeout_s: float = 3600.0,
-) -> dict[str, Any]:
-    """Measure ``n`` fresh random architectures, predict them, compare, store the report."""
+) -> ValidationOut:
+    """Measure ``n`` fresh random architectures; the service's validation report on them."""
     started = time.monotonic()
-    predictors = client.request("GET", f"/v1/devices/{device_id}/predictors").json()["items"]
-    if not predictors:
-        raise ValueError(f"device {device_id} has no predictor; run `hwlat fit` first")
-    fitted_version = int(predictors[-1]["version"])
-    calibration = network_medians(client, device_id, space)  # measured before: the fit saw them
-    archs = space.sample(n, seed)
-    job_ids = queue_networks(client, device_id, space, archs, settings)
+    version = client.get_predictor(device_id).version  # fails early without a predictor
+    archs = [[int(c) for c in a] for a in space.sample(n, seed)]
+    job_ids = queue_networks(client, device_id, space, archs, timing)
     if run_agent is not None:
         run_agent()
-    jobs = wait_for_jobs(client, job_ids, timeout_s)
-    stored = {i for job in jobs for i in (job.get("result") or {}).get("ids", [])}
-    measured_by_arch = network_medians(client, device_id, space, stored)
-    rows = [tuple(int(i) for i in a) for a in archs]
-    missing = [a for a in rows if a not in measured_by_arch]
-    if missing:
-        raise RuntimeError(f"{len(missing)} validation networks have no measurement")
-    measured = np.array([measured_by_arch[a] for a in rows])
-    answer = client.request(
-        "POST",
-        "/v1/predict",
-        json={
-            "device_id": device_id,
-            "space": space.name,
-            "architectures": [list(a) for a in rows],
-        },
-    ).json()
-    if answer["predictor_version"] != fitted_version:
-        raise RuntimeError("the predictor changed while validating; run validate again")
-    predicted = np.asarray(answer["latency_ms"])
-    layers = {
-        row["layer_key"]: row["median_ms"]
-        for row in client.request("GET", f"/v1/devices/{device_id}/layers").json()
-    }
-    cal_archs = [a for a in calibration if a not in set(rows)]
-    cal_arr = np.asarray(cal_archs, dtype=np.int64).reshape(len(cal_archs), space.num_layers)
-    ms_per_mac = macs_proportional(space, cal_arr, [calibration[a] for a in cal_archs], layers)
-    baselines = {
-        "macs_proportional": accuracy(ms_per_mac * network_macs(space, archs), measured),
-        "table_sum": accuracy(table_sum(space, archs, layers), measured),
-        "nn_meter_rf": accuracy(nn_meter_forest(space, archs, layers, seed), measured),
-    }
-    metrics = accuracy(predicted, measured)
-    details = {
+    wait_for_jobs(client, job_ids, timeout_s)
+    details: dict[str, Any] = {
         "seed": seed,
-        "settings": settings,
-        "calibration_networks": len(cal_archs),
-        "estimated_layers": len(answer["estimated_layers"]),
-        "seconds": time.monotonic() - started,
+        "timing": timing.model_dump(mode="json", exclude_none=True),
+        "measuring_seconds": time.monotonic() - started,
     }
-    client.request(
-        "POST",
-        f"/v1/devices/{device_id}/validations",
-        json={
-            "predictor_version": fitted_version,
-            "space": space.name,
-            "metrics": metrics,
-            "baselines": baselines,
-            "details": details,
-        },
+    return client.validate(
+        device_id,
+        ValidationIn(
+            space=space.name,
+            predictor_version=version,
+            architectures=list({tuple(a): a for a in archs}.values()),
+            details=details,
+        ),
     )
-    return {
-        "predictor_version": fitted_version,
-        "space": space.name,
-        **metrics,
-        "baselines": baselines,
-        "details": details,
-        "layers": layers,
-    }
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_report(report: ValidationOut) -> str:
     """A table people can read: the predictor, then every baseline on the same networks."""
     header = f"{'predictor':<28}{'±5%':>8}{'±10%':>8}{'MAPE%':>8}{'RMSE ms':>9}{'τ':>7}"
     lines = [header, "-" * len(header)]
-    rows = [(f"hwlat v{report['predictor_version']}", report)]
-    rows += list(report["baselines"].items())
+    rows = [(f"hwlat v{report.predictor_version}", report.metrics)]
+    rows += list(report.baselines.items())
     for name, m in rows:
         lines.append(
             f"{name:<28}{100 * m['within_5pct']:>7.1f}%{100 * m['within_10pct']:>7.1f}%"

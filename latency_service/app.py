@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-import hwlat
 from latency_service import health, http_errors
+from latency_service.auth.endpoints import router as tokens_router
 from latency_service.auth.service import TokenCache
 from latency_service.db import READ_ONLY, make_engine, session_factory
 from latency_service.devices.endpoints import router as devices_router
@@ -23,7 +25,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     engine = engine or make_engine(settings.resolved_database_url)
     app = FastAPI(
         title="hwlat latency service",
-        version=hwlat.__version__,
+        version=version("hwlat"),
         description="Stores layer and network latency measurements and serves predictions.",
     )
     app.state.settings = settings
@@ -34,6 +36,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.predictor_cache = CompiledCache(version_ttl_s=settings.predictor_refresh_s)
     http_errors.install(app)
     app.include_router(health.router)
+    app.include_router(tokens_router)
     app.include_router(devices_router)
     app.include_router(measurements_router)
     app.include_router(jobs_router)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,8 +86,3 @@ def _sqlite_begin(connection: Any) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def iter_session(factory: sessionmaker[Session]) -> Iterator[Session]:
-    with factory() as session:
-        yield session

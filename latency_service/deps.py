@@ -9,12 +9,13 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.enums import Scope
 from latency_service.auth.service import (
     LOCAL_PRINCIPAL,
     Principal,
-    Scope,
     TokenCache,
     authenticate,
+    bearer_secret,
     require,
 )
 from latency_service.settings import Settings
@@ -57,11 +58,11 @@ def _principal(
     if settings.auth_disabled:
         return LOCAL_PRINCIPAL
     cache: TokenCache = request.app.state.token_cache
-    header = request.headers.get("authorization")
-    principal = cache.get(header)
+    secret = bearer_secret(request.headers.get("authorization"))
+    principal = cache.get(secret)
     if principal is None:
-        principal = authenticate(session, header)
-        cache.put(header, principal)
+        principal = authenticate(session, secret)
+        cache.put(secret, principal)
     return principal
 
 

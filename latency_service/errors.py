@@ -43,3 +43,9 @@ class Forbidden(DomainError):
 
 class LeaseLost(Conflict):
     code = "lease_lost"
+
+
+class DatabaseUnavailable(DomainError):
+    """The database does not answer; the request can be repeated once it is back."""
+
+    code = "database_unavailable"

@@ -22,6 +22,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.BatchTooLarge: 413,
     errors.NotAuthenticated: 401,
     errors.Forbidden: 403,
+    errors.DatabaseUnavailable: 503,
 }
 
 

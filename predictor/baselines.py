@@ -2,8 +2,12 @@
 
 - ``macs``: latency proportional to MACs (scale fitted on the calibration networks).
 - ``table_sum``: the plain sum of measured layers, no calibration (Single-Path NAS as is).
-- ``nn_meter_rf``: nn-Meter's recipe, a random forest per operation type over layer features,
-  its per-layer predictions summed.
+- ``per_op_forest``: a random forest per operation type (MBConv, conv, head) over layer
+  features, fitted on the device's measured layers and its per-layer predictions summed. This
+  borrows nn-Meter's model family, not its method: nn-Meter detects fused kernels and trains
+  each kernel's forest on thousands of sampled configurations, where this forest sees only the
+  few dozen layers the predictor itself was fitted on, so it is not reported under nn-Meter's
+  name.
 """
 
 from __future__ import annotations
@@ -52,10 +56,10 @@ def table_sum(
     return _sum_per_layer(space, archs, lambda keys: np.array([layer_ms[str(k)] for k in keys]))
 
 
-def nn_meter_forest(
+def per_op_forest(
     space: SearchSpace, archs: npt.NDArray[np.int64], layer_ms: Mapping[str, float], seed: int = 0
 ) -> npt.NDArray[np.float64]:
-    """nn-Meter style: one random forest per op type on layer features, predictions summed."""
+    """One random forest per op type on layer features, per-layer predictions summed."""
     keys = [parse(k) for k in layer_ms]
     forests: dict[Op, RandomForestRegressor] = {}
     for op in {k.op for k in keys}:

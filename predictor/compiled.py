@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from latency_service.predictors.artifact import Calibration, PredictorArtifact
 from models.layer_key import LayerKey, Op
 from models.search_space import InvalidArchitecture, SearchSpace
+from predictor.artifact import Calibration, PredictorArtifact
 
 
 class MissingLayers(LookupError):

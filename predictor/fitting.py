@@ -10,15 +10,15 @@ import numpy.typing as npt
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold
 
-from latency_service.predictors.artifact import (
+from models.features import FEATURES, feature_matrix
+from models.layer_key import LayerKey, parse
+from models.search_space import SearchSpace
+from predictor.artifact import (
     Calibration,
     LayerEntry,
     PredictorArtifact,
     Regression,
 )
-from models.features import FEATURES, feature_matrix
-from models.layer_key import LayerKey, parse
-from models.search_space import SearchSpace
 
 MIN_REGRESSION_SAMPLES = 8
 CV_FOLDS = 5
@@ -146,7 +146,7 @@ def fit_predictor(
     regression = fit_regression(keys, ms, seed) if len(keys) >= MIN_REGRESSION_SAMPLES else None
     artifact = PredictorArtifact(layers=dict(layers), regression=regression)
     calibration: dict[str, Calibration] = {}
-    from latency_service.predictors.compiled import compile_space  # avoids an import cycle
+    from predictor.compiled import compile_space  # avoids an import cycle
 
     for space, samples in networks.items():
         compiled = compile_space(artifact, space, version=0)

@@ -9,10 +9,10 @@ from typing import Any, Final
 
 import yaml
 
-from latency_service.predictors.artifact import Calibration, LayerEntry, PredictorArtifact
-from latency_service.predictors.compiled import CompiledSpace
 from models.layer_key import LayerKey, Op
 from models.search_space import SearchSpace
+from predictor.artifact import Calibration, LayerEntry, PredictorArtifact
+from predictor.compiled import CompiledSpace
 
 
 class TableFormatError(ValueError):

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from hwlat.demo import run_demo
-from latency_service.predictors.fitting import fit_regression
 from models import Op, parse
+from predictor.fitting import fit_regression
 from scripts import bench_env
 
 OUT = Path("docs/bench/accuracy.json")
@@ -69,7 +69,7 @@ def main() -> None:
             keep_serving=False,
             port=None,
         )
-    layers: dict[str, float] = report["report"]["layers"]
+    layers: dict[str, float] = report["layers"]
     result = {
         "benchmark": "accuracy",
         "command": "python -m scripts.bench_accuracy " + " ".join(sys.argv[1:]),

@@ -26,11 +26,13 @@ from typing import Any
 
 from sqlalchemy import text
 
+from latency_api import HwlatClient
+from latency_api.schemas.devices import DeviceIn
+from latency_api.schemas.measurements import LAYER_EXAMPLE
 from latency_service.db import make_engine
+from latency_service.process import ServiceProcess, create_token, hwlat_env
+from latency_service.scratch import POSTGRES_URL, create_postgres_database, drop_postgres_database
 from scripts import bench_env
-from tests.live_server import LiveServer, create_token, hwlat_env, register_device
-from tests.postgres import POSTGRES_URL, create_postgres_database, drop_postgres_database
-from tests.service_data import LAYER_KEYS, layer_measurement
 
 OUT = Path("docs/bench/ingest.json")
 # Measurements per run; small batches get fewer so that batch size 1 does not dominate runtime,
@@ -55,9 +57,36 @@ def requests_per_run(batch_size: int) -> int:
     return max(MIN_REQUESTS, min(MAX_REQUESTS, math.ceil(TARGET_MEASUREMENTS / batch_size)))
 
 
+LAYER_KEYS = [
+    "mbconv_hw112_i16_o24_k3_e3_s2",
+    "mbconv_hw56_i24_o24_k5_e6_s1",
+    "mbconv_hw56_i24_o40_k5_e6_s2",
+]
+BENCH_DEVICE = DeviceIn.model_validate(
+    {
+        "name": "bench-host",
+        "kind": "host",
+        "runtime": "litert",
+        "runtime_version": "bench",
+        "delegate": "xnnpack",
+        "threads": 1,
+    }
+)
+
+
+def measurement(key: str, median_ms: float) -> dict[str, Any]:
+    """The API's documented example, moved to ``median_ms`` (all statistics scaled with it)."""
+    scale = median_ms / float(LAYER_EXAMPLE["median_ms"])  # type: ignore[arg-type]
+    body = {
+        name: value * scale if name.endswith("_ms") and isinstance(value, float) else value
+        for name, value in LAYER_EXAMPLE.items()
+    }
+    return {**body, "layer_key": key}
+
+
 def batch_body(device_id: int, batch_size: int, seed: int) -> bytes:
     items = [
-        layer_measurement(LAYER_KEYS[i % len(LAYER_KEYS)], 1.0 + seed * 1e-3 + i * 1e-7)
+        measurement(LAYER_KEYS[i % len(LAYER_KEYS)], 1.0 + seed * 1e-3 + i * 1e-7)
         for i in range(batch_size)
     ]
     return json.dumps({"device_id": device_id, "measurements": items}).encode()
@@ -82,10 +111,11 @@ def bench_backend(backend: str, batch_sizes: list[int], reps: int) -> list[Resul
             env = hwlat_env(workdir, url)
             token = create_token(env, "ingest", name="bench")
             with (
-                LiveServer(env, workdir / "serve.log", log_level="warning") as server,
+                ServiceProcess(env, workdir / "serve.log", log_level="warning") as server,
                 server.client(token, timeout=120) as client,
             ):
-                device_id = register_device(client)
+                with HwlatClient(server.url, token) as api:
+                    device_id = api.register_device(BENCH_DEVICE).id
                 seed = 0
 
                 def upload(size: int) -> float:

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from latency_service.predictors.compiled import compile_space
-from latency_service.predictors.formats import from_spnas
 from latency_service.process import ServiceProcess, create_token, hwlat_env
 from models import SearchSpace, get_space
+from predictor.compiled import compile_space
+from predictor.formats import from_spnas
 from scripts import bench_env
 from scripts.bench_report import predict_section
 

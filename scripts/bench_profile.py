@@ -22,7 +22,7 @@ import numpy as np
 
 from device_agents.host import HostBackend
 from device_agents.profiling import profile
-from device_agents.runners import DEFAULT_MIN_SECS
+from device_agents.runners import DEFAULT_MIN_SECS, Timing
 from models import get_space
 from models.export import export_variants
 from scripts import bench_env
@@ -36,8 +36,8 @@ def one_run(backend: HostBackend, cache: Path, num_runs: int) -> dict[str, float
     export_variants(keys, "tflite", "fp32", workers=2, progress=False, cache_dir=cache)
     export_s = time.monotonic() - started
     started = time.monotonic()
-    settings = backend.settings(num_runs=num_runs, min_secs=DEFAULT_MIN_SECS)
-    profile(backend, layers=keys, settings=settings, show_progress=False)
+    timing = Timing(num_runs=num_runs, min_secs=DEFAULT_MIN_SECS)
+    profile(backend, layers=keys, timing=timing, show_progress=False)
     return {"export_s": export_s, "measure_s": time.monotonic() - started}
 
 
@@ -55,13 +55,12 @@ def main() -> None:
         results = profile(
             backend,
             layers=keys,
-            settings=backend.settings(num_runs=args.num_runs, min_secs=DEFAULT_MIN_SECS),
-            repeats=args.repeats,
+            timing=Timing(num_runs=args.num_runs, min_secs=DEFAULT_MIN_SECS, repeats=args.repeats),
             show_progress=False,
         )
     medians: dict[str, list[float]] = {}
     for r in results:
-        medians.setdefault(r.target["layer_key"], []).append(r.measured.statistics.median_ms)
+        medians.setdefault(str(r.target), []).append(r.measured.statistics.median_ms)
     spread = {k: (max(v) - min(v)) / float(np.median(v)) for k, v in medians.items()}
     values = np.asarray(list(spread.values()))
     worst = max(spread, key=lambda k: spread[k])

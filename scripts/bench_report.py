@@ -24,11 +24,33 @@ def _run_line(data: dict[str, Any]) -> str:
     return f"Command: `{data['command'].strip()}`, run {data['date']}."
 
 
+# How the page names each predictor a run reports; an earlier run's name for the same thing is
+# kept visible so that the page never claims a system it does not reproduce.
+PREDICTOR_NAMES = {
+    "macs_proportional": "MACs-proportional",
+    "table_sum": "plain table sum",
+    "per_op_forest": "random forest per op type",
+    "nn_meter_rf": "random forest per op type (that run's name: nn_meter_rf)",
+}
+
+
+def _hwlat_label(metrics: dict[str, Any]) -> str:
+    """What the run's hwlat predictor was: with its calibration, or the plain sum when every
+    calibration of the run was rejected."""
+    calibrations = metrics.get("calibration", {}).values()
+    if calibrations and all(c.get("rejected") for c in calibrations):
+        return "hwlat (table sum; calibration rejected)"
+    if not calibrations or all(c.get("n_networks", 0) == 0 for c in calibrations):
+        return "hwlat (table sum; no calibration networks)"
+    return "hwlat (table + calibration)"
+
+
 def export_section(data: dict[str, Any]) -> list[str]:
+    variants = data["results"][0]["variants"] if data["results"] else 0
     lines = [
         _run_line(data),
         "",
-        "The 44 layer variants of `spnas-mobilenetv2-224` to TFLite fp32 with "
+        f"The {variants} layer variants of `spnas-mobilenetv2-224` to TFLite fp32 with "
         "`hwlat export variants`, each run a new process from an empty cache (Python start-up "
         "and TensorFlow import in every worker included); the cached run finds every file in "
         "the content-addressed cache. Medians of the repetitions.",
@@ -97,7 +119,8 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
         "",
         f"Device: {device['model']} ({device['runtime']} {device['runtime_version']}, "
         f"{device['delegate']}, {device['threads']} thread). The predictor was fitted on the "
-        f"44 layer variants (each measured {settings['repeats']} times interleaved) and "
+        f"{data['predictor_metrics']['n_layers']} layer variants of `{data['space']}` (each "
+        f"measured {settings['repeats']} times interleaved) and "
         f"{settings['n_calibrate']} calibration networks, then validated on "
         f"{data['validation']['n']} *other* random architectures, each measured end to end "
         f"{settings['repeats']} times (median). The baselines are fitted on the same data "
@@ -106,7 +129,8 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
         "| predictor | ±5% | ±10% | MAPE % | RMSE ms | Kendall τ |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    rows = [("hwlat (table + calibration)", data["validation"]), *data["baselines"].items()]
+    rows = [(_hwlat_label(data["predictor_metrics"]), data["validation"])]
+    rows += [(PREDICTOR_NAMES.get(name, name), m) for name, m in data["baselines"].items()]
     for name, m in rows:
         lines.append(
             f"| {name} | {100 * m['within_5pct']:.1f}% | {100 * m['within_10pct']:.1f}% | "

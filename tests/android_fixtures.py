@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from device_agents.client import ServiceClient
+from latency_api import HwlatClient
 from tests.android_helpers import Service
 from tests.live_server import LiveServer, create_token, hwlat_env
 
@@ -39,7 +39,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 @pytest.fixture
-def service_client(service: Service) -> Iterator[ServiceClient]:
+def service_client(service: Service) -> Iterator[HwlatClient]:
     server, token = service
-    with ServiceClient(server.url, token, retries=0) as api:
+    with HwlatClient(server.url, token, retries=0) as api:
         yield api

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from device_agents.android import AndroidBackend
+from device_agents.runners import Timing
+from latency_api.schemas.jobs import JobIn, JobTiming, ProfileLayers
 from tests.emulated_phone.state import PhoneDir
 from tests.live_server import LiveServer
 
@@ -22,7 +24,7 @@ KEYS = [
     "mbconv_hw16_i16_o24_k3_e3_s2",
     "mbconv_hw8_i24_o24_k5_e3_s1",
 ]
-FAST = {"warmup_runs": 2, "num_runs": 5}
+FAST = Timing(warmup_runs=2, num_runs=5)
 # benchmark_model warms up for at least 0.5 s by default; tests have no time for that.
 NO_WARMUP_FLOOR = ("--warmup_min_secs=0",)
 
@@ -39,11 +41,10 @@ def printed_statistics(entry: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=([-+.\deE]+)", lines[-1])}
 
 
-def layer_job(device_id: int, keys: list[str], **extra: Any) -> dict[str, Any]:
-    return {
-        "kind": "profile_layers",
-        "device_id": device_id,
-        "payload": {"layer_keys": keys},
-        "settings": FAST,
+def layer_job(device_id: int, keys: list[str], **extra: Any) -> JobIn:
+    return JobIn(
+        device_id=device_id,
+        payload=ProfileLayers(layer_keys=keys),
+        timing=JobTiming(warmup_runs=2, num_runs=5),
         **extra,
-    }
+    )

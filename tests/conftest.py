@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.enums import Scope
 from latency_service.app import create_app
-from latency_service.auth.service import Scope, create_token
+from latency_service.auth.service import create_token
 from latency_service.db import make_engine
 from latency_service.deps import get_read_session, get_session
 from latency_service.migrate import upgrade
@@ -93,8 +94,8 @@ def client(
 def tokens(session: Session) -> dict[str, dict[str, str]]:
     """Authorization headers for each scope."""
     return {
-        scope.name: {
-            "Authorization": f"Bearer {create_token(session, name=scope.name, scope=scope)}"
+        scope.value: {
+            "Authorization": f"Bearer {create_token(session, name=scope.value, scope=scope)[1]}"
         }
         for scope in Scope
     }

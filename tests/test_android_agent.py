@@ -8,10 +8,13 @@ import pytest
 
 from device_agents import android_text as text
 from device_agents.adb import Adb
-from device_agents.android import Delegate, discover_phones
-from device_agents.client import ServiceClient
+from device_agents.android import discover_phones
 from device_agents.errors import MeasurementError
+from device_agents.runners import Timing
 from device_agents.worker import run_worker
+from latency_api import HwlatClient
+from latency_api.schemas.enums import Delegate
+from latency_api.schemas.jobs import JobIn, JobTiming, ProfileNetworks
 from models import get_space, parse
 from models.export import export_keys, export_layer
 from tests.android_helpers import (
@@ -88,60 +91,58 @@ def test_describe_reads_the_phone(make_phones: MakePhones, benchmark_binary: Pat
     assert discover_phones(Adb()) == [pixel.serial, galaxy.serial]
 
     spec = android(pixel, benchmark_binary).describe()
-    assert spec["kind"] == "android"
-    assert spec["runtime"] == "benchmark_model"
-    assert (spec["model"], spec["soc"], spec["abi"], spec["os_version"]) == (
+    assert spec.kind == "android"
+    assert spec.runtime == "benchmark_model"
+    assert (spec.model, spec.soc, spec.abi, spec.os_version) == (
         "Pixel 7",
         "GS201",
         "arm64-v8a",
         "14",
     )
-    assert spec["affinity_mask"] == "80"  # cpu7, the phone's one prime core
-    assert spec["governor"] == "schedutil"
-    assert spec["delegate"] == "xnnpack"
-    assert spec["threads"] == 1
-    assert spec["runtime_version"].startswith("sha256:")
-    assert spec["extra"]["serial"] == pixel.serial
+    assert spec.affinity_mask == "80"  # cpu7, the phone's one prime core
+    assert spec.governor == "schedutil"
+    assert spec.delegate == "xnnpack"
+    assert spec.threads == 1
+    assert spec.runtime_version.startswith("sha256:")
+    assert spec.extra["serial"] == pixel.serial
 
     # No ro.soc.model (before Android 12): the board platform names the SoC.
-    assert android(galaxy, benchmark_binary).describe()["soc"] == "gs201"
+    assert android(galaxy, benchmark_binary).describe().soc == "gs201"
 
     # Another binary is another runtime; an explicit version wins; threads widen the mask.
     other = benchmark_binary.with_name("benchmark_model_2")
     other.write_bytes(b"another build")
-    assert android(pixel, other).describe()["runtime_version"] != spec["runtime_version"]
+    assert android(pixel, other).describe().runtime_version != spec.runtime_version
     named = android(pixel, benchmark_binary, runtime_version="2.16.1", num_threads=2)
-    assert named.describe()["runtime_version"] == "2.16.1"
-    assert named.describe()["affinity_mask"] == "f0"
+    assert named.describe().runtime_version == "2.16.1"
+    assert named.describe().affinity_mask == "f0"
     pixel.update(
         cpus=[
             *pixel.control()["cpus"][:7],
             {**pixel.control()["cpus"][7], "governor": "performance"},
         ]
     )
-    assert android(pixel, benchmark_binary).describe()["governor"] == "performance"
+    assert android(pixel, benchmark_binary).describe().governor == "performance"
 
 
 def test_benchmark_command_carries_every_setting(phone: PhoneDir, benchmark_binary: Path) -> None:
     backend = android(phone, benchmark_binary, cpu_affinity=frozenset({4, 5}), extra_flags=())
-    command = backend.benchmark_command("/d/bm", "/d/m.tflite", backend.settings(**FAST))
+    command = backend.benchmark_command("/d/bm", "/d/m.tflite", FAST)
     assert command == (
         "taskset 30 /d/bm --graph=/d/m.tflite --num_threads=1 --warmup_runs=2 --num_runs=5 "
         "--min_secs=0 --max_secs=150 --use_xnnpack=true"
     )
     cpu = android(phone, benchmark_binary, delegate=Delegate.cpu)
-    assert "--use_xnnpack=false" in cpu.benchmark_command("/b", "/g", cpu.settings())
+    assert "--use_xnnpack=false" in cpu.benchmark_command("/b", "/g", FAST)
     gpu = android(phone, benchmark_binary, delegate="gpu")
-    assert "--use_gpu=true" in gpu.benchmark_command("/b", "/g", gpu.settings())
-    with pytest.raises(ValueError, match="delegate cpu"):
-        cpu.benchmark_command("/b", "/g", backend.settings())
+    assert "--use_gpu=true" in gpu.benchmark_command("/b", "/g", FAST)
+    assert "--use_xnnpack=true" in gpu.benchmark_command("/b", "/g", FAST)
 
 
 def test_a_layer_is_pushed_once_and_measured(phone: PhoneDir, benchmark_binary: Path) -> None:
     backend = android(phone, benchmark_binary)
-    settings = backend.settings(**FAST)
-    first = backend.measure_layer(parse(KEYS[0]), settings)
-    second = backend.measure_layer(parse(KEYS[0]), settings)
+    first = backend.measure_layer(parse(KEYS[0]), FAST)
+    second = backend.measure_layer(parse(KEYS[0]), FAST)
     runs = phone.benchmark_log()
     assert len(runs) == 2
     assert runs[0]["graph"] == runs[1]["graph"]
@@ -166,54 +167,61 @@ def test_files_lost_on_the_phone_fail_one_run_then_are_pushed_again(
     phone: PhoneDir, benchmark_binary: Path
 ) -> None:
     backend = android(phone, benchmark_binary)
-    settings = backend.settings(**FAST)
-    backend.measure_layer(parse(KEYS[0]), settings)
+    backend.measure_layer(parse(KEYS[0]), FAST)
     graph = phone.benchmark_log()[0]["graph"]
     phone.host_path(graph).unlink()
     with pytest.raises(MeasurementError, match="Could not open"):
-        backend.measure_layer(parse(KEYS[0]), settings)
-    backend.measure_layer(parse(KEYS[0]), settings)
+        backend.measure_layer(parse(KEYS[0]), FAST)
+    backend.measure_layer(parse(KEYS[0]), FAST)
     assert [r["exit_code"] for r in phone.benchmark_log()] == [0, 1, 0]
 
 
 def test_a_flag_the_build_ignores_fails_the_run(phone: PhoneDir, benchmark_binary: Path) -> None:
     backend = android(phone, benchmark_binary, extra_flags=(*NO_WARMUP_FLOOR, "--use_xnpack=false"))
     with pytest.raises(MeasurementError, match="ignores --use_xnpack=false"):
-        backend.measure_layer(parse(KEYS[0]), backend.settings(**FAST))
+        backend.measure_layer(parse(KEYS[0]), FAST)
 
 
-def test_older_builds_without_percentiles_store_the_average(
-    phone: PhoneDir, benchmark_binary: Path
+def test_older_builds_without_percentiles_store_the_average_and_say_so(
+    service_client: HwlatClient, phone: PhoneDir, benchmark_binary: Path
 ) -> None:
     phone.update(output_form="legacy")
     backend = android(phone, benchmark_binary)
-    measured = backend.measure_layer(parse(KEYS[1]), backend.settings(**FAST))
+    measured = backend.measure_layer(parse(KEYS[1]), FAST)
     printed = printed_statistics(phone.benchmark_log()[0])
     assert "median" not in printed
     assert measured.statistics.median_is_average
     assert measured.statistics.median_ms == pytest.approx(printed["avg"] / 1000)
+    # Through a job, the flag reaches the store and the layer's current value.
+    device_id = service_client.register_device(backend.describe()).id
+    service_client.create_job(layer_job(device_id, KEYS[1:2]))
+    run_worker(service_client, backend, device_id, "android:old", Timing(), stop_when_idle=True)
+    (row,) = service_client.iter_layer_measurements(device_id=device_id)
+    assert row.median_is_average
+    (current,) = service_client.current_layers(device_id)
+    assert current.averages_used == 1
 
 
 # -- through the service ----------------------------------------------------------------------
 
 
 def test_a_job_end_to_end_stores_what_the_phone_printed(
-    service: Service, service_client: ServiceClient, phone: PhoneDir, benchmark_binary: Path
+    service: Service, service_client: HwlatClient, phone: PhoneDir, benchmark_binary: Path
 ) -> None:
     backend = android(phone, benchmark_binary)
-    device_id = service_client.register_device(backend.describe())
+    device_id = service_client.register_device(backend.describe()).id
     job = service_client.create_job(layer_job(device_id, KEYS[:3]))
     stats = run_worker(
         service_client,
         backend,
         device_id,
         f"android:{phone.serial}",
-        backend.settings(),
+        Timing(),
         stop_when_idle=True,
     )
-    assert stats.done == [job["id"]]
+    assert stats.done == [job.id]
     assert stats.stored == 3
-    assert service_client.get_job(job["id"])["status"] == "done"
+    assert service_client.get_job(job.id).status == "done"
 
     server, token = service
     with server.client(token) as http:
@@ -241,29 +249,26 @@ def test_a_job_end_to_end_stores_what_the_phone_printed(
 
 
 def test_a_network_job_times_the_whole_network(
-    service: Service, service_client: ServiceClient, phone: PhoneDir, benchmark_binary: Path
+    service: Service, service_client: HwlatClient, phone: PhoneDir, benchmark_binary: Path
 ) -> None:
     backend = android(phone, benchmark_binary)
-    device_id = service_client.register_device(backend.describe())
+    device_id = service_client.register_device(backend.describe()).id
     arch = [1, 4, 2, 0]  # layer 1 skipped
     job = service_client.create_job(
-        {
-            "kind": "profile_networks",
-            "device_id": device_id,
-            "payload": {"space": "tiny-64", "architectures": [arch]},
-            "settings": FAST,
-        }
+        JobIn(
+            device_id=device_id,
+            payload=ProfileNetworks(space="tiny-64", architectures=[arch]),
+            timing=JobTiming(warmup_runs=2, num_runs=5),
+        )
     )
     stats = run_worker(
-        service_client, backend, device_id, "android:n", backend.settings(), stop_when_idle=True
+        service_client, backend, device_id, "android:n", Timing(), stop_when_idle=True
     )
-    assert stats.done == [job["id"]]
+    assert stats.done == [job.id]
     (run,) = phone.benchmark_log()
     network = export_keys(get_space("tiny-64").network(arch), "tflite")
     assert phone.host_path(run["graph"]).read_bytes() == network.read_bytes()
-    (row,) = service_client.request(
-        "GET", "/v1/measurements/networks", params={"device_id": device_id}
-    ).json()["items"]
-    assert row["architecture"] == arch
-    assert row["space"] == "tiny-64"
-    assert round(row["median_ms"] * 1000) == printed_statistics(run)["median"]
+    (row,) = service_client.iter_network_measurements(device_id=device_id)
+    assert row.architecture == arch
+    assert row.space == "tiny-64"
+    assert round(row.median_ms * 1000) == printed_statistics(run)["median"]

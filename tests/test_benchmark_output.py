@@ -8,9 +8,7 @@ import pytest
 
 from device_agents.benchmark_output import BenchmarkOutputError, parse_benchmark_output
 
-SAMPLES_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark_model_outputs.txt"
-)
+SAMPLES_PATH = Path(__file__).resolve().parent / "data" / "benchmark_model_outputs.txt"
 
 
 def load_samples() -> dict[int, str]:

@@ -14,10 +14,12 @@ import pytest
 from device_agents.runners import (
     LiteRTRunner,
     OnnxRuntimeRunner,
-    RunSettings,
+    RuntimeOptions,
+    Timing,
     measure,
     pinned,
 )
+from latency_api.schemas.jobs import JobTiming
 from models import get_space, parse
 from models.export import export_layer
 from tests.live_server import LiveServer, create_token, hwlat_env, list_layers, run_hwlat
@@ -44,9 +46,9 @@ def test_runners_time_real_models(
     runner: LiteRTRunner | OnnxRuntimeRunner, fmt: str, cache_dir: Path
 ) -> None:
     model = export_layer(KEY, fmt, cache_dir=cache_dir)
-    timing = measure(runner, model, RunSettings(warmup_runs=2, num_runs=15))
-    stats = timing.statistics
-    assert stats.count == 15 == len(timing.samples_ms)
+    runs = measure(runner, model, RuntimeOptions(), Timing(warmup_runs=2, num_runs=15))
+    stats = runs.statistics
+    assert stats.count == 15 == len(runs.samples_ms)
     assert 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
     assert stats.min_ms <= stats.mean_ms <= stats.max_ms
     assert stats.p90_ms is not None
@@ -57,16 +59,17 @@ def test_runners_time_real_models(
 def test_min_secs_keeps_timing_past_num_runs(cache_dir: Path) -> None:
     model = export_layer(KEY, "tflite", cache_dir=cache_dir)
     started = time.monotonic()
-    timing = measure(LiteRTRunner(), model, RunSettings(warmup_runs=0, num_runs=1, min_secs=0.2))
+    timing = Timing(warmup_runs=0, num_runs=1, min_secs=0.2)
+    runs = measure(LiteRTRunner(), model, RuntimeOptions(), timing)
     assert time.monotonic() - started >= 0.2
-    assert timing.statistics.count > 1
+    assert runs.statistics.count > 1
 
 
 def test_max_secs_stops_early(cache_dir: Path) -> None:
     model = export_layer(KEY, "tflite", cache_dir=cache_dir)
-    settings = RunSettings(warmup_runs=0, num_runs=10_000_000, max_secs=0.1)
-    timing = measure(LiteRTRunner(), model, settings)
-    assert 1 <= timing.statistics.count < 10_000_000
+    timing = Timing(warmup_runs=0, num_runs=10_000_000, max_secs=0.1)
+    runs = measure(LiteRTRunner(), model, RuntimeOptions(), timing)
+    assert 1 <= runs.statistics.count < 10_000_000
 
 
 def test_affinity_pins_and_restores() -> None:
@@ -81,19 +84,35 @@ def test_affinity_pins_and_restores() -> None:
 @pytest.mark.parametrize(
     ("settings", "needle"),
     [
-        ({"num_threads": 0}, "num_threads"),
         ({"num_runs": 0}, "num_runs"),
         ({"warmup_runs": -1}, "warmup_runs"),
+        ({"repeats": 0}, "repeats"),
+        ({"max_secs": 0}, "max_secs"),
     ],
 )
-def test_bad_run_settings_are_rejected(settings: dict[str, int], needle: str) -> None:
+def test_bad_timing_is_rejected(settings: dict[str, int], needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
-        RunSettings(**settings)  # type: ignore[arg-type]
+        Timing(**settings)  # type: ignore[arg-type]
+
+
+def test_zero_threads_are_rejected() -> None:
+    with pytest.raises(ValueError, match="num_threads"):
+        RuntimeOptions(num_threads=0)
+
+
+def test_a_jobs_timing_wins_where_it_is_set_and_the_agents_fills_the_rest() -> None:
+    agent = Timing(warmup_runs=3, num_runs=7, min_secs=0.0, repeats=2)
+    job = JobTiming(num_runs=5, cooldown_secs=0.5)
+    assert agent.under(job) == Timing(
+        warmup_runs=3, num_runs=5, min_secs=0.0, repeats=2, cooldown_secs=0.5
+    )
+    assert agent.under(JobTiming()) == agent
+    assert agent.wire().over(JobTiming()) == agent.wire()
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        measure(LiteRTRunner(), tmp_path / "nope.tflite", RunSettings())
+        measure(LiteRTRunner(), tmp_path / "nope.tflite", RuntimeOptions(), Timing())
 
 
 def test_direct_mode_writes_json_and_csv(tmp_path: Path, cache_dir: Path) -> None:
@@ -162,15 +181,32 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
         )
         assert queued.returncode == 0, queued.stderr
         assert len(queued.stdout.splitlines()) == 3  # 20 variants in chunks of 8
+        # A job that leaves its timing to the agent: the agent's --num-runs applies to it.
+        unset = run_hwlat(
+            ["jobs", "create", "--selector", "kind=host", "--layer", str(KEY)], agent_env
+        )
+        assert unset.returncode == 0, unset.stderr
         ran = run_hwlat(
-            ["agent", "host", "--until-idle", "--name", "ci-host", "--max-busy-pct", "100"],
+            [
+                "agent",
+                "host",
+                "--until-idle",
+                "--name",
+                "ci-host",
+                "--max-busy-pct",
+                "100",
+                "--num-runs",
+                "7",
+                "--warmup-runs",
+                "1",
+            ],
             agent_env,
             timeout=300,
         )
         assert ran.returncode == 0, ran.stderr
-        assert "jobs done 3, failed 0, lost 0; 20 measurements stored" in ran.stdout
+        assert "jobs done 4, failed 0, lost 0; 21 measurements stored" in ran.stdout
         listed = run_hwlat(["jobs", "list"], agent_env)
-        assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["done"] * 3
+        assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["done"] * 4
         with server.client(admin) as client:
             device = client.get("/v1/devices").json()["items"][0]
             rows = list_layers(client, device["id"])
@@ -178,8 +214,13 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
     assert device["runtime"] == "litert"
     variants = {str(k) for k in get_space("tiny-64").variants()}
     assert {r["layer_key"] for r in rows} == variants
-    assert len(rows) == len(variants)
-    assert all(r["count"] == 5 for r in rows)
+    assert len(rows) == len(variants) + 1
+    # The jobs that set --num-runs 5 were timed 5 times whatever the agent's flag said; the one
+    # that did not was timed as the agent said (7).
+    counts = sorted(r["count"] for r in rows)
+    assert counts == [5] * len(variants) + [7]
+    (extra,) = [r for r in rows if r["count"] == 7]
+    assert extra["layer_key"] == str(KEY)
 
 
 def test_a_busy_host_waits_then_fails_the_measurement() -> None:
@@ -189,12 +230,14 @@ def test_a_busy_host_waits_then_fails_the_measurement() -> None:
     from device_agents.errors import MeasurementError
     from device_agents.host import HostBackend
 
-    # One spinning process is half of these two cores: far above a 30% limit.
+    # One spinning process keeps one CPU busy, whatever the machine's size: a limit of half a
+    # CPU is exceeded on 2 cores as on 64.
+    cpus = os.cpu_count() or 1
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
         waits: list[float] = []
-        backend = HostBackend(max_busy_fraction=0.3, max_wait_s=1.0, sleep=waits.append)
+        backend = HostBackend(max_busy_fraction=0.5 / cpus, max_wait_s=1.0, sleep=waits.append)
         with pytest.raises(MeasurementError, match="host still busy"):
             backend.wait_until_quiet()
         assert waits  # it waited (polled) before giving up
@@ -206,8 +249,8 @@ def test_a_busy_host_waits_then_fails_the_measurement() -> None:
 
 def test_litert_without_xnnpack_runs_on_the_builtin_kernels(cache_dir: Path) -> None:
     model = export_layer(KEY, "tflite", cache_dir=cache_dir)
-    timing = measure(
-        LiteRTRunner(), model, RunSettings(warmup_runs=1, num_runs=3, use_xnnpack=False)
+    runs = measure(
+        LiteRTRunner(), model, RuntimeOptions(use_xnnpack=False), Timing(warmup_runs=1, num_runs=3)
     )
-    assert timing.statistics.count == 3
-    assert timing.statistics.min_ms > 0
+    assert runs.statistics.count == 3
+    assert runs.statistics.min_ms > 0

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.devices import DeviceIn
+from latency_api.schemas.jobs import ClaimIn, JobIn, JobResult
 from latency_service.db import make_engine, session_factory
 from latency_service.devices import service as devices
-from latency_service.devices.schemas import DeviceIn
 from latency_service.errors import LeaseLost
 from latency_service.jobs import service as jobs
-from latency_service.jobs.schemas import ClaimIn, JobIn
 from latency_service.measurements.tables import LayerMeasurement
 from latency_service.migrate import upgrade
 from tests.conftest import create_postgres_database, drop_postgres_database
@@ -33,19 +33,28 @@ def device(client: TestClient, tokens: dict[str, Headers]) -> int:
     return int(client.post("/v1/devices", json=HOST_DEVICE, headers=tokens["ingest"]).json()["id"])
 
 
+LAYERS = {"kind": "profile_layers", "layer_keys": LAYER_KEYS}
+RESULT = {"kind": "layers", "stored": 3, "ids": [1, 2, 3]}
+
+
 def new_job(client: TestClient, tokens: dict[str, Headers], **spec: Any) -> dict[str, Any]:
-    body = {"kind": "profile_layers", "payload": {"layer_keys": LAYER_KEYS}, **spec}
+    body = {"payload": LAYERS, **spec}
     response = client.post("/v1/jobs", json=body, headers=tokens["admin"])
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-def claim(client: TestClient, tokens: dict[str, Headers], device: int, lease: float = 60) -> Any:
-    response = client.post(
-        "/v1/jobs/claim",
-        json={"device_id": device, "agent": "test-agent", "lease_seconds": lease},
-        headers=tokens["ingest"],
-    )
+def claim(
+    client: TestClient,
+    tokens: dict[str, Headers],
+    device: int,
+    lease: float = 60,
+    request_id: str | None = None,
+) -> Any:
+    body: dict[str, Any] = {"device_id": device, "agent": "test-agent", "lease_seconds": lease}
+    if request_id is not None:
+        body["request_id"] = request_id
+    response = client.post("/v1/jobs/claim", json=body, headers=tokens["ingest"])
     assert response.status_code in (200, 204), response.text
     return None if response.status_code == 204 else response.json()
 
@@ -53,25 +62,36 @@ def claim(client: TestClient, tokens: dict[str, Headers], device: int, lease: fl
 def test_jobs_need_admin_to_create(
     client: TestClient, tokens: dict[str, Headers], device: int
 ) -> None:
-    body = {"kind": "profile_layers", "device_id": device, "payload": {"layer_keys": LAYER_KEYS}}
+    body = {"device_id": device, "payload": LAYERS}
     assert client.post("/v1/jobs", json=body, headers=tokens["ingest"]).status_code == 403
 
 
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        ({"payload": {"layer_keys": ["mbconv_hw1_i1_o1_k2_e1_s1"]}}, "k2"),
-        ({"payload": {"layer_keys": []}}, "layer_keys"),
-        ({"selector": {"kind": "android"}, "payload": {"layer_keys": LAYER_KEYS}}, "exactly one"),
+        (
+            {"payload": {"kind": "profile_layers", "layer_keys": ["mbconv_hw1_i1_o1_k2_e1_s1"]}},
+            "k2",
+        ),
+        ({"payload": {"kind": "profile_layers", "layer_keys": []}}, "layer_keys"),
+        ({"payload": {"layer_keys": LAYER_KEYS}}, "kind"),
+        ({"payload": {"kind": "profile_everything"}}, "profile_layers"),
+        ({"selector": {"kind": "android"}, "payload": LAYERS}, "exactly one"),
+        ({"selector": {"colour": "blue"}, "device_id": None, "payload": LAYERS}, "colour"),
+        ({"payload": LAYERS, "timing": {"num_runs": 0}}, "num_runs"),
+        ({"payload": LAYERS, "timing": {"warmup": 3}}, "warmup"),
         (
             {
-                "kind": "profile_networks",
-                "payload": {"space": "spnas-mobilenetv2-224", "architectures": [[9] * 20]},
+                "payload": {
+                    "kind": "profile_networks",
+                    "space": "spnas-mobilenetv2-224",
+                    "architectures": [[9] * 20],
+                },
             },
             "position 0",
         ),
         (
-            {"kind": "profile_networks", "payload": {"space": "nope", "architectures": [[0]]}},
+            {"payload": {"kind": "profile_networks", "space": "nope", "architectures": [[0]]}},
             "unknown search space",
         ),
     ],
@@ -79,7 +99,7 @@ def test_jobs_need_admin_to_create(
 def test_bad_job_specs_are_422(
     client: TestClient, tokens: dict[str, Headers], device: int, spec: dict[str, Any], needle: str
 ) -> None:
-    body = {"kind": "profile_layers", "device_id": device, **spec}
+    body = {"device_id": device, **spec}
     response = client.post("/v1/jobs", json=body, headers=tokens["admin"])
     assert response.status_code == 422, response.text
     assert needle in response.json()["detail"]
@@ -95,9 +115,42 @@ def test_claim_takes_the_oldest_matching_job_then_nothing(
     assert got["id"] == first["id"]
     assert got["status"] == "leased"
     assert got["attempts"] == 1
+    assert got["payload"] == LAYERS
+    assert got["kind"] == "profile_layers"
     assert len(got["lease_token"]) == 32
     assert claim(client, tokens, device)["id"] == second["id"]
     assert claim(client, tokens, device) is None
+
+
+def test_a_job_stores_only_the_timing_it_set(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    job = new_job(client, tokens, device_id=device, timing={"num_runs": 5})
+    assert job["timing"] == {
+        "warmup_runs": None,
+        "num_runs": 5,
+        "min_secs": None,
+        "max_secs": None,
+        "repeats": None,
+        "cooldown_secs": None,
+    }
+    assert new_job(client, tokens, device_id=device)["timing"]["num_runs"] is None
+
+
+def test_a_repeated_claim_gets_the_same_lease_not_a_second_job(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    first = new_job(client, tokens, device_id=device)
+    second = new_job(client, tokens, device_id=device)
+    got = claim(client, tokens, device, request_id="claim-1")
+    # The answer was lost; the agent asks again with the same request id.
+    again = claim(client, tokens, device, request_id="claim-1")
+    assert (again["id"], again["lease_token"], again["attempts"]) == (
+        first["id"],
+        got["lease_token"],
+        1,
+    )
+    assert claim(client, tokens, device, request_id="claim-2")["id"] == second["id"]
 
 
 def test_complete_needs_the_lease_and_happens_once(
@@ -106,7 +159,11 @@ def test_complete_needs_the_lease_and_happens_once(
     new_job(client, tokens, device_id=device)
     job = claim(client, tokens, device)
     url = f"/v1/jobs/{job['id']}"
-    wrong = client.post(f"{url}/complete", json={"lease_token": "x" * 32}, headers=tokens["ingest"])
+    wrong = client.post(
+        f"{url}/complete",
+        json={"lease_token": "x" * 32, "result": RESULT},
+        headers=tokens["ingest"],
+    )
     assert wrong.status_code == 409
     assert wrong.json()["error"] == "lease_lost"
     beat = client.post(
@@ -115,16 +172,55 @@ def test_complete_needs_the_lease_and_happens_once(
     assert beat.status_code == 200
     done = client.post(
         f"{url}/complete",
-        json={"lease_token": job["lease_token"], "result": {"stored": 3}},
+        json={"lease_token": job["lease_token"], "result": RESULT},
         headers=tokens["ingest"],
     )
     assert done.status_code == 200
     assert done.json()["status"] == "done"
-    assert done.json()["result"] == {"stored": 3}
+    assert done.json()["result"] == {**RESULT, "remeasured": 0}
+    # The answer was lost and the agent repeats the call: answered again, nothing changes.
     again = client.post(
-        f"{url}/complete", json={"lease_token": job["lease_token"]}, headers=tokens["ingest"]
+        f"{url}/complete",
+        json={"lease_token": job["lease_token"], "result": RESULT},
+        headers=tokens["ingest"],
     )
-    assert again.status_code == 409
+    assert again.status_code == 200
+    assert again.json() == done.json()
+    # Another lease cannot complete it.
+    other = client.post(
+        f"{url}/complete",
+        json={"lease_token": "y" * 32, "result": RESULT},
+        headers=tokens["ingest"],
+    )
+    assert other.status_code == 409
+
+
+def test_a_repeated_fail_is_answered_again(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    new_job(client, tokens, device_id=device, max_attempts=3)
+    job = claim(client, tokens, device)
+    body = {"lease_token": job["lease_token"], "reason": "phone too hot"}
+    first = client.post(f"/v1/jobs/{job['id']}/fail", json=body, headers=tokens["ingest"])
+    again = client.post(f"/v1/jobs/{job['id']}/fail", json=body, headers=tokens["ingest"])
+    assert first.status_code == again.status_code == 200
+    assert again.json()["status"] == "queued"
+    assert again.json()["attempts"] == 1  # the repeat did not spend an attempt
+
+
+def test_job_lists_page_along_a_cursor(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    created = [new_job(client, tokens, device_id=device)["id"] for _ in range(7)]
+    seen: list[int] = []
+    params: dict[str, Any] = {"limit": 3, "device_id": device}
+    while True:
+        page = client.get("/v1/jobs", params=params, headers=tokens["read"]).json()
+        seen += [job["id"] for job in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert seen == sorted(created, reverse=True)
 
 
 def test_failures_are_retried_until_attempts_run_out(
@@ -213,13 +309,7 @@ def test_concurrent_agents_complete_every_job_exactly_once(shared_db: str) -> No
         for _ in range(n_jobs):
             jobs.create(
                 session,
-                JobIn.model_validate(
-                    {
-                        "kind": "profile_layers",
-                        "device_id": device.id,
-                        "payload": {"layer_keys": LAYER_KEYS},
-                    }
-                ),
+                JobIn.model_validate({"device_id": device.id, "payload": LAYERS}),
             )
     completions: Counter[int] = Counter()
     lock = threading.Lock()
@@ -236,7 +326,7 @@ def test_concurrent_agents_complete_every_job_exactly_once(shared_db: str) -> No
                         return
                     job, token = claimed
                     try:
-                        jobs.complete(session, job.id, token, {"by": name})
+                        jobs.complete(session, job.id, token, JobResult.model_validate(RESULT))
                     except LeaseLost:
                         continue
                     with lock:

@@ -39,5 +39,6 @@ def test_dockerfile_command_is_a_valid_hwlat_invocation() -> None:
     ).stdout
     for flag in (a for a in command[2:] if a.startswith("--")):
         assert flag in help_text
-    for directory in ("hwlat", "models", "latency_service", "device_agents", "migrations"):
+    packages = ("hwlat", "models", "predictor", "latency_api", "latency_service", "device_agents")
+    for directory in (*packages, "migrations"):
         assert f"COPY {directory} ./{directory}" in text

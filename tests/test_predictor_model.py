@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latency_service.predictors.artifact import LayerEntry, PredictorArtifact
-from latency_service.predictors.compiled import MissingLayers, compile_space
-from latency_service.predictors.fitting import (
+from models import get_space, parse
+from models.features import FEATURES, feature_matrix
+from predictor.artifact import LayerEntry, PredictorArtifact
+from predictor.compiled import MissingLayers, compile_space
+from predictor.fitting import (
     NetworkSample,
     fit_calibration,
     fit_predictor,
     fit_regression,
 )
-from latency_service.predictors.formats import (
+from predictor.formats import (
     TableFormatError,
     from_ofa_yaml,
     from_spnas,
@@ -25,12 +27,10 @@ from latency_service.predictors.formats import (
     to_ofa_yaml,
     to_spnas,
 )
-from models import get_space, parse
-from models.features import FEATURES, feature_matrix
 
 TINY = get_space("tiny-64")
 SEED = get_space("spnas-mobilenetv2-224")
-PIXEL1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "spnas_pixel1_runtime_model.json"
+PIXEL1 = Path(__file__).resolve().parent / "data" / "spnas_pixel1_runtime_model.json"
 
 
 def hand_table() -> dict[str, LayerEntry]:

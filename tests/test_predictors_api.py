@@ -10,13 +10,15 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from models import get_space
+from models import get_space, parse
+from predictor.artifact import PredictorArtifact
+from predictor.local import LocalPredictor
 from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
 
 Headers = dict[str, str]
 TINY = get_space("tiny-64")
 SEED = get_space("spnas-mobilenetv2-224")
-PIXEL1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "spnas_pixel1_runtime_model.json"
+PIXEL1 = Path(__file__).resolve().parent / "data" / "spnas_pixel1_runtime_model.json"
 HAND = {str(k): float(i + 1) for i, k in enumerate(TINY.variants())}
 
 
@@ -139,15 +141,17 @@ def test_unmeasured_layers_come_from_the_regression_and_are_named(
         tokens,
         {"device_id": device, "space": "tiny-64", "architectures": [[0, 0, 3, 0], [0, 0, 0, 0]]},
     ).json()
+    # The estimate is the stored version's regression, evaluated here from its artifact.
+    artifact = client.get(
+        f"/v1/devices/{device}/predictors/{predictor['version']}", headers=tokens["read"]
+    ).json()["artifact"]
+    regression = PredictorArtifact.from_dict(artifact).regression
+    assert regression is not None
+    expected_ms = float(regression.predict([parse(missing)])[0])
+    assert expected_ms > 0
     assert body["estimated_layers"] == [
-        {
-            "layer_key": missing,
-            "position": 2,
-            "candidate": 3,
-            "ms": pytest.approx(body["estimated_layers"][0]["ms"]),
-        }
+        {"layer_key": missing, "position": 2, "candidate": 3, "ms": pytest.approx(expected_ms)}
     ]
-    assert body["estimated_layers"][0]["ms"] > 0
     assert body["uncertainty_ms"][0] > body["uncertainty_ms"][1]
 
 
@@ -170,6 +174,18 @@ def test_unmeasured_layers_come_from_the_regression_and_are_named(
             413,
             "batch_too_large",
             "100000",
+        ),
+        (
+            {"layers": [["conv_hw64_i3_o16_k3_s2"]] * 100_001},
+            413,
+            "batch_too_large",
+            "100001 networks",
+        ),
+        (
+            {"layers": [["conv_hw64_i3_o16_k3_s2"] * 30_000] * 70},
+            413,
+            "batch_too_large",
+            "2100000 layer keys",
         ),
     ],
 )
@@ -253,3 +269,57 @@ def test_import_the_seed_table_and_reproduce_its_predictions(
     )
     assert bad.status_code == 422
     assert "not JSON" in bad.json()["detail"]
+
+
+def test_a_version_can_be_taken_away_and_predicts_the_same_in_process(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    upload_layers(client, tokens, device, HAND)
+    archs = [[int(i) for i in a] for a in TINY.sample(12, seed=4)]
+    items = [network_measurement(a, 1.2 * hand_sum(a) + 0.3, space="tiny-64") for a in archs]
+    client.post(
+        "/v1/measurements/networks",
+        json={"device_id": device, "measurements": items},
+        headers=tokens["ingest"],
+    ).raise_for_status()
+    fit(client, tokens, device)
+    url = f"/v1/devices/{device}/predictors"
+    latest = client.get(f"{url}/latest", headers=tokens["read"]).json()
+    assert client.get(f"{url}/1", headers=tokens["read"]).json() == latest
+    assert latest["version"] == 1
+    assert latest["artifact"]["calibration"]["tiny-64"]["n_networks"] == 12
+
+    class Answer:
+        device_id, version, artifact = device, latest["version"], latest["artifact"]
+
+    local = LocalPredictor.from_wire(Answer())
+    fresh = [[int(i) for i in a] for a in TINY.sample(30, seed=9)]
+    served = predict(
+        client, tokens, {"device_id": device, "space": "tiny-64", "architectures": fresh}
+    ).json()
+    latency, uncertainty = local.predict("tiny-64", fresh)
+    assert latency.tolist() == pytest.approx(served["latency_ms"], rel=1e-12)
+    assert uncertainty.tolist() == pytest.approx(served["uncertainty_ms"], rel=1e-12)
+    missing = client.get(f"{url}/7", headers=tokens["read"])
+    assert missing.status_code == 404
+    assert "no predictor version 7" in missing.json()["detail"]
+
+
+def test_a_fit_can_hold_networks_out_of_its_calibration(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    upload_layers(client, tokens, device, HAND)
+    archs = [[int(i) for i in a] for a in TINY.sample(10, seed=2)]
+    items = [network_measurement(a, 1.1 * hand_sum(a), space="tiny-64") for a in archs]
+    client.post(
+        "/v1/measurements/networks",
+        json={"device_id": device, "measurements": items},
+        headers=tokens["ingest"],
+    ).raise_for_status()
+    response = client.post(
+        f"/v1/devices/{device}/predictors",
+        json={"holdout": {"tiny-64": archs[:4]}},
+        headers=tokens["admin"],
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["metrics"]["calibration"]["tiny-64"]["n_networks"] == 6

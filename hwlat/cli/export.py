@@ -7,16 +7,17 @@ copy, so repeating a command costs a file copy.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from models.export import ExportFormat, Precision, export_layer, export_network, export_variants
-from models.export.cache import atomic_copy
-from models.layer_key import LayerKey, parse
-from models.spaces import get_space
+from models import LayerKey, get_space, parse
+from models.precision import Precision
 
-export_app = typer.Typer(
+if TYPE_CHECKING:
+    from models.export import ExportFormat
+
+app = typer.Typer(
     help="Export layer variants and architectures to TFLite or ONNX (cached).",
     no_args_is_help=True,
 )
@@ -33,7 +34,7 @@ Int8Option = Annotated[
 SpaceName = Annotated[str, typer.Argument(help="Search space name (see `hwlat space list`).")]
 
 
-@export_app.command("layer")
+@app.command("layer")
 def layer(
     key: Annotated[str, typer.Argument(help="Layer key, e.g. mbconv_hw56_i24_o40_k5_e6_s2.")],
     fmt: FormatOption = "tflite",
@@ -43,6 +44,9 @@ def layer(
     ] = Path("."),
 ) -> None:
     """Export one layer variant; prints the written file."""
+    from models.export import ExportFormat, export_layer
+    from models.export.cache import atomic_copy
+
     parsed = parse(key)
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
     if output.exists() and not output.is_dir():
@@ -52,7 +56,7 @@ def layer(
     typer.echo(str(target))
 
 
-@export_app.command("arch")
+@app.command("arch")
 def arch(
     name: SpaceName,
     indices: Annotated[
@@ -71,6 +75,9 @@ def arch(
     ] = None,
 ) -> None:
     """Export a whole architecture (stem to classifier); prints the written file."""
+    from models.export import ExportFormat, export_network
+    from models.export.cache import atomic_copy
+
     space = get_space(name)
     choice = space.validate(parse_indices(indices))
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
@@ -83,7 +90,7 @@ def arch(
     typer.echo(str(output))
 
 
-@export_app.command("variants")
+@app.command("variants")
 def variants(
     name: SpaceName,
     fmt: FormatOption = "tflite",
@@ -96,6 +103,9 @@ def variants(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
     """Export every layer variant of a search space; prints `<key> <file>` per line."""
+    from models.export import ExportFormat, export_variants
+    from models.export.cache import atomic_copy
+
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
     paths = export_variants(
         get_space(name).variants(), fmt_, precision, workers=workers, progress=progress

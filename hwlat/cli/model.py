@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from device_agents.cli import DEFAULT_SERVICE, ServiceUrl, Token
-from device_agents.client import ServiceClient
-from device_agents.runners import DEFAULT_MIN_SECS
-
-Device = Annotated[int, typer.Option("--device", help="Device id (see GET /v1/devices).")]
-Space = Annotated[str, typer.Option(help="Search space name.")]
+from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token, client
 
 
 def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = None) -> None:
     """Fit a new predictor version from the device's measurements."""
-    with ServiceClient(service, token) as client:
-        predictor = client.request("POST", f"/v1/devices/{device}/predictors").json()
-    metrics = predictor["metrics"]
+    with client(service, token) as api:
+        predictor = api.fit_predictor(device)
+    metrics = predictor.metrics
     typer.echo(
-        f"device {device}: predictor v{predictor['version']} "
+        f"device {device}: predictor v{predictor.version} "
         f"({metrics['n_layers']} layers, {metrics['n_networks']} networks)"
     )
     if "regression_cv_mape_pct" in metrics:
@@ -31,9 +25,10 @@ def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = No
             f"{metrics['regression_cv_mape_pct']:.2f}% on {metrics['regression_n_train']}"
         )
     for space, cal in metrics["calibration"].items():
+        verdict = " (rejected: no better than the plain sum)" if cal["rejected"] else ""
         typer.echo(
             f"  {space}: latency = {cal['a']:.4f} * sum + {cal['b']:.4f} ms "
-            f"({cal['n_networks']} networks, residual {cal['residual_rms_pct']:.2f}%)"
+            f"({cal['n_networks']} networks, residual {cal['residual_rms_pct']:.2f}%){verdict}"
         )
 
 
@@ -75,27 +70,19 @@ def predict(
 ) -> None:
     """Predict latencies; one line per architecture: indices, ms, ± uncertainty."""
     archs = _architectures(arch, file, sample, seed, space)
-    with ServiceClient(service, token) as client:
-        answer: dict[str, Any] = client.request(
-            "POST",
-            "/v1/predict",
-            json={
-                "device_id": device,
-                "space": space,
-                "architectures": archs,
-            },
-        ).json()
+    with client(service, token) as api:
+        answer = api.predict(device, space, archs)
     if as_json:
-        typer.echo(json.dumps(answer))
+        typer.echo(answer.model_dump_json())
         return
-    for row, ms, unc in zip(archs, answer["latency_ms"], answer["uncertainty_ms"], strict=True):
+    for row, ms, unc in zip(archs, answer.latency_ms, answer.uncertainty_ms, strict=True):
         typer.echo(f"{','.join(map(str, row))}\t{ms:.3f} ms\t± {unc:.3f}")
-    for layer in answer["estimated_layers"]:
+    for layer in answer.estimated_layers:
         typer.echo(
-            f"estimated by regression (not measured): {layer['layer_key']} {layer['ms']:.3f} ms",
+            f"estimated by regression (not measured): {layer.layer_key} {layer.ms:.3f} ms",
             err=True,
         )
-    typer.echo(f"predictor v{answer['predictor_version']}", err=True)
+    typer.echo(f"predictor v{answer.predictor_version}", err=True)
 
 
 def validate(
@@ -107,7 +94,7 @@ def validate(
     num_runs: Annotated[int, typer.Option(min=1)] = 50,
     min_secs: Annotated[
         float, typer.Option(min=0, help="Time each network at least this long.")
-    ] = DEFAULT_MIN_SECS,
+    ] = 0.0,
     run_host_agent: Annotated[
         bool, typer.Option(help="Measure with a host agent in this process (host devices).")
     ] = False,
@@ -115,26 +102,30 @@ def validate(
     service: ServiceUrl = DEFAULT_SERVICE,
     token: Token = None,
 ) -> None:
-    """Measure N random architectures end to end and report accuracy against baselines."""
+    """Measure N new random architectures; the service scores the predictor on them.
+
+    The baselines shown beside it are fitted on the same data as the predictor.
+    """
     from hwlat.validate import format_report
     from hwlat.validate import validate as run
+    from latency_api.schemas.jobs import JobTiming
     from models import get_space
 
     search_space = get_space(space)
-    settings = {"warmup_runs": 10, "num_runs": num_runs, "min_secs": min_secs, "repeats": repeats}
-    with ServiceClient(service, token) as client:
+    timing = JobTiming(warmup_runs=10, num_runs=num_runs, min_secs=min_secs, repeats=repeats)
+    with client(service, token) as api:
         agent = None
         if run_host_agent:
             from hwlat.pipeline import host_agent_runner
 
-            agent = host_agent_runner(client, device, search_space)
+            agent = host_agent_runner(api, device)
         report = run(
-            client,
+            api,
             device,
             search_space,
             n=n,
             seed=seed,
-            settings=settings,
+            timing=timing,
             run_agent=agent,
             timeout_s=timeout,
         )

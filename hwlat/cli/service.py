@@ -1,4 +1,9 @@
-"""``hwlat serve``, ``hwlat db ...`` and ``hwlat token ...``."""
+"""``hwlat serve``, ``hwlat db ...`` and ``hwlat token ...``: running and administering the
+service on the machine that holds its database.
+
+Imports stay inside the commands: ``hwlat serve`` must start without loading agent or
+converter code, and every other command without loading the service.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ from typing import Annotated
 
 import typer
 
-from latency_service.settings import get_settings
-
 db_app = typer.Typer(help="Manage the latency database.", no_args_is_help=True)
-token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="Manage API tokens (directly in the database; the service need not run).",
+    no_args_is_help=True,
+)
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -38,6 +44,8 @@ def serve(
     import os
 
     import uvicorn
+
+    from latency_service.settings import get_settings
 
     settings = get_settings()
     if (no_auth or settings.auth_disabled) and not _is_loopback(host):
@@ -69,17 +77,21 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Create or migrate the database schema."""
-    from latency_service.migrate import upgrade
+    from latency_service.migrate import redact, upgrade
+    from latency_service.settings import get_settings
 
     url = get_settings().resolved_database_url
     upgrade(url, revision=revision)
-    typer.echo(f"database at {_redact(url)} is at revision {revision}")
+    typer.echo(f"database at {redact(url)} is at revision {revision}")
 
 
 @db_app.command("url")
 def db_url() -> None:
     """Print the database URL in use (password hidden)."""
-    typer.echo(_redact(get_settings().resolved_database_url))
+    from latency_service.migrate import redact
+    from latency_service.settings import get_settings
+
+    typer.echo(redact(get_settings().resolved_database_url))
 
 
 @token_app.command("create")
@@ -88,20 +100,30 @@ def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")] = "cli",
 ) -> None:
     """Create a token and print it once; only its hash is stored."""
-    from latency_service.auth.service import Scope, create_token
-    from latency_service.db import make_engine, session_factory
-    from latency_service.migrate import upgrade
+    from latency_service.admin import create_token
 
-    url = get_settings().resolved_database_url
-    upgrade(url)
-    engine = make_engine(url)
-    with session_factory(engine)() as session:
-        secret = create_token(session, name=name, scope=Scope.parse(scope))
-    engine.dispose()
-    typer.echo(secret)
+    typer.echo(create_token(name, scope))
 
 
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens: id, name, scope, created, revoked (never the secrets)."""
+    from latency_service.admin import list_tokens
 
-    return make_url(url).render_as_string(hide_password=True)
+    for token in list_tokens():
+        revoked = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+        typer.echo(
+            f"{token.id}\t{token.name}\t{token.scope}\t{token.created_at:%Y-%m-%d %H:%M}\t{revoked}"
+        )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="Token id (see `hwlat token list`).")],
+) -> None:
+    """Revoke a token. Every worker of a running service refuses it within HWLAT_TOKEN_CACHE_S
+    seconds."""
+    from latency_service.admin import revoke_token
+
+    token = revoke_token(token_id)
+    typer.echo(f"token {token.id} ({token.name}) revoked")

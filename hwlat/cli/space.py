@@ -8,12 +8,12 @@ import typer
 
 from models.spaces import BUILTIN, get_space
 
-space_app = typer.Typer(help="Inspect search spaces.", no_args_is_help=True)
+app = typer.Typer(help="Inspect search spaces.", no_args_is_help=True)
 
 SpaceName = Annotated[str, typer.Argument(help="Search space name (see `hwlat space list`).")]
 
 
-@space_app.command("list")
+@app.command("list")
 def list_spaces() -> None:
     """List the built-in search spaces."""
     for name in sorted(BUILTIN):
@@ -24,13 +24,13 @@ def list_spaces() -> None:
         )
 
 
-@space_app.command("show")
+@app.command("show")
 def show(name: SpaceName) -> None:
     """Print a search space definition as JSON."""
     typer.echo(get_space(name).to_json())
 
 
-@space_app.command("layers")
+@app.command("layers")
 def layers(
     name: SpaceName,
     include_skip: Annotated[bool, typer.Option(help="Also list the skip (identity) keys.")] = False,
@@ -40,7 +40,7 @@ def layers(
         typer.echo(str(key))
 
 
-@space_app.command("sample")
+@app.command("sample")
 def sample(
     name: SpaceName,
     n: Annotated[int, typer.Option("--n", min=0, help="How many architectures.")] = 10,

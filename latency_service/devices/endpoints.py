@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from latency_api.schemas.devices import DeviceIn, DeviceList, DeviceOut
 from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.devices import service
-from latency_service.devices.schemas import DeviceIn, DeviceList, DeviceOut
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -27,6 +27,7 @@ def register_device(
 
 @router.get("", response_model=DeviceList)
 def list_devices(session: ReadSessionDep, _: ReadToken, name: str | None = None) -> DeviceList:
+    """Every registered device, optionally those with one name."""
     return DeviceList(
         items=[DeviceOut.model_validate(d) for d in service.list_devices(session, name)]
     )
@@ -34,4 +35,5 @@ def list_devices(session: ReadSessionDep, _: ReadToken, name: str | None = None)
 
 @router.get("/{device_id}", response_model=DeviceOut)
 def get_device(device_id: int, session: ReadSessionDep, _: ReadToken) -> DeviceOut:
+    """One device: hardware, runtime and settings."""
     return DeviceOut.model_validate(service.get(session, device_id))

@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.devices import DeviceIn
 from latency_service.devices import repository
-from latency_service.devices.schemas import DeviceIn
 from latency_service.devices.tables import Device
 from latency_service.errors import NotFound
 

@@ -4,19 +4,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from latency_service.deps import AdminToken, IngestToken, ReadSessionDep, ReadToken, SessionDep
-from latency_service.jobs import service
-from latency_service.jobs.schemas import (
+from latency_api.schemas.common import Page
+from latency_api.schemas.enums import JobStatus
+from latency_api.schemas.jobs import (
     ClaimedJob,
     ClaimIn,
     CompleteIn,
     FailIn,
     JobIn,
-    JobList,
     JobOut,
-    JobStatus,
     LeaseIn,
 )
+from latency_service.deps import AdminToken, IngestToken, ReadSessionDep, ReadToken, SessionDep
+from latency_service.jobs import service
+from latency_service.paging import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -27,16 +28,25 @@ def create_job(spec: JobIn, session: SessionDep, _: AdminToken) -> JobOut:
     return JobOut.model_validate(service.create(session, spec))
 
 
-@router.get("", response_model=JobList)
+@router.get("", response_model=Page[JobOut])
 def list_jobs(
     session: ReadSessionDep,
     _: ReadToken,
     status: JobStatus | None = None,
     device_id: int | None = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> JobList:
-    jobs = service.list_jobs(session, status=status, device_id=device_id, limit=limit)
-    return JobList(items=[JobOut.model_validate(j) for j in jobs])
+) -> Page[JobOut]:
+    """Jobs, newest first, a page at a time."""
+    jobs = service.list_page(
+        session,
+        status=status,
+        device_id=device_id,
+        before_id=decode_cursor(cursor),
+        limit=limit,
+    )
+    next_cursor = encode_cursor(jobs[-1].id) if len(jobs) == limit else None
+    return Page[JobOut](items=[JobOut.model_validate(j) for j in jobs], next_cursor=next_cursor)
 
 
 @router.post(
@@ -45,7 +55,8 @@ def list_jobs(
     responses={204: {"description": "No job for this device right now"}},
 )
 def claim_job(spec: ClaimIn, session: SessionDep, _: IngestToken) -> ClaimedJob | Response:
-    """Lease the oldest job this device may run; 204 when there is none."""
+    """Lease the oldest job this device may run; 204 when there is none. A repeat with the
+    same `request_id` gets the same lease."""
     claimed = service.claim(session, spec)
     if claimed is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -57,6 +68,7 @@ def claim_job(spec: ClaimIn, session: SessionDep, _: IngestToken) -> ClaimedJob 
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: int, session: ReadSessionDep, _: ReadToken) -> JobOut:
+    """One job: what it measures, its state, lease and result."""
     return JobOut.model_validate(service.get(session, job_id))
 
 
@@ -70,6 +82,7 @@ def heartbeat(job_id: int, spec: LeaseIn, session: SessionDep, _: IngestToken) -
 
 @router.post("/{job_id}/complete", response_model=JobOut)
 def complete(job_id: int, spec: CompleteIn, session: SessionDep, _: IngestToken) -> JobOut:
+    """Finish the job with its result; a repeat with the same lease is answered again."""
     return JobOut.model_validate(service.complete(session, job_id, spec.lease_token, spec.result))
 
 

@@ -36,10 +36,26 @@ def get_for_update(session: Session, job_id: int) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id).with_for_update())
 
 
+def leased_by_request(session: Session, agent: str, request_id: str) -> Job | None:
+    """The job a claim with this agent's ``request_id`` leased, if it still holds it."""
+    return session.scalar(
+        select(Job).where(
+            Job.status == "leased", Job.lease_owner == agent, Job.claim_request_id == request_id
+        )
+    )
+
+
 def list_jobs(
-    session: Session, *, status: str | None, device_id: int | None, limit: int
+    session: Session,
+    *,
+    status: str | None,
+    device_id: int | None,
+    before_id: int | None,
+    limit: int,
 ) -> Sequence[Job]:
     query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Job.id < before_id)
     if status is not None:
         query = query.where(Job.status == status)
     if device_id is not None:

@@ -1,4 +1,9 @@
-"""Job lifecycle: queued -> leased -> done | failed, with expiring leases and bounded retries."""
+"""Job lifecycle: queued -> leased -> done | failed, with expiring leases and bounded retries.
+
+Every agent-side call is safe to repeat after a lost answer: a claim carries the agent's
+request id (the repeat gets the same lease), and complete or fail with the lease that already
+completed or released the job is answered again rather than refused.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.enums import JobStatus
+from latency_api.schemas.jobs import ClaimIn, DeviceSelector, JobIn, JobResult
 from latency_service.db import utcnow
 from latency_service.devices import service as devices
 from latency_service.devices.tables import Device
 from latency_service.errors import LeaseLost, NotFound
 from latency_service.jobs import repository
-from latency_service.jobs.schemas import ClaimIn, JobIn, JobStatus
 from latency_service.jobs.tables import Job
 
 CLAIM_SCAN = 50
@@ -23,11 +29,13 @@ def create(session: Session, spec: JobIn) -> Job:
     if spec.device_id is not None:
         devices.get(session, spec.device_id)
     job = Job(
-        kind=spec.kind.value,
+        kind=spec.payload.kind,
         device_id=spec.device_id,
-        selector=spec.selector,
-        payload=spec.payload,
-        settings=spec.settings.model_dump(),
+        selector=spec.selector.model_dump(mode="json", exclude_none=True)
+        if spec.selector is not None
+        else None,
+        payload=spec.payload.model_dump(mode="json"),
+        timing=spec.timing.model_dump(mode="json", exclude_none=True),
         max_attempts=spec.max_attempts,
     )
     session.add(job)
@@ -42,24 +50,39 @@ def get(session: Session, job_id: int) -> Job:
     return job
 
 
-def list_jobs(
-    session: Session, *, status: JobStatus | None, device_id: int | None, limit: int
+def list_page(
+    session: Session,
+    *,
+    status: JobStatus | None,
+    device_id: int | None,
+    before_id: int | None,
+    limit: int,
 ) -> Sequence[Job]:
+    """Newest first; ``before_id`` continues after the last job of the previous page."""
     return repository.list_jobs(
-        session, status=status.value if status else None, device_id=device_id, limit=limit
+        session,
+        status=status.value if status else None,
+        device_id=device_id,
+        before_id=before_id,
+        limit=limit,
     )
 
 
 def matches(job: Job, device: Device) -> bool:
     if job.device_id is not None:
         return job.device_id == device.id
-    return all(str(getattr(device, field)) == str(value) for field, value in job.selector.items())
+    wanted = DeviceSelector.model_validate(job.selector or {}).fields()
+    return all(str(getattr(device, name)) == value for name, value in wanted.items())
 
 
 def claim(session: Session, spec: ClaimIn, now: datetime | None = None) -> tuple[Job, str] | None:
     """Lease the oldest job this device may run; None when there is none."""
     device = devices.get(session, spec.device_id)
     now = now or utcnow()
+    if spec.request_id is not None:
+        repeated = repository.leased_by_request(session, spec.agent, spec.request_id)
+        if repeated is not None and repeated.lease_token is not None:
+            return repeated, repeated.lease_token
     after_id = 0
     while True:
         candidates = repository.claimable(session, now, after_id=after_id, limit=CLAIM_SCAN)
@@ -82,6 +105,7 @@ def claim(session: Session, spec: ClaimIn, now: datetime | None = None) -> tuple
             job.attempts += 1
             job.lease_owner = spec.agent
             job.lease_token = token
+            job.claim_request_id = spec.request_id
             job.lease_expires_at = now + timedelta(seconds=spec.lease_seconds)
             job.claimed_device_id = device.id
             job.updated_at = now
@@ -95,20 +119,9 @@ def claim(session: Session, spec: ClaimIn, now: datetime | None = None) -> tuple
 
 def held(session: Session, job_id: int, lease_token: str, now: datetime | None = None) -> Job:
     """The job, locked, if ``lease_token`` still holds its lease; else :class:`LeaseLost`."""
-    job = repository.get_for_update(session, job_id)
-    if job is None:
-        raise NotFound(f"no job with id {job_id}")
-    now = now or utcnow()
-    if (
-        job.status != JobStatus.leased
-        or job.lease_token != lease_token
-        or job.lease_expires_at is None
-        or job.lease_expires_at <= now
-    ):
-        raise LeaseLost(
-            f"the lease on job {job_id} expired or was taken over (status {job.status}); "
-            "drop this work and claim again"
-        )
+    job = _locked(session, job_id)
+    if not _holds(job, lease_token, now or utcnow()):
+        raise _lost(job)
     return job
 
 
@@ -121,22 +134,35 @@ def heartbeat(session: Session, job_id: int, lease_token: str, lease_seconds: fl
     return job
 
 
-def complete(session: Session, job_id: int, lease_token: str, result: dict[str, object]) -> Job:
+def complete(session: Session, job_id: int, lease_token: str, result: JobResult) -> Job:
     now = utcnow()
-    job = held(session, job_id, lease_token, now)
-    job.result = dict(result)
+    job = _locked(session, job_id)
+    if job.status == JobStatus.done and job.released_lease_token == lease_token:
+        session.commit()
+        return job  # a repeat of the call that completed it
+    if not _holds(job, lease_token, now):
+        raise _lost(job)
+    job.result = result.model_dump(mode="json")
     _finish(job, JobStatus.done, now)
+    job.released_lease_token = lease_token
     session.commit()
     return job
 
 
 def fail(session: Session, job_id: int, lease_token: str, reason: str, retry: bool) -> Job:
     now = utcnow()
-    job = held(session, job_id, lease_token, now)
+    job = _locked(session, job_id)
+    if job.released_lease_token == lease_token and job.status != JobStatus.done:
+        session.commit()
+        return job  # a repeat of the call that gave it back or failed it
+    if not _holds(job, lease_token, now):
+        raise _lost(job)
     job.error = reason
+    job.released_lease_token = lease_token
     if retry and job.attempts < job.max_attempts:
         job.status = JobStatus.queued.value
         job.lease_token = job.lease_owner = job.lease_expires_at = None
+        job.claim_request_id = None
         job.updated_at = now
     else:
         _finish(job, JobStatus.failed, now, error=reason)
@@ -144,10 +170,34 @@ def fail(session: Session, job_id: int, lease_token: str, reason: str, retry: bo
     return job
 
 
+def _locked(session: Session, job_id: int) -> Job:
+    job = repository.get_for_update(session, job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    return job
+
+
+def _holds(job: Job, lease_token: str, now: datetime) -> bool:
+    return (
+        job.status == JobStatus.leased
+        and job.lease_token == lease_token
+        and job.lease_expires_at is not None
+        and job.lease_expires_at > now
+    )
+
+
+def _lost(job: Job) -> LeaseLost:
+    return LeaseLost(
+        f"the lease on job {job.id} expired or was taken over (status {job.status}); "
+        "drop this work and claim again"
+    )
+
+
 def _finish(job: Job, status: JobStatus, now: datetime, error: str | None = None) -> None:
     job.status = status.value
     job.lease_token = None
     job.lease_expires_at = None
+    job.claim_request_id = None
     job.finished_at = job.updated_at = now
     if error is not None:
         job.error = error

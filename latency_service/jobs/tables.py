@@ -17,9 +17,11 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32))
     # Either one device, or a selector matched against device fields (kind, model, soc, ...).
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), default=None)
-    selector: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    selector: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The discriminated payload as the wire carries it, "kind" included.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Only the timing fields the job set; the agent's defaults fill in the rest.
+    timing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -27,6 +29,11 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_token: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    # The agent's id for the claim that leased the job: a retried claim gets the same lease.
+    claim_request_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The lease that completed or gave the job back, so that a retried complete or fail with it
+    # is answered again instead of being refused as a lost lease.
+    released_lease_token: Mapped[str | None] = mapped_column(String(64), default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -5,9 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep, SettingsDep
-from latency_service.measurements import service
-from latency_service.measurements.schemas import (
+from latency_api.schemas.common import Page
+from latency_api.schemas.measurements import (
     ExportFormat,
     IngestOut,
     LayerBatchIn,
@@ -15,8 +14,9 @@ from latency_service.measurements.schemas import (
     LayerMeasurementOut,
     NetworkBatchIn,
     NetworkMeasurementOut,
-    Page,
 )
+from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep, SettingsDep
+from latency_service.measurements import service
 from latency_service.measurements.tables import LayerMeasurement, NetworkMeasurement
 
 router = APIRouter(tags=["measurements"])
@@ -78,6 +78,7 @@ def list_layers(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[LayerMeasurementOut]:
+    """Stored layer measurements, oldest first, a page at a time."""
     items, next_cursor = service.list_page(
         session,
         LayerMeasurement,
@@ -98,6 +99,7 @@ def list_networks(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[NetworkMeasurementOut]:
+    """Stored network measurements, oldest first, a page at a time."""
     items, next_cursor = service.list_page(
         session, NetworkMeasurement, cursor=cursor, limit=limit, device_id=device_id, space=space
     )
@@ -123,6 +125,7 @@ def export_networks(
     format: ExportFormat = "csv",
     device_id: int | None = None,
 ) -> StreamingResponse:
+    """Every network measurement (filtered by device) as CSV or JSON."""
     rows = service.export_rows(session, NetworkMeasurement, format, device_id=device_id)
     return StreamingResponse(rows, media_type=_MEDIA[format])
 

@@ -59,9 +59,21 @@ def layer_history(session: Session, device_id: int) -> Sequence[Any]:
             LayerMeasurement.layer_key,
             LayerMeasurement.id,
             LayerMeasurement.median_ms,
+            LayerMeasurement.median_is_average,
             LayerMeasurement.measured_at,
         )
         .where(LayerMeasurement.device_id == device_id)
         .order_by(LayerMeasurement.layer_key, LayerMeasurement.id)
     ).all()
+    return rows
+
+
+def network_rows(session: Session, device_id: int, space: str | None = None) -> Sequence[Any]:
+    """(space, architecture, median_ms) of every network measurement of a device."""
+    query = select(
+        NetworkMeasurement.space, NetworkMeasurement.architecture, NetworkMeasurement.median_ms
+    ).where(NetworkMeasurement.device_id == device_id)
+    if space is not None:
+        query = query.where(NetworkMeasurement.space == space)
+    rows: Sequence[Any] = session.execute(query.order_by(NetworkMeasurement.id)).all()
     return rows

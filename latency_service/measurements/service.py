@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import hashlib
 import io
 import json
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from latency_service.devices import service as devices
-from latency_service.errors import BatchTooLarge, IdempotencyKeyReused, InvalidInput
-from latency_service.jobs import service as jobs
-from latency_service.measurements import repository
-from latency_service.measurements.aggregate import robust_aggregate
-from latency_service.measurements.repository import MeasurementTable
-from latency_service.measurements.schemas import (
+from latency_api.schemas.measurements import (
     IngestOut,
     LayerBatchIn,
     LayerCurrent,
@@ -30,7 +25,14 @@ from latency_service.measurements.schemas import (
     NetworkBatchIn,
     NetworkMeasurementOut,
 )
+from latency_service.devices import service as devices
+from latency_service.errors import BatchTooLarge, IdempotencyKeyReused
+from latency_service.jobs import service as jobs
+from latency_service.measurements import repository
+from latency_service.measurements.aggregate import robust_aggregate
+from latency_service.measurements.repository import MeasurementTable
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+from latency_service.paging import decode_cursor, encode_cursor
 
 Batch = LayerBatchIn | NetworkBatchIn
 
@@ -118,25 +120,6 @@ def _row(device_id: int, item: BaseModel, key: str | None) -> dict[str, Any]:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        kind, _, value = text.partition(":")
-        if kind != "id":
-            raise ValueError(kind)
-        return int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput(
-            f"cursor {cursor!r} is not one this service issued; pass next_cursor unchanged"
-        ) from None
-
-
 def list_page(
     session: Session,
     table: MeasurementTable,
@@ -145,7 +128,9 @@ def list_page(
     limit: int,
     **filters: Any,
 ) -> tuple[list[Any], str | None]:
-    rows = repository.page(session, table, after_id=decode_cursor(cursor), limit=limit, **filters)
+    rows = repository.page(
+        session, table, after_id=decode_cursor(cursor) or 0, limit=limit, **filters
+    )
     items = [_out(table, row) for row in rows]
     next_cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
     return items, next_cursor
@@ -195,6 +180,7 @@ def current_layers(session: Session, device_id: int) -> list[LayerCurrent]:
     for layer_key, group in groupby(history, key=lambda r: r.layer_key):
         rows: Sequence[Any] = list(group)
         median, mad, outliers = robust_aggregate([r.median_ms for r in rows])
+        used = [r for i, r in enumerate(rows) if i not in outliers]
         out.append(
             LayerCurrent(
                 layer_key=layer_key,
@@ -203,7 +189,35 @@ def current_layers(session: Session, device_id: int) -> list[LayerCurrent]:
                 n_used=len(rows) - len(outliers),
                 spread_pct=100.0 * mad / median,
                 outlier_ids=[rows[i].id for i in outliers],
+                averages_used=sum(1 for r in used if r.median_is_average),
                 last_measured_at=max(r.measured_at for r in rows),
             )
         )
     return out
+
+
+Architecture = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkMedian:
+    """A network's value over its stored measurements: the median of their medians."""
+
+    median_ms: float
+    n: int
+
+
+def network_medians(
+    session: Session, device_id: int, space: str | None = None
+) -> dict[str, dict[Architecture, NetworkMedian]]:
+    """Per space and architecture; repeats of one network count once."""
+    grouped: dict[str, dict[Architecture, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for space_name, arch, median in repository.network_rows(session, device_id, space):
+        grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median)
+    return {
+        name: {
+            arch: NetworkMedian(float(np.median(values)), len(values))
+            for arch, values in sorted(by_arch.items())
+        }
+        for name, by_arch in sorted(grouped.items())
+    }

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from latency_service.db import Base, UtcDateTime, utcnow
@@ -21,6 +21,8 @@ class _Statistics:
     min_ms: Mapped[float] = mapped_column(Float)
     max_ms: Mapped[float] = mapped_column(Float)
     p90_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    # The tool printed no median, so median_ms is the average of the runs (old benchmark_model).
+    median_is_average: Mapped[bool] = mapped_column(Boolean, default=False)
     samples_ms: Mapped[list[float] | None] = mapped_column(JSON, default=None)
     temp_before_c: Mapped[float | None] = mapped_column(Float, default=None)
     temp_after_c: Mapped[float | None] = mapped_column(Float, default=None)

@@ -1,25 +1,28 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
-from latency_service.errors import Conflict, InvalidInput
-from latency_service.predictors import formats, service
-from latency_service.predictors.compiled import MissingLayers, lookup
-from latency_service.predictors.predict import predict
-from latency_service.predictors.schemas import (
+from latency_api.schemas.predictors import (
+    FitIn,
     PredictIn,
+    PredictorArtifactOut,
     PredictorList,
     PredictorOut,
     PredictOut,
     TableFormat,
 )
+from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
+from latency_service.errors import Conflict, InvalidInput
+from latency_service.predictors import service
+from latency_service.predictors.predict import predict
 from latency_service.predictors.service import CompiledCache
 from latency_service.spaces import space_or_404
+from predictor import formats
+from predictor.compiled import MissingLayers, lookup
 
 router = APIRouter(tags=["predictors"])
 
@@ -34,18 +37,43 @@ CacheDep = Annotated[CompiledCache, Depends(get_cache)]
 
 @router.post("/v1/devices/{device_id}/predictors", response_model=PredictorOut, status_code=201)
 def fit_predictor(
-    device_id: int, session: SessionDep, cache: CacheDep, _: AdminToken
+    device_id: int,
+    session: SessionDep,
+    cache: CacheDep,
+    _: AdminToken,
+    spec: Annotated[FitIn | None, Body()] = None,
 ) -> PredictorOut:
-    """Fit a new predictor version from the device's current measurements."""
-    predictor = service.fit_for_device(session, device_id)
+    """Fit a new predictor version from the device's current measurements (optionally holding
+    some measured networks out of the calibration)."""
+    predictor = service.fit_for_device(session, device_id, spec)
     cache.forget(device_id)
     return PredictorOut.model_validate(predictor)
 
 
 @router.get("/v1/devices/{device_id}/predictors", response_model=PredictorList)
 def list_predictors(device_id: int, session: ReadSessionDep, _: ReadToken) -> PredictorList:
+    """The device's predictor versions, oldest first, with their fit metrics."""
     versions = service.list_versions(session, device_id)
     return PredictorList(items=[PredictorOut.model_validate(p) for p in versions])
+
+
+@router.get(
+    "/v1/devices/{device_id}/predictors/{version}",
+    response_model=PredictorArtifactOut,
+    responses={409: {"description": "`latest` asked of a device without a predictor"}},
+)
+def get_predictor(
+    device_id: int,
+    version: Annotated[int | Literal["latest"], Path(description="A version number, or `latest`")],
+    session: ReadSessionDep,
+    _: ReadToken,
+) -> PredictorArtifactOut:
+    """A predictor version with its JSON artifact, to predict in the caller's process
+    (`predictor.local.LocalPredictor`)."""
+    found = service.get_version(session, device_id, None if version == "latest" else version)
+    return PredictorArtifactOut.model_validate(
+        {**PredictorOut.model_validate(found).model_dump(), "artifact": json.loads(found.artifact)}
+    )
 
 
 @router.post(

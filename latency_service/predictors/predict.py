@@ -7,25 +7,32 @@ import itertools
 import numpy as np
 from sqlalchemy.orm import Session
 
-from latency_service.errors import BatchTooLarge, InvalidInput
-from latency_service.predictors.artifact import Calibration
-from latency_service.predictors.compiled import MissingLayers, lookup
-from latency_service.predictors.schemas import (
+from latency_api.schemas.predictors import (
     MAX_ARCHITECTURES,
+    MAX_LAYER_KEYS,
     EstimatedLayer,
     PredictIn,
     PredictOut,
 )
+from latency_service.errors import BatchTooLarge, InvalidInput
 from latency_service.predictors.service import CompiledCache, PredictorIncomplete
 from latency_service.spaces import space_or_404
 from models import InvalidArchitecture, parse
+from predictor.artifact import Calibration
+from predictor.compiled import MissingLayers, lookup
 
 
 def predict(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
     count = len(request.architectures or request.layers or [])
+    noun = "architectures" if request.architectures is not None else "networks"
     if count > MAX_ARCHITECTURES:
         raise BatchTooLarge(
-            f"{count} architectures in one request; the limit is {MAX_ARCHITECTURES}, split it"
+            f"{count} {noun} in one request; the limit is {MAX_ARCHITECTURES}, split it"
+        )
+    keys = sum(len(network) for network in request.layers or [])
+    if keys > MAX_LAYER_KEYS:
+        raise BatchTooLarge(
+            f"{keys} layer keys in one request; the limit is {MAX_LAYER_KEYS}, split it"
         )
     if request.architectures is not None:
         return _by_architecture(session, cache, request)

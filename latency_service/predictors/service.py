@@ -6,25 +6,23 @@ import hashlib
 import json
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.predictors import FitIn
 from latency_service.devices import service as devices
 from latency_service.errors import Conflict, NotFound
 from latency_service.measurements import service as measurements
-from latency_service.measurements.tables import NetworkMeasurement
-from latency_service.predictors.artifact import LayerEntry, PredictorArtifact
-from latency_service.predictors.compiled import CompiledSpace, MissingLayers, compile_space
-from latency_service.predictors.fitting import NetworkSample, fit_predictor
 from latency_service.predictors.tables import Predictor
 from models import SearchSpace, get_space
+from predictor.artifact import LayerEntry, PredictorArtifact
+from predictor.compiled import CompiledSpace, MissingLayers, compile_space
+from predictor.fitting import NetworkSample, fit_predictor
 
 
 class NoPredictor(Conflict):
@@ -48,26 +46,27 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def _network_samples(session: Session, device_id: int) -> dict[SearchSpace, list[NetworkSample]]:
-    """Median of medians per (space, architecture): repeats of one network count once."""
-    rows = session.execute(
-        select(
-            NetworkMeasurement.space, NetworkMeasurement.architecture, NetworkMeasurement.median_ms
-        ).where(NetworkMeasurement.device_id == device_id)
-    ).all()
-    grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for space, arch, median in rows:
-        grouped[(space, arch)].append(median)
-    out: dict[SearchSpace, list[NetworkSample]] = defaultdict(list)
-    for (space, arch), medians in sorted(grouped.items()):
-        out[get_space(space)].append(
-            NetworkSample(tuple(int(i) for i in arch.split(",")), float(np.median(medians)))
-        )
-    return dict(out)
+def _network_samples(
+    session: Session, device_id: int, holdout: dict[str, set[tuple[int, ...]]]
+) -> dict[SearchSpace, list[NetworkSample]]:
+    """The networks a fit calibrates on: every measured one except those held out."""
+    return {
+        get_space(space): [
+            NetworkSample(arch, value.median_ms)
+            for arch, value in by_arch.items()
+            if arch not in holdout.get(space, set())
+        ]
+        for space, by_arch in measurements.network_medians(session, device_id).items()
+    }
 
 
-def fit_for_device(session: Session, device_id: int) -> Predictor:
+def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) -> Predictor:
+    """Fit on the device's current layer values and its measured networks, except the
+    networks ``spec`` holds out (for a validation measured in the same passes)."""
     devices.get(session, device_id)
+    holdout = {
+        space: {tuple(a) for a in archs} for space, archs in (spec or FitIn()).holdout.items()
+    }
     current = measurements.current_layers(session, device_id)
     if not current:
         raise Conflict(
@@ -77,7 +76,7 @@ def fit_for_device(session: Session, device_id: int) -> Predictor:
     layers = {
         c.layer_key: LayerEntry(c.median_ms, "measured", c.n_used, c.spread_pct) for c in current
     }
-    networks = _network_samples(session, device_id)
+    networks = _network_samples(session, device_id, holdout)
     artifact = fit_predictor(layers, networks)
     training = {
         "layers": {k: v.ms for k, v in sorted(layers.items())},
@@ -85,7 +84,8 @@ def fit_for_device(session: Session, device_id: int) -> Predictor:
             s.name: [[list(n.architecture), n.median_ms] for n in ns] for s, ns in networks.items()
         },
     }
-    return _store(session, device_id, artifact, "fit", training, _fit_metrics(artifact, networks))
+    metrics = _fit_metrics(artifact, networks)
+    return _store(session, device_id, artifact, "fit", training, metrics, keep_training=True)
 
 
 def _fit_metrics(
@@ -126,6 +126,8 @@ def _store(
     origin: str,
     training: dict[str, Any],
     metrics: dict[str, Any],
+    *,
+    keep_training: bool = False,
 ) -> Predictor:
     digest = hashlib.sha256(json.dumps(training, sort_keys=True).encode()).hexdigest()
     for _ in range(3):
@@ -139,6 +141,7 @@ def _store(
             training_sha256=digest,
             library_versions=library_versions(),
             metrics=metrics,
+            training=training if keep_training else None,
             artifact=artifact.to_json(),
         )
         session.add(predictor)
@@ -155,6 +158,40 @@ def list_versions(session: Session, device_id: int) -> Sequence[Predictor]:
     return session.scalars(
         select(Predictor).where(Predictor.device_id == device_id).order_by(Predictor.version)
     ).all()
+
+
+def get_version(session: Session, device_id: int, version: int | None) -> Predictor:
+    """A version of the device's predictor; the newest when ``version`` is None."""
+    devices.get(session, device_id)
+    query = select(Predictor).where(Predictor.device_id == device_id)
+    if version is None:
+        found = session.scalar(query.order_by(Predictor.version.desc()).limit(1))
+        if found is None:
+            raise NoPredictor(
+                f"device {device_id} has no predictor yet; fit one with POST "
+                f"/v1/devices/{device_id}/predictors or `hwlat fit --device {device_id}`"
+            )
+        return found
+    found = session.scalar(query.where(Predictor.version == version))
+    if found is None:
+        raise NotFound(
+            f"device {device_id} has no predictor version {version}; list them with GET "
+            f"/v1/devices/{device_id}/predictors"
+        )
+    return found
+
+
+def compile_version(predictor: Predictor, space: SearchSpace) -> CompiledSpace:
+    """One stored version compiled for ``space`` (not cached: for occasional use)."""
+    try:
+        return compile_space(
+            PredictorArtifact.from_json(predictor.artifact), space, predictor.version
+        )
+    except MissingLayers as error:
+        raise PredictorIncomplete(
+            f"predictor v{predictor.version} of device {predictor.device_id} cannot cover "
+            f"{space.name}: {error}"
+        ) from None
 
 
 def latest_version(session: Session, device_id: int) -> tuple[int, int] | None:

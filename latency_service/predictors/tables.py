@@ -22,6 +22,9 @@ class Predictor(Base):
     training_sha256: Mapped[str] = mapped_column(String(64))
     library_versions: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What a fit was fitted on (layer values, calibration networks per space); None for an
+    # import. Validation leaves the calibration networks out.
+    training: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # The artifact as JSON text (schema-versioned): survives library upgrades, unlike a pickle.
     artifact: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -1,36 +1,35 @@
+"""Validation reports: a predictor version against networks measured end to end."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
+from latency_api.schemas.validations import ValidationIn, ValidationList, ValidationOut
 from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
-from latency_service.devices import service as devices
-from latency_service.errors import InvalidInput
-from latency_service.validations.schemas import ValidationIn, ValidationList, ValidationOut
-from latency_service.validations.tables import Validation
+from latency_service.validations import service
 
 router = APIRouter(tags=["validations"])
 
 
-@router.post("/v1/devices/{device_id}/validations", response_model=ValidationOut, status_code=201)
-def store_validation(
-    device_id: int, report: ValidationIn, session: SessionDep, _: AdminToken
+@router.post(
+    "/v1/devices/{device_id}/validations",
+    response_model=ValidationOut,
+    status_code=201,
+    responses={
+        409: {"description": "No predictor yet, or it cannot cover the space"},
+        422: {"description": "Too few measured networks, or an unmeasured one was named"},
+    },
+)
+def create_validation(
+    device_id: int, spec: ValidationIn, session: SessionDep, _: AdminToken
 ) -> ValidationOut:
-    """Store a validation report (made by `hwlat validate`) for a predictor version."""
-    devices.get(session, device_id)
-    n = report.metrics.get("n")
-    if not isinstance(n, int) or n < 1:
-        raise InvalidInput("metrics.n must be the number of validated architectures (>= 1)")
-    row = Validation(device_id=device_id, n=n, **report.model_dump())
-    session.add(row)
-    session.commit()
-    return ValidationOut.model_validate(row)
+    """Validate a predictor version on the device's stored network measurements, against
+    baselines fitted on the same data; the report is stored and returned."""
+    return ValidationOut.model_validate(service.validate(session, device_id, spec))
 
 
 @router.get("/v1/devices/{device_id}/validations", response_model=ValidationList)
 def list_validations(device_id: int, session: ReadSessionDep, _: ReadToken) -> ValidationList:
-    devices.get(session, device_id)
-    rows = session.scalars(
-        select(Validation).where(Validation.device_id == device_id).order_by(Validation.id)
-    ).all()
+    """The device's validation reports, oldest first."""
+    rows = service.list_for_device(session, device_id)
     return ValidationList(items=[ValidationOut.model_validate(r) for r in rows])

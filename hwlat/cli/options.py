@@ -1,0 +1,25 @@
+"""Options every command that talks to the service shares, defined once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from latency_api import HwlatClient
+
+DEFAULT_SERVICE = "http://127.0.0.1:8000"
+
+ServiceUrl = Annotated[
+    str,
+    typer.Option("--service", envvar="HWLAT_SERVICE_URL", help="Base URL of the latency service."),
+]
+Token = Annotated[
+    str | None, typer.Option("--token", envvar="HWLAT_TOKEN", help="API token (Bearer).")
+]
+Device = Annotated[int, typer.Option("--device", help="Device id (see `hwlat devices`).")]
+Space = Annotated[str, typer.Option(help="Search space name (see `hwlat space list`).")]
+
+
+def client(service: str, token: str | None) -> HwlatClient:
+    return HwlatClient(service, token)

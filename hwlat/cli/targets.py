@@ -1,0 +1,21 @@
+"""What a command asks to measure: a space's variants, explicit layer keys, sampled networks."""
+
+from __future__ import annotations
+
+from models import LayerKey, SearchSpace, get_space, parse
+
+
+def targets(
+    space_name: str | None, layers: list[str] | None, networks: int, seed: int
+) -> tuple[SearchSpace | None, list[LayerKey], list[list[int]]]:
+    """The space, layer keys and architectures of --space / --layer / --networks."""
+    space = get_space(space_name) if space_name else None
+    keys = [parse(k) for k in layers or []]
+    if space is not None and not keys and networks == 0:
+        keys = list(space.variants())
+    archs: list[list[int]] = []
+    if networks:
+        if space is None:
+            raise ValueError("--networks needs --space to sample architectures from")
+        archs = [[int(c) for c in a] for a in space.sample(networks, seed)]
+    return space, keys, archs

@@ -1,0 +1,196 @@
+"""Layer and network measurements: ingest batches, stored rows, current values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from latency_api.schemas.jobs import JobRef
+from latency_api.schemas.spaces import space_by_name
+from models import parse
+
+PositiveMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeMs = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Celsius = Annotated[float, Field(ge=-50, le=200, allow_inf_nan=False)]
+ExportFormat = Literal["csv", "json"]
+
+
+class Statistics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1, description="Number of timed runs")
+    median_ms: PositiveMs
+    mean_ms: PositiveMs
+    std_ms: NonNegativeMs
+    min_ms: PositiveMs
+    max_ms: PositiveMs
+    p90_ms: PositiveMs | None = None
+    median_is_average: bool = Field(
+        default=False,
+        description="The tool printed no median (older benchmark_model builds), so median_ms "
+        "holds the average of the runs",
+    )
+    samples_ms: list[PositiveMs] | None = Field(default=None, max_length=100_000)
+    temp_before_c: Celsius | None = None
+    temp_after_c: Celsius | None = None
+    frequencies_khz: dict[str, int] | None = None
+    agent_version: str = Field(default="", max_length=64)
+    tool_version: str = Field(default="", max_length=64)
+    measured_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.min_ms <= self.median_ms <= self.max_ms:
+            raise ValueError(
+                f"min_ms <= median_ms <= max_ms is broken ({self.min_ms} <= {self.median_ms} "
+                f"<= {self.max_ms})"
+            )
+        if not self.min_ms <= self.mean_ms <= self.max_ms:
+            raise ValueError(f"mean_ms {self.mean_ms} lies outside [min_ms, max_ms]")
+        if self.p90_ms is not None and not self.median_ms <= self.p90_ms <= self.max_ms:
+            raise ValueError(f"p90_ms {self.p90_ms} lies outside [median_ms, max_ms]")
+        return self
+
+
+# The documented example of a layer measurement (OpenAPI shows it; tests check it is valid).
+LAYER_EXAMPLE: dict[str, JsonValue] = {
+    "layer_key": "mbconv_hw56_i24_o40_k5_e6_s2",
+    "count": 50,
+    "median_ms": 1.234,
+    "mean_ms": 1.251,
+    "std_ms": 0.031,
+    "min_ms": 1.2,
+    "max_ms": 1.41,
+    "p90_ms": 1.29,
+    "temp_before_c": 36.5,
+    "temp_after_c": 37.1,
+    "agent_version": "0.1.0",
+    "tool_version": "ai-edge-litert 2.3.0",
+}
+
+
+class LayerMeasurementIn(Statistics):
+    model_config = ConfigDict(json_schema_extra={"examples": [LAYER_EXAMPLE]})
+
+    layer_key: str = Field(max_length=200)
+
+    @field_validator("layer_key")
+    @classmethod
+    def _canonical_key(cls, value: str) -> str:
+        return str(parse(value))
+
+
+class NetworkMeasurementIn(Statistics):
+    space: str = Field(max_length=100, examples=["spnas-mobilenetv2-224"])
+    architecture: list[int] = Field(max_length=1000, examples=[[0, 1, 4, 2] * 5])
+
+    @model_validator(mode="after")
+    def _fits_space(self) -> Self:
+        space_by_name(self.space).validate(self.architecture)
+        return self
+
+
+class LayerBatchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"device_id": 1, "measurements": [LAYER_EXAMPLE]}]},
+    )
+
+    device_id: int
+    measurements: list[LayerMeasurementIn] = Field(min_length=1)
+    job: JobRef | None = Field(
+        default=None, description="The leased job this upload belongs to; checked atomically"
+    )
+
+
+class NetworkBatchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": 1,
+                    "measurements": [
+                        {
+                            **{k: v for k, v in LAYER_EXAMPLE.items() if k != "layer_key"},
+                            "median_ms": 4.31,
+                            "mean_ms": 4.35,
+                            "min_ms": 4.2,
+                            "max_ms": 4.9,
+                            "p90_ms": 4.5,
+                            "std_ms": 0.08,
+                            "space": "spnas-mobilenetv2-224",
+                            "architecture": [0, 1, 4, 2] * 5,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    device_id: int
+    measurements: list[NetworkMeasurementIn] = Field(min_length=1)
+    job: JobRef | None = None
+
+
+class IngestOut(BaseModel):
+    stored: int
+    ids: list[int]
+    idempotency_key: str | None = None
+
+
+class _StoredStatistics(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    device_id: int
+    count: int
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p90_ms: float | None
+    median_is_average: bool
+    samples_ms: list[float] | None
+    temp_before_c: float | None
+    temp_after_c: float | None
+    frequencies_khz: dict[str, Any] | None
+    agent_version: str
+    tool_version: str
+    measured_at: datetime
+    created_at: datetime
+
+
+class LayerMeasurementOut(_StoredStatistics):
+    layer_key: str
+
+
+class NetworkMeasurementOut(_StoredStatistics):
+    space: str
+    architecture: list[int]
+
+    @field_validator("architecture", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # The table stores "0,1,4,..."; the wire carries a list.
+        return [int(i) for i in value.split(",")] if isinstance(value, str) else value
+
+
+class LayerCurrent(BaseModel):
+    """The current value of a (device, layer): a robust aggregate over its history."""
+
+    layer_key: str
+    median_ms: float = Field(description="Median of the non-outlier measurements' medians")
+    n: int = Field(description="Measurements in the history")
+    n_used: int = Field(description="Measurements that were not outliers")
+    spread_pct: float = Field(description="Median absolute deviation, percent of median_ms")
+    outlier_ids: list[int]
+    averages_used: int = Field(
+        default=0,
+        description="How many of the used measurements are averages standing in for a median "
+        "(median_is_average)",
+    )
+    last_measured_at: datetime

@@ -1,0 +1,161 @@
+"""Predictor versions, predict requests and runtime tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Largest predict request: architectures (or networks given as layer lists) per request, and
+# layer keys over all networks of a `layers` request. Larger ones are answered 413.
+MAX_ARCHITECTURES = 100_000
+MAX_LAYER_KEYS = 2_000_000
+
+TableFormat = Literal["json", "spnas", "ofa"]
+
+
+class FitIn(BaseModel):
+    """Optional body of a fit: networks to leave out of the calibration."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"holdout": {"spnas-mobilenetv2-224": [[0, 1, 4, 2] * 5]}}]
+        },
+    )
+
+    holdout: dict[str, list[list[int]]] = Field(
+        default_factory=dict,
+        description="Per space, measured architectures the calibration must not see (kept "
+        "for validating the fit)",
+    )
+
+
+class PredictorOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    device_id: int
+    version: int
+    origin: str = Field(description="'fit' or 'import'")
+    training_sha256: str
+    library_versions: dict[str, Any]
+    metrics: dict[str, Any]
+    created_at: datetime
+
+
+class PredictorList(BaseModel):
+    items: list[PredictorOut]
+
+
+class PredictorArtifactOut(PredictorOut):
+    """A predictor version with its artifact: everything needed to predict without the
+    service (``predictor.PredictorArtifact.from_dict(artifact)``)."""
+
+    artifact: dict[str, Any]
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": 1,
+                    "space": "spnas-mobilenetv2-224",
+                    "architectures": [[0, 1, 4, 2] * 5, [3] * 20],
+                },
+                {
+                    "device_id": 1,
+                    "layers": [["conv_hw224_i3_o32_k3_s2", "mbconv_hw112_i32_o16_k3_e1_s1"]],
+                    "breakdown": True,
+                },
+            ]
+        },
+    )
+
+    device_id: int
+    space: str | None = Field(default=None, description="Needed with `architectures`")
+    architectures: list[list[int]] | None = Field(
+        default=None, description="One candidate index per searchable layer, per architecture"
+    )
+    layers: list[list[str]] | None = Field(
+        default=None, description="Or: each network as its list of layer keys"
+    )
+    breakdown: bool = Field(default=False, description="Also return per-layer latencies")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if (self.architectures is None) == (self.layers is None):
+            raise ValueError("give exactly one of `architectures` (with `space`) or `layers`")
+        if self.architectures is not None and self.space is None:
+            raise ValueError("`architectures` index a search space: add `space`")
+        return self
+
+
+class EstimatedLayer(BaseModel):
+    """A layer whose latency came from the regression, not from a measurement."""
+
+    layer_key: str
+    position: int | None = None
+    candidate: int | None = None
+    ms: float
+
+
+class PredictOut(BaseModel):
+    device_id: int
+    predictor_version: int
+    space: str | None
+    latency_ms: list[float]
+    uncertainty_ms: list[float] = Field(description="One standard deviation, in ms")
+    estimated_layers: list[EstimatedLayer] = Field(
+        description="Layers of this batch predicted by the regression (never a silent zero)"
+    )
+    breakdown_ms: list[list[float]] | None = Field(
+        default=None, description="Per searchable layer (or per listed layer), with `breakdown`"
+    )
+    fixed_ms: float | None = Field(default=None, description="Fixed parts, in the sum before a·Σ+b")
+
+
+class TableCandidate(BaseModel):
+    index: int
+    candidate: str = Field(description="Label: k3e6, k5e3se, skip, ...")
+    layer_key: str
+    ms: float
+    estimated: bool = Field(description="From the regression, not measured")
+
+
+class TableLayer(BaseModel):
+    position: int
+    candidates: list[TableCandidate]
+
+
+class TableCalibration(BaseModel):
+    a: float
+    b: float
+    fixed_in_sum: bool = Field(
+        description="True: latency = a·(Σ layers + fixed_ms) + b; false: a·Σ layers + b, with "
+        "the fixed parts inside b"
+    )
+
+
+class RuntimeTable(BaseModel):
+    """``GET /v1/devices/{id}/runtime-table?format=json``: searchable layer x candidate."""
+
+    space: str
+    predictor_version: int
+    layers: list[TableLayer]
+    fixed_ms: float | None
+    calibration: TableCalibration
+
+    def network_ms(self, architecture: list[int]) -> float:
+        """The latency this table predicts for one architecture (what /v1/predict answers)."""
+        total = sum(
+            layer.candidates[choice].ms
+            for layer, choice in zip(self.layers, architecture, strict=True)
+        )
+        cal = self.calibration
+        if cal.fixed_in_sum:
+            total += self.fixed_ms or 0.0
+        return cal.a * total + cal.b

@@ -1,0 +1,85 @@
+"""Validation reports: a predictor version against networks measured end to end, computed by
+the service from its stored measurements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+_METRICS_EXAMPLE: dict[str, JsonValue] = {
+    "n": 200,
+    "within_5pct": 0.96,
+    "within_10pct": 1.0,
+    "mape": 2.1,
+    "rmse_ms": 0.11,
+    "kendall_tau": 0.93,
+    "bias_pct": -0.4,
+}
+
+
+class ValidationIn(BaseModel):
+    """Which predictor version to validate, on which stored networks."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"space": "spnas-mobilenetv2-224"},
+                {
+                    "predictor_version": 2,
+                    "space": "spnas-mobilenetv2-224",
+                    "architectures": [[0, 1, 4, 2] * 5, [3] * 20],
+                },
+            ]
+        },
+    )
+
+    space: str = Field(max_length=100)
+    predictor_version: int | None = Field(
+        default=None, ge=1, description="Default: the device's newest version"
+    )
+    architectures: list[list[int]] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Validate on these measured networks only (default: every measured network "
+        "of the space that the predictor was not calibrated on)",
+    )
+    details: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Free-form context stored with the report"
+    )
+
+
+class ValidationPoint(BaseModel):
+    architecture: list[int]
+    measured_ms: float = Field(description="Median over the network's stored measurements")
+    predicted_ms: float
+    n_measurements: int
+
+
+class ValidationOut(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={"examples": [{"metrics": _METRICS_EXAMPLE}]},
+    )
+
+    id: int
+    device_id: int
+    predictor_id: int
+    predictor_version: int
+    space: str
+    n: int
+    metrics: dict[str, Any] = Field(
+        description="n, within_5pct, within_10pct, mape, rmse_ms, kendall_tau, bias_pct"
+    )
+    baselines: dict[str, dict[str, Any]] = Field(
+        description="The same metrics for simpler predictors on the same networks"
+    )
+    details: dict[str, Any]
+    points: list[ValidationPoint]
+    created_at: datetime
+
+
+class ValidationList(BaseModel):
+    items: list[ValidationOut]

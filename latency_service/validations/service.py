@@ -1,0 +1,151 @@
+"""Validating a predictor version on the device's stored network measurements.
+
+The service computes every figure itself: which networks count (measured ones the version was
+not calibrated on, or those the caller names), the version's predictions, the baselines fitted
+on the same data as the version, and the accuracy metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from latency_api.schemas.validations import ValidationIn
+from latency_service.devices import service as devices
+from latency_service.errors import InvalidInput
+from latency_service.measurements import service as measurements
+from latency_service.measurements.service import Architecture, NetworkMedian
+from latency_service.predictors import service as predictors
+from latency_service.predictors.tables import Predictor
+from latency_service.spaces import space_or_404
+from latency_service.validations.tables import Validation
+from models import InvalidArchitecture, SearchSpace
+from predictor import baselines
+from predictor.accuracy import accuracy
+from predictor.artifact import PredictorArtifact
+
+MIN_NETWORKS = 2
+
+
+def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation:
+    devices.get(session, device_id)
+    space = space_or_404(spec.space)
+    version = predictors.get_version(session, device_id, spec.predictor_version)
+    compiled = predictors.compile_version(version, space)
+    measured = measurements.network_medians(session, device_id, space.name).get(space.name, {})
+    calibrated_on = _calibration_networks(version, space.name)
+    chosen = _choose(space, measured, calibrated_on, spec.architectures)
+    archs = np.asarray(chosen, dtype=np.int64).reshape(len(chosen), space.num_layers)
+    measured_ms = np.asarray([measured[a].median_ms for a in chosen])
+    predicted_ms, _ = compiled.predict(archs)
+    artifact = PredictorArtifact.from_json(version.artifact)
+    row = Validation(
+        device_id=device_id,
+        predictor_id=version.id,
+        predictor_version=version.version,
+        space=space.name,
+        n=len(chosen),
+        metrics=accuracy(predicted_ms, measured_ms),
+        baselines=_baselines(space, archs, measured_ms, artifact, calibrated_on),
+        details={
+            **spec.details,
+            "calibration_networks": len(calibrated_on),
+            "estimated_layers": int(compiled.estimated_positions(archs).any(axis=0).sum()),
+            "measurements_per_network": float(np.mean([measured[a].n for a in chosen])),
+        },
+        points=[
+            {
+                "architecture": list(a),
+                "measured_ms": float(m),
+                "predicted_ms": float(p),
+                "n_measurements": measured[a].n,
+            }
+            for a, m, p in zip(chosen, measured_ms, predicted_ms, strict=True)
+        ],
+    )
+    session.add(row)
+    session.commit()
+    return row
+
+
+def list_for_device(session: Session, device_id: int) -> Sequence[Validation]:
+    devices.get(session, device_id)
+    return session.scalars(
+        select(Validation).where(Validation.device_id == device_id).order_by(Validation.id)
+    ).all()
+
+
+def _calibration_networks(version: Predictor, space: str) -> dict[Architecture, float]:
+    """The networks (and their medians) the version's calibration was fitted on."""
+    networks = (version.training or {}).get("networks", {}).get(space, [])
+    return {tuple(int(i) for i in arch): float(ms) for arch, ms in networks}
+
+
+def _choose(
+    space: SearchSpace,
+    measured: Mapping[Architecture, NetworkMedian],
+    calibrated_on: Mapping[Architecture, float],
+    asked: list[list[int]] | None,
+) -> list[Architecture]:
+    if asked is None:
+        chosen = [a for a in measured if a not in calibrated_on]
+    else:
+        chosen = []
+        for n, arch in enumerate(asked):
+            try:
+                key = space.validate(arch)
+            except InvalidArchitecture as error:
+                raise InvalidInput(f"architectures[{n}]: {error}") from None
+            if key not in measured:
+                raise InvalidInput(
+                    f"architectures[{n}] ({','.join(map(str, key))}) has no stored measurement "
+                    "on this device; measure it first (hwlat validate does)"
+                )
+            if key in calibrated_on:
+                raise InvalidInput(
+                    f"architectures[{n}] was one of the version's calibration networks; "
+                    "validate on networks it did not see"
+                )
+            chosen.append(key)
+        chosen = list(dict.fromkeys(chosen))
+    if len(chosen) < MIN_NETWORKS:
+        raise InvalidInput(
+            f"{len(chosen)} measured network(s) of {space.name} are not calibration networks of "
+            f"this version; a validation needs at least {MIN_NETWORKS}: measure fresh ones "
+            "(hwlat validate --n 200 queues and measures them)"
+        )
+    return chosen
+
+
+def _baselines(
+    space: SearchSpace,
+    archs: np.ndarray[Any, np.dtype[np.int64]],
+    measured_ms: np.ndarray[Any, np.dtype[np.float64]],
+    artifact: PredictorArtifact,
+    calibrated_on: Mapping[Architecture, float],
+) -> dict[str, dict[str, Any]]:
+    """Simpler predictors fitted on the same data as the version: its measured layers and its
+    calibration networks. None for an imported per-position table, which has no layers."""
+    layer_ms = {key: entry.ms for key, entry in artifact.layers.items()}
+    if not layer_ms:
+        return {}
+    needed = {str(k) for k in space.variants()}
+    if not needed <= set(layer_ms):
+        return {}  # some layers were never measured: a plain table sum cannot be formed
+    cal_archs = np.asarray(list(calibrated_on), dtype=np.int64).reshape(
+        len(calibrated_on), space.num_layers
+    )
+    ms_per_mac = baselines.macs_proportional(
+        space, cal_archs, list(calibrated_on.values()), layer_ms
+    )
+    return {
+        "macs_proportional": accuracy(
+            ms_per_mac * baselines.network_macs(space, archs), measured_ms
+        ),
+        "table_sum": accuracy(baselines.table_sum(space, archs, layer_ms), measured_ms),
+        "per_op_forest": accuracy(baselines.per_op_forest(space, archs, layer_ms), measured_ms),
+    }

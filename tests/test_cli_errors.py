@@ -1,0 +1,83 @@
+"""Bad input and unreachable dependencies end `hwlat` with status 2 and one line, never a
+traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from latency_service.process import free_port
+from tests.live_server import LiveServer, create_token, hwlat_env, run_hwlat
+
+
+def assert_one_line_error(out: object, *needles: str) -> None:
+    returncode, stderr = out.returncode, out.stderr  # type: ignore[attr-defined]
+    assert returncode == 2, stderr
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_an_unknown_scope(tmp_path: Path) -> None:
+    out = run_hwlat(["token", "create", "--scope", "bogus"], hwlat_env(tmp_path))
+    assert_one_line_error(out, "unknown scope 'bogus'", "read, ingest, admin")
+
+
+def test_an_unknown_revision(tmp_path: Path) -> None:
+    out = run_hwlat(["db", "upgrade", "nope"], hwlat_env(tmp_path))
+    assert_one_line_error(out, "cannot upgrade to revision 'nope'")
+
+
+@pytest.mark.parametrize(
+    ("url", "needles"),
+    [
+        ("not a url", ("is not a usable database URL",)),
+        ("mysql+nosuchdriver://u@h/db", ("is not a usable database URL",)),
+        (
+            "postgresql+psycopg://hwlat:s3cret@127.0.0.1:{port}/hwlat",
+            ("cannot reach the database", "***"),
+        ),
+    ],
+)
+def test_a_bad_or_unreachable_database(tmp_path: Path, url: str, needles: tuple[str]) -> None:
+    env = {**hwlat_env(tmp_path), "HWLAT_DATABASE_URL": url.format(port=free_port())}
+    for args in (["db", "upgrade"], ["token", "create", "--scope", "read"], ["token", "list"]):
+        out = run_hwlat(args, env)
+        assert_one_line_error(out, *needles)
+        assert "s3cret" not in out.stderr
+
+
+def test_an_unreachable_service(tmp_path: Path) -> None:
+    env = {
+        **hwlat_env(tmp_path),
+        "HWLAT_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
+        "HWLAT_TOKEN": "hwlat_x",
+    }
+    out = run_hwlat(["fit", "--device", "1"], env, timeout=120)
+    assert_one_line_error(out, "does not answer", "HWLAT_SERVICE_URL")
+
+
+def test_a_token_the_service_rejects(tmp_path: Path) -> None:
+    env = hwlat_env(tmp_path)
+    reader = create_token(env, "read")
+    with LiveServer(env, tmp_path / "serve.log") as server:
+        unknown = run_hwlat(
+            ["jobs", "list"], {**env, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": "hwlat_x"}
+        )
+        assert_one_line_error(unknown, "401 not_authenticated", "hwlat token create")
+        weak = run_hwlat(
+            ["fit", "--device", "1"],
+            {**env, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": reader},
+        )
+        assert_one_line_error(weak, "403 forbidden", "'admin'")
+
+
+def test_a_bad_selector_names_the_field(tmp_path: Path) -> None:
+    env = {**hwlat_env(tmp_path), "HWLAT_SERVICE_URL": f"http://127.0.0.1:{free_port()}"}
+    out = run_hwlat(
+        ["jobs", "create", "--selector", "colour=blue", "--layer", "skip_hw8_i8_o8"], env
+    )
+    assert_one_line_error(out, "colour")
