@@ -21,7 +21,7 @@ import numpy.typing as npt
 from models.layer_key import LayerKey, Op
 
 # Bump when the meaning of a key's weights changes; the export cache hashes it in.
-WEIGHTS_VERSION: Final = 1
+WEIGHTS_VERSION: Final = 2
 # Keras' default; torch's BatchNorm2d is built with the same value so both compute the same.
 BN_EPSILON: Final = 1e-3
 
@@ -45,15 +45,16 @@ def rng_for(text: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def block_params(key: LayerKey, position: int | None = None) -> Params:
+def block_params(key: LayerKey) -> Params:
     """Every parameter and BN statistic of the block ``key``, keyed by its torch name.
 
-    ``position`` (the block's index in a network) salts the seed so that two equal keys in
-    one network do not carry identical weights.
+    The same key has the same weights wherever it stands, alone or anywhere in a network: a
+    network's file is then its layers' files joined (models.export.assemble), and latency does
+    not depend on the values of the weights, only on their shapes.
     """
     if key.op is Op.SKIP:
         raise NothingToExport(key)
-    rng = rng_for(str(key) if position is None else f"{key}@{position}")
+    rng = rng_for(str(key))
     params: Params = {}
     if key.op is Op.CONV:
         _conv(params, rng, "conv", key.cout, key.cin, key.kernel)

@@ -38,7 +38,7 @@ def build_keras_network(keys: Sequence[LayerKey]) -> keras.Model:
     inputs = keras.Input(shape=blocks[0].input_shape_nhwc[1:], batch_size=1, name="input")
     x = inputs
     for position, key in enumerate(blocks):
-        x = apply_block(x, key, block_params(key, position), f"b{position}_")
+        x = apply_block(x, key, block_params(key), f"b{position}_")
     return keras.Model(inputs, x, name="network")
 
 

@@ -31,9 +31,9 @@ def build_torch_layer(key: LayerKey) -> nn.Module:
 def build_torch_network(keys: Sequence[LayerKey]) -> nn.Module:
     """An eval-mode module of a whole network (``SearchSpace.network(arch)``); skips dropped."""
     blocks = []
-    for position, key in enumerate(network_blocks(keys)):
+    for key in network_blocks(keys):
         block = _block(key)
-        load_params(block, block_params(key, position))
+        load_params(block, block_params(key))
         blocks.append(block)
     return nn.Sequential(*blocks).eval()
 

@@ -11,6 +11,7 @@ import pytest
 from models.export import (
     EXPORTER_VERSION,
     ExportFormat,
+    ExportMethod,
     ExportSpec,
     Precision,
     artifact_path,
@@ -87,7 +88,8 @@ def test_name_is_a_hash_of_everything_that_shapes_the_file(
         export_layer(KEY, "tflite", "int8"),
         export_layer(KEY, "onnx", "fp32"),
         export_layer("mbconv_hw8_i16_o16_k5_e3_s1", "tflite", "fp32"),
-        export_keys([KEY], "tflite", "fp32"),  # a one-layer network is not the bare layer
+        # A one-layer network is not the bare layer.
+        export_keys([KEY], "tflite", "fp32", method="convert"),
     }
     assert len(paths) == 5
     assert len(fake_convert) == 5
@@ -100,6 +102,27 @@ def test_name_is_a_hash_of_everything_that_shapes_the_file(
         assert artifact_path(spec) != before
     finally:
         spec_module.converter_versions.cache_clear()
+
+
+def test_assembled_and_converted_networks_have_different_names(cache_dir: Path) -> None:
+    keys = [parse(KEY), parse("mbconv_hw8_i16_o24_k3_e3_s2")]
+    assembled = ExportSpec.network(keys, "tflite", "fp32")
+    converted = ExportSpec.network(keys, "tflite", "fp32", "convert")
+    assert assembled.method is ExportMethod.ASSEMBLE  # the default for tflite
+    assert artifact_path(assembled) != artifact_path(converted)
+    assert assembled.describe()["method"] == "assemble"
+    assert {"ai-edge-litert", "flatbuffers"} <= assembled.describe()["assembler"].keys()
+    assert "assembler" not in converted.describe()
+    # int8 networks are joined from fp32 layers, then quantised.
+    int8 = ExportSpec.network(keys, "tflite", "int8")
+    assert {s.precision for s in int8.layer_specs()} == {Precision.FP32}
+    assert ExportSpec.network(keys, "onnx", "fp32").method is ExportMethod.CONVERT
+    with pytest.raises(ValueError, match="onnx networks cannot be assembled"):
+        ExportSpec.network(keys, "onnx", "fp32", "assemble")
+    with pytest.raises(ValueError, match="unknown export method 'glue'"):
+        ExportSpec.network(keys, "tflite", "fp32", "glue")
+    with pytest.raises(ValueError, match="converted whole"):
+        converted.layer_specs()
 
 
 def test_metadata_describes_the_file(cache_dir: Path, fake_convert: list[ExportSpec]) -> None:
@@ -155,7 +178,7 @@ def test_a_process_pool_exports_layers_and_networks_then_the_cache_answers(
     keys = ["conv_hw16_i3_o8_k3_s2", "mbconv_hw8_i8_o8_k3_e3_s1", "head_hw4_i16_o32_c10"]
     network = ["conv_hw16_i3_o8_k3_s2", "mbconv_hw8_i8_o16_k5_e3_s2", "head_hw4_i16_o32_c10"]
     specs = [ExportSpec.layer(parse(k), "tflite", "fp32") for k in keys]
-    specs.append(ExportSpec.network([parse(k) for k in network], "tflite", "fp32"))
+    specs.append(ExportSpec.network([parse(k) for k in network], "tflite", "fp32", "convert"))
     paths = export_specs(specs, workers=2, progress=True)
     assert list(paths) == specs
     for spec, path in paths.items():

@@ -67,6 +67,14 @@ def arch(
     ],
     fmt: FormatOption = "tflite",
     int8: Int8Option = False,
+    convert: Annotated[
+        bool,
+        typer.Option(
+            "--convert",
+            help="Convert the whole network instead of joining the cached layer files "
+            "(tflite joins by default; onnx always converts).",
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -75,7 +83,7 @@ def arch(
     ] = None,
 ) -> None:
     """Export a whole architecture (stem to classifier); prints the written file."""
-    from models.export import ExportFormat, export_network
+    from models.export import ExportFormat, ExportMethod, export_network
     from models.export.cache import atomic_copy
 
     space = get_space(name)
@@ -86,7 +94,8 @@ def arch(
         output = Path(f"{name}_{'-'.join(map(str, choice))}{suffix}.{fmt_.value}")
     if output.is_dir():
         raise ValueError(f"-o {output} is a directory; `export arch` writes a file")
-    atomic_copy(export_network(space, choice, fmt_, precision), output)
+    method = ExportMethod.CONVERT if convert else None
+    atomic_copy(export_network(space, choice, fmt_, precision, method=method), output)
     typer.echo(str(output))
 
 

@@ -7,7 +7,7 @@ from models.export.api import export_keys, export_layer, export_network, export_
 from models.export.cache import CACHE_ENV, artifact_path, cache_root
 from models.export.converters import ConversionError
 from models.export.parallel import export_specs, export_variants
-from models.export.spec import EXPORTER_VERSION, ExportFormat, ExportSpec
+from models.export.spec import EXPORTER_VERSION, ExportFormat, ExportMethod, ExportSpec
 from models.precision import Precision
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "EXPORTER_VERSION",
     "ConversionError",
     "ExportFormat",
+    "ExportMethod",
     "ExportSpec",
     "Precision",
     "artifact_path",

@@ -96,6 +96,59 @@ def tflite_bytes(spec: ExportSpec) -> bytes:
     return data
 
 
+def quantize_int8(fp32_model: bytes, input_shape: tuple[int, ...], label: str) -> bytes:
+    """The full-integer int8 model the converter makes, computed from its fp32 model.
+
+    These are the last stages of ``TFLiteConverter.convert`` with the settings of
+    :func:`tflite_bytes` (``_quantize`` and buffer deduplication in ``tensorflow.lite.python
+    .lite``): calibration of the float flatbuffer on the same seeded representative dataset,
+    TensorFlow Lite's MLIR post-training quantiser with int8 input and output, then the
+    deduplication of read-only buffers. Given the float model the converter would calibrate,
+    the result is the converter's int8 model, tensor for tensor. The two functions are internal
+    to TensorFlow; the cache key records its version, and the tests compare the result with a
+    whole-network conversion.
+    """
+    quiet_tensorflow()
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tf_convert
+    from tensorflow.lite.python.optimize import calibrator
+
+    tf.get_logger().setLevel(logging.ERROR)
+
+    def representative() -> Iterator[list[npt.NDArray[np.float32]]]:
+        for sample in calibration_inputs(input_shape):
+            yield [sample]
+
+    with _converter_output(f"TFLite int8 quantisation of {label}"):
+        calibrated = calibrator.Calibrator(fp32_model).calibrate(representative)
+        quantized = tf_convert.mlir_quantize(
+            calibrated,
+            disable_per_channel=False,
+            input_data_type=tf.int8,
+            output_data_type=tf.int8,
+        )
+        data: bytes = tf_convert.deduplicate_readonly_buffers(quantized)
+    return data
+
+
+def int8_conversion_metadata(fp32_metadata: bytes) -> bytes:
+    """The converter's CONVERSION_METADATA of an int8 model, from that of its fp32 model.
+
+    The converter records full-integer post-training quantisation as an optimisation mode.
+    """
+    quiet_tensorflow()
+    import flatbuffers
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as schema
+
+    metadata = schema.ConversionMetadataT.InitFromPackedBuf(fp32_metadata, 0)
+    if metadata.options is None:
+        metadata.options = schema.ConversionOptionsT()
+    metadata.options.modelOptimizationModes = [schema.ModelOptimizationMode.PTQ_FULL_INTEGER]
+    builder = flatbuffers.Builder(len(fp32_metadata) + 64)
+    builder.Finish(metadata.Pack(builder))
+    return bytes(builder.Output())
+
+
 def input_shape_nchw(spec: ExportSpec) -> tuple[int, int, int, int]:
     n, h, w, c = spec.input_shape_nhwc
     return (n, c, h, w)

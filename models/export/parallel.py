@@ -46,25 +46,45 @@ def export_specs(
 
     Specs already in the cache are not resubmitted. With ``workers > 1`` the conversions run in
     a pool of spawned processes: TensorFlow is not fork-safe, and a fresh interpreter per worker
-    also keeps the caller free of TensorFlow's memory and threads.
+    also keeps the caller free of TensorFlow's memory and threads. An assembled network's
+    missing layers are converted first (each once, however many networks share it); fp32
+    networks are then joined in this process, which takes milliseconds each.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     unique = list(dict.fromkeys(specs))
     root = cache_root(cache_dir)
     paths = {spec: artifact_path(spec, root) for spec in unique}
-    # Longest first (a network takes seconds, a layer a fraction): the pool's tail stays short.
-    todo = sorted((s for s in unique if not paths[s].exists()), key=lambda s: -len(s.keys))
-    if not todo:
+    missing = [s for s in unique if not paths[s].exists()]
+    layers = [layer for s in missing if s.assembled for layer in s.layer_specs()]
+    first = [s for s in dict.fromkeys([*layers, *missing]) if not s.assembled]
+    first = [s for s in first if not artifact_path(s, root).exists()]
+    joined = [s for s in missing if s.assembled and s.precision is Precision.FP32]
+    # int8 networks are quantised by TensorFlow after joining: seconds each, so in the pool.
+    quantised = [s for s in missing if s.assembled and s.precision is not Precision.FP32]
+    total = len(first) + len(joined) + len(quantised)
+    if not total:
         return paths
-    with _progress(_title(unique, len(unique) - len(todo)), len(todo), enabled=progress) as bar:
-        if workers == 1 or len(todo) == 1:
-            for spec in todo:
-                export_spec(spec, root)
-                bar(_short_label(spec))
-        else:
-            _export_in_pool(todo, root, min(workers, len(todo)), bar)
+    with _progress(_title(unique, len(unique) - len(missing)), total, enabled=progress) as bar:
+        _export_all(first, root, workers, bar)
+        for spec in joined:
+            export_spec(spec, root)
+            bar(_short_label(spec))
+        _export_all(quantised, root, workers, bar)
     return paths
+
+
+def _export_all(
+    todo: list[ExportSpec], root: Path, workers: int, advance: Callable[[str], None]
+) -> None:
+    # Longest first (a network takes seconds, a layer a fraction): the pool's tail stays short.
+    todo = sorted(todo, key=lambda s: -len(s.keys))
+    if workers == 1 or len(todo) <= 1:
+        for spec in todo:
+            export_spec(spec, root)
+            advance(_short_label(spec))
+    else:
+        _export_in_pool(todo, root, min(workers, len(todo)), advance)
 
 
 def _export_in_pool(
@@ -79,6 +99,7 @@ def _export_in_pool(
                 [str(k) for k in spec.keys],
                 spec.fmt.value,
                 spec.precision.value,
+                spec.method.value,
                 str(root),
             ): spec
             for spec in todo
@@ -101,20 +122,25 @@ def _title(specs: list[ExportSpec], cached: int) -> str:
 
 
 def _short_label(spec: ExportSpec) -> str:
-    return str(spec.keys[0]) if spec.kind == "layer" else f"network of {len(spec.keys)} layers"
+    if spec.kind == "layer":
+        return str(spec.keys[0])
+    made = "assembled" if spec.assembled else "converted"
+    return f"{made} network of {len(spec.keys)} layers"
 
 
 def _init_worker() -> None:
     converters.quiet_tensorflow()
 
 
-def _export_one(kind: str, keys: list[str], fmt: str, precision: str, root: str) -> str:
+def _export_one(
+    kind: str, keys: list[str], fmt: str, precision: str, method: str, root: str
+) -> str:
     # Plain strings cross the process boundary: nothing depends on pickling the dataclasses.
     parsed = [parse(k) for k in keys]
     spec = (
         ExportSpec.layer(parsed[0], fmt, precision)
         if kind == "layer"
-        else ExportSpec.network(parsed, fmt, precision)
+        else ExportSpec.network(parsed, fmt, precision, method)
     )
     return str(export_spec(spec, root))
 

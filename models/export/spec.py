@@ -1,8 +1,10 @@
 """What an export is: the layers, the format and precision, and the cache name derived from them.
 
 The cache name is a sha256 of a canonical JSON of everything that determines the file's bytes:
-the layer keys, format, precision, :data:`EXPORTER_VERSION`, the weights version and the
-versions of the converting libraries. Change any of them and the old file is simply not found.
+the layer keys, format, precision, how a network is made (:class:`ExportMethod`),
+:data:`EXPORTER_VERSION`, the weights version and the versions of the converting and joining
+libraries. Change any of them and the old file is simply not found; an assembled network and
+a converted one never share a name.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from models.layer_key import LayerKey, Op
 from models.precision import Precision
 
 # Bump when a change here or in the builders alters exported files for the same inputs.
-EXPORTER_VERSION: Final = 1
+EXPORTER_VERSION: Final = 2
 ONNX_OPSET: Final = 17
 # Samples of the seeded representative dataset used to calibrate int8 ranges.
 CALIBRATION_SAMPLES: Final = 16
@@ -41,6 +43,24 @@ class ExportFormat(StrEnum):
             ) from None
 
 
+class ExportMethod(StrEnum):
+    """How a network's file is made (a layer's file is always converted)."""
+
+    # The converter on the whole Keras (TFLite) or torch (ONNX) network: seconds per network.
+    CONVERT = "convert"
+    # The network's cached layer files joined (models.export.assemble): TFLite only.
+    ASSEMBLE = "assemble"
+
+    @classmethod
+    def parse(cls, value: str) -> ExportMethod:
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            raise ValueError(
+                f"unknown export method {value!r}; expected one of {', '.join(cls)}"
+            ) from None
+
+
 # (name recorded in the cache key, distributions that may provide it)
 _CONVERTER_PACKAGES: Final[dict[ExportFormat, tuple[tuple[str, tuple[str, ...]], ...]]] = {
     ExportFormat.TFLITE: (
@@ -50,6 +70,11 @@ _CONVERTER_PACKAGES: Final[dict[ExportFormat, tuple[tuple[str, tuple[str, ...]],
     ExportFormat.ONNX: (("torch", ("torch",)), ("onnx", ("onnx",))),
 }
 _ONNX_INT8_PACKAGES: Final = (("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),)
+# The flatbuffer schema and writer that join layer files.
+_ASSEMBLER_PACKAGES: Final = (
+    ("ai-edge-litert", ("ai-edge-litert",)),
+    ("flatbuffers", ("flatbuffers",)),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +85,7 @@ class ExportSpec:
     keys: tuple[LayerKey, ...]
     fmt: ExportFormat
     precision: Precision
+    method: ExportMethod = ExportMethod.CONVERT
 
     @classmethod
     def layer(
@@ -71,11 +97,40 @@ class ExportSpec:
 
     @classmethod
     def network(
-        cls, keys: Sequence[LayerKey], fmt: ExportFormat | str, precision: Precision | str
+        cls,
+        keys: Sequence[LayerKey],
+        fmt: ExportFormat | str,
+        precision: Precision | str,
+        method: ExportMethod | str | None = None,
     ) -> ExportSpec:
+        """A whole network; ``method`` defaults to assembling TFLite and converting ONNX."""
+        fmt_ = ExportFormat.parse(fmt)
+        if method is None:
+            method_ = ExportMethod.ASSEMBLE if fmt_ is ExportFormat.TFLITE else ExportMethod.CONVERT
+        else:
+            method_ = ExportMethod.parse(method)
+        if method_ is ExportMethod.ASSEMBLE and fmt_ is not ExportFormat.TFLITE:
+            raise ValueError(
+                f"{fmt_.value} networks cannot be assembled from layer files (only tflite "
+                "can); use method='convert'"
+            )
         # Skips are dropped before hashing: the file depends only on the layers that compute.
         blocks = network_blocks(keys)
-        return cls("network", blocks, ExportFormat.parse(fmt), Precision.parse(precision))
+        return cls("network", blocks, fmt_, Precision.parse(precision), method_)
+
+    @property
+    def assembled(self) -> bool:
+        return self.method is ExportMethod.ASSEMBLE
+
+    def layer_specs(self) -> tuple[ExportSpec, ...]:
+        """The layer files an assembled network is joined from, in network order.
+
+        fp32 layers for either precision: separately calibrated int8 layers do not chain, so
+        an int8 network is the joined fp32 network quantised like the converter does it.
+        """
+        if not self.assembled:
+            raise ValueError(f"{self.label} is converted whole, not assembled from layers")
+        return tuple(ExportSpec.layer(k, self.fmt, Precision.FP32) for k in self.keys)
 
     @property
     def input_shape_nhwc(self) -> tuple[int, int, int, int]:
@@ -93,7 +148,7 @@ class ExportSpec:
 
     def describe(self) -> dict[str, Any]:
         """Everything that determines the exported bytes, as JSON-ready data."""
-        return {
+        described: dict[str, Any] = {
             "kind": self.kind,
             "keys": [str(k) for k in self.keys],
             "format": self.fmt.value,
@@ -102,6 +157,11 @@ class ExportSpec:
             "weights_version": WEIGHTS_VERSION,
             "converter": converter_versions(self.fmt, self.precision),
         }
+        if self.kind == "network":
+            described["method"] = self.method.value
+        if self.assembled:
+            described["assembler"] = assembler_versions()
+        return described
 
     def digest(self) -> str:
         canonical = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"))
@@ -125,6 +185,21 @@ def converter_versions(fmt: ExportFormat, precision: Precision) -> dict[str, str
             raise ImportError(
                 f"{fmt.value} {precision.value} export needs {name}, which is not installed: "
                 "pip install 'hwlat[convert,agents]'"
+            )
+        versions[name] = version
+    return versions
+
+
+@cache
+def assembler_versions() -> dict[str, str]:
+    """Versions of the libraries that join layer files, read without importing them."""
+    versions: dict[str, str] = {}
+    for name, distributions in _ASSEMBLER_PACKAGES:
+        version = _installed_version(distributions)
+        if version is None:
+            raise ImportError(
+                f"assembling networks from layer files needs {name}, which is not installed: "
+                "pip install 'hwlat[agents]'"
             )
         versions[name] = version
     return versions
