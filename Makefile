@@ -34,6 +34,7 @@ demo: $(STAMP)
 # Writes docs/bench/*.json, then docs/benchmarks.md from them.
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_export
+	$(BIN)/python -m scripts.bench_assemble
 	$(BIN)/python -m scripts.bench_profile
 	$(BIN)/python -m scripts.bench_ingest
 	$(BIN)/python -m scripts.bench_predict

@@ -68,6 +68,25 @@ def export_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def assemble_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        _run_line(data),
+        "",
+        f"Setup: {data['setup']}.",
+        "",
+        "| precision | converted, s | assembled from an empty cache, s | assembled, layers "
+        "cached, s | same in a new process, s | speed-up (layers cached) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in data["results"]:
+        lines.append(
+            f"| {r['precision']} | {r['median_converted_s']:.2f} | "
+            f"{r['median_assembled_cold_s']:.2f} | {r['median_assembled_warm_s']:.3f} | "
+            f"{r['median_warm_fresh_process_s']:.2f} | {r['speedup_warm']:.0f}x |"
+        )
+    return lines
+
+
 def ingest_section(data: dict[str, Any]) -> list[str]:
     lines = [
         _run_line(data),
@@ -223,6 +242,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("Profiling on the host", "profile", profile_section),
     ("Ingest throughput", "ingest", ingest_section),
     ("Export", "export", export_section),
+    ("Network assembly", "assemble", assemble_section),
 ]
 
 

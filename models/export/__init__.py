@@ -1,5 +1,7 @@
 """Exporters: layer variants and whole networks to TFLite (Keras) and ONNX (torch), cached.
 
+A TFLite network is assembled from its layers' cached files (:mod:`models.export.assemble`)
+unless ``method="convert"`` asks for the whole network through the converter.
 Nothing heavy is imported here; TensorFlow and torch load only in the process that converts.
 """
 

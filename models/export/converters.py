@@ -2,7 +2,8 @@
 
 int8 means full-integer post-training quantisation calibrated on a seeded random dataset:
 - TFLite: ``TFLITE_BUILTINS_INT8`` only, int8 input and output tensors (what an int8 model on a
-  phone's CPU or NPU runs).
+  phone's CPU or NPU runs). :func:`quantize_int8` applies the same quantisation to a float
+  flatbuffer, which is how an assembled int8 network is made.
 - ONNX: onnxruntime's static quantisation in QDQ form, int8 weights (per channel) and
   activations; the graph's input and output stay float, with Quantize/DequantizeLinear at the
   edges, as ONNX Runtime expects.
