@@ -148,6 +148,18 @@ def assert_same_model(assembled: bytes, converted: bytes) -> None:
         assert [m.name for m in maps_a] == [m.name for m in maps_b]
         assert [pairs[m.tensorIndex] for m in maps_a] == [m.tensorIndex for m in maps_b]
     assert_same_metadata(read_metadata(assembled), read_metadata(converted))
+    # Weights are read in place (mmap): each buffer at least as aligned as its elements.
+    assert all(offset % 4 == 0 for offset in buffer_offsets(assembled))
+
+
+def buffer_offsets(data: bytes) -> list[int]:
+    model = schema.Model.GetRootAs(data, 0)
+    offsets = []
+    for i in range(model.BuffersLength()):
+        if model.Buffers(i).DataLength():
+            table = model.Buffers(i)._tab
+            offsets.append(table.Vector(table.Offset(4)))
+    return offsets
 
 
 def constant_buffers(model: Any) -> set[int]:

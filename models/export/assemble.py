@@ -15,8 +15,11 @@ int8 layer files cannot be joined into the converted int8 network: each was cali
 own seeded input, so at a join the producer's output scale is not the consumer's input scale,
 and the converter calibrates every tensor on the activations that flow there in the network.
 An int8 network is therefore the joined fp32 network quantised by the converter's own
-calibration and quantiser (:func:`models.export.converters.quantize_int8`). Joining int8
-files is refused unless the quantisation at every join is identical.
+calibration and quantiser (:func:`models.export.converters.quantize_int8`), which makes it
+the converter's int8 network exactly; that step needs TensorFlow. (Calibrating with LiteRT
+instead would not: its float kernels differ from the converter's by an ulp or two, enough to
+move scales in their last bit.) Joining int8 files is refused unless the quantisation at
+every join is identical.
 
 Everything is checked before a byte is written: one subgraph, one input and one output per
 layer, equal shapes and types at every join, the same quantisation on both sides. A chain that
@@ -38,8 +41,9 @@ IDENTIFIER: Final = b"TFL3"
 CONVERSION_METADATA: Final = b"CONVERSION_METADATA"
 MIN_RUNTIME_VERSION: Final = b"min_runtime_version"
 _SCHEMA_VERSION: Final = 3
-# The schema asks for 16-byte aligned buffer data (force_align: 16), which the converter
-# honours and the Python object API does not; _AlignedBuffer packs it.
+# The schema asks for buffer data on 16-byte boundaries (force_align: 16), which the Python
+# object API ignores; _AlignedBuffer packs it so. (The converter's files, rewritten by its own
+# Python deduplication pass, only keep 4; kernels need the element size.)
 _BUFFER_ALIGNMENT: Final = 16
 _TYPE_NAMES: Final[dict[int, str]] = {
     value: name.lower() for name, value in vars(schema.TensorType).items() if name.isupper()

@@ -87,6 +87,10 @@ class ExportSpec:
     precision: Precision
     method: ExportMethod = ExportMethod.CONVERT
 
+    def __post_init__(self) -> None:
+        if self.kind == "layer" and self.method is not ExportMethod.CONVERT:
+            raise ValueError("a layer file is converted; only networks are assembled")
+
     @classmethod
     def layer(
         cls, key: LayerKey, fmt: ExportFormat | str, precision: Precision | str
