@@ -78,6 +78,23 @@ def test_export_arch_onnx(tmp_path: Path) -> None:
     assert y.shape == (1, 10)
 
 
+@pytest.mark.slow
+def test_export_arch_tflite_joins_layers_unless_told_to_convert(tmp_path: Path) -> None:
+    from models.tflite_inspect import run_float
+
+    joined, converted = tmp_path / "joined.tflite", tmp_path / "converted.tflite"
+    for target, extra in ((joined, []), (converted, ["--convert"])):
+        args = ["export", "arch", "tiny-64", "3,4,1,2", *extra, "-o", str(target)]
+        out = hwlat(*args, cache=tmp_path / "cache")
+        assert out.returncode == 0, out.stderr
+    assert joined.read_bytes() != converted.read_bytes()
+    x = sample_input((1, 64, 64, 3))
+    np.testing.assert_array_equal(run_float(joined, x), run_float(converted, x))
+    described = [p.read_text() for p in (tmp_path / "cache" / "exports").glob("*.json")]
+    assert sum('"method": "assemble"' in d for d in described) == 1
+    assert sum('"method": "convert"' in d for d in described) == 1
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
