@@ -21,6 +21,7 @@ import numpy.typing as npt
 from models.layer_key import LayerKey, Op
 
 # Bump when the meaning of a key's weights changes; the export cache hashes it in.
+# 2: no longer salted with the block's position in a network.
 WEIGHTS_VERSION: Final = 2
 # Keras' default; torch's BatchNorm2d is built with the same value so both compute the same.
 BN_EPSILON: Final = 1e-3
@@ -50,7 +51,9 @@ def block_params(key: LayerKey) -> Params:
 
     The same key has the same weights wherever it stands, alone or anywhere in a network: a
     network's file is then its layers' files joined (models.export.assemble), and latency does
-    not depend on the values of the weights, only on their shapes.
+    not depend on the values of the weights, only on their shapes. One consequence: a key that
+    occurs twice in a network holds equal weights, which the converter (and the joiner) store
+    once, where a trained network would hold two copies.
     """
     if key.op is Op.SKIP:
         raise NothingToExport(key)
