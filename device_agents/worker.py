@@ -8,9 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from device_agents.errors import DeviceLost, MeasurementError
-from device_agents.profiling import Backend, profile
+from device_agents.profiling import Backend, profile, remeasured
+from device_agents.quality import Gate
 from device_agents.runners import Timing
 from latency_api import HwlatClient, HwlatError, JobLease, LeaseLost
 from latency_api.schemas.jobs import ClaimedJob, JobResult, ProfileLayers
@@ -65,21 +67,25 @@ def run_job(
     job: ClaimedJob,
     defaults: Timing,
     *,
+    gate: Gate | None = None,
     show_progress: bool = False,
 ) -> int:
-    """Profile one claimed job and upload its results under the lease; the stored count.
+    """Profile one claimed job and upload every attempt under the lease; the stored count.
 
-    The job's timing wins over ``defaults`` (the agent's flags) wherever the job set it.
+    The job's timing wins over ``defaults`` (the agent's flags) wherever the job set it. With a
+    ``gate``, disturbed measurements are stored as rejected and taken again.
     """
     lease = JobLease.of(job)
     timing = defaults.under(job.timing)
     payload = job.payload
     if isinstance(payload, ProfileLayers):
         keys = [parse(k) for k in payload.layer_keys]
-        results = profile(backend, layers=keys, timing=timing, show_progress=show_progress)
+        results = profile(
+            backend, layers=keys, timing=timing, gate=gate, show_progress=show_progress
+        )
         layers = [r.layer_measurement() for r in results]
         ids = client.upload_layers(device_id, layers, job=lease)
-        result = JobResult(kind="layers", stored=len(ids), ids=ids)
+        kind: Literal["layers", "networks"] = "layers"
     else:
         space = get_space(payload.space)
         results = profile(
@@ -87,12 +93,15 @@ def run_job(
             space=space,
             architectures=payload.architectures,
             timing=timing,
+            gate=gate,
             show_progress=show_progress,
         )
         networks = [r.network_measurement() for r in results]
         ids = client.upload_networks(device_id, networks, job=lease)
-        result = JobResult(kind="networks", stored=len(ids), ids=ids)
-    client.complete(lease, result)
+        kind = "networks"
+    client.complete(
+        lease, JobResult(kind=kind, stored=len(ids), ids=ids, remeasured=remeasured(results))
+    )
     return len(ids)
 
 
@@ -103,6 +112,7 @@ def run_worker(
     agent: str,
     defaults: Timing,
     *,
+    gate: Gate | None = None,
     lease_s: float = 300.0,
     poll_s: float = 5.0,
     stop_when_idle: bool = False,
@@ -124,7 +134,13 @@ def run_worker(
         try:
             with Heartbeat(client, lease, lease_s):
                 stats.stored += run_job(
-                    client, backend, device_id, job, defaults, show_progress=show_progress
+                    client,
+                    backend,
+                    device_id,
+                    job,
+                    defaults,
+                    gate=gate,
+                    show_progress=show_progress,
                 )
             stats.done.append(lease.id)
         except DeviceLost as error:

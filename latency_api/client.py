@@ -165,16 +165,24 @@ class HwlatClient:
         return self._upload("networks", device_id, measurements, job, batch_size)
 
     def iter_layer_measurements(
-        self, *, device_id: int | None = None, layer_key: str | None = None
+        self,
+        *,
+        device_id: int | None = None,
+        layer_key: str | None = None,
+        accepted: bool | None = None,
     ) -> Iterator[LayerMeasurementOut]:
         """Every stored layer measurement matching the filters, oldest first, page by page."""
-        params = {"device_id": device_id, "layer_key": layer_key}
+        params = {"device_id": device_id, "layer_key": layer_key, "accepted": accepted}
         return self._pages("/v1/measurements/layers", params, LayerMeasurementOut)
 
     def iter_network_measurements(
-        self, *, device_id: int | None = None, space: str | None = None
+        self,
+        *,
+        device_id: int | None = None,
+        space: str | None = None,
+        accepted: bool | None = None,
     ) -> Iterator[NetworkMeasurementOut]:
-        params = {"device_id": device_id, "space": space}
+        params = {"device_id": device_id, "space": space, "accepted": accepted}
         return self._pages("/v1/measurements/networks", params, NetworkMeasurementOut)
 
     def export_measurements(

@@ -31,3 +31,29 @@ def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[st
         "kendall_tau": float(tau),
         "bias_pct": float(100 * np.mean((predicted - measured) / measured)),
     }
+
+
+def test_retest(passes_ms: list[tuple[float, ...]]) -> dict[str, Any]:
+    """How well the measurement agrees with itself: each pass of a network against the median of
+    its other passes, scored like a predictor (the noise floor under any predictor's figures).
+
+    Networks measured once tell nothing and are left out.
+    """
+    errors = []
+    for values in passes_ms:
+        if len(values) < 2:
+            continue
+        for i, value in enumerate(values):
+            others = float(np.median([v for j, v in enumerate(values) if j != i]))
+            errors.append(abs(value - others) / others)
+    relative = np.asarray(errors)
+    networks = sum(1 for v in passes_ms if len(v) >= 2)
+    if relative.size == 0:
+        return {"networks": 0, "comparisons": 0}
+    return {
+        "networks": networks,
+        "comparisons": int(relative.size),
+        "within_5pct": float(np.mean(relative <= 0.05)),
+        "within_10pct": float(np.mean(relative <= 0.10)),
+        "mape": float(100 * np.mean(relative)),
+    }

@@ -31,6 +31,7 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
             "6",
             "--max-busy-pct",
             "100",
+            "--no-gate",
             "--repeats",
             "1",
             "--num-runs",
@@ -51,6 +52,10 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     assert report["layer_measurements"] == len(get_space("tiny-64").variants())  # repeats 1
     assert report["network_measurements"] == 12 + 6
     assert report["predictor_version"] == 1
+    # Calibration and validation networks were measured together; the fit saw only the first.
+    (calibration,) = report["predictor_metrics"]["calibration"].values()
+    assert calibration["n_networks"] == 6
+    assert report["measurement_quality"]["gate"] is False
     assert set(report["validation"]) == METRICS
     assert report["validation"]["n"] == 12
     assert set(report["baselines"]) == BASELINES

@@ -32,6 +32,10 @@ IdempotencyKey = Annotated[
 ]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+Accepted = Annotated[
+    bool | None,
+    Query(description="Only measurements the agent's quality gate accepted (true) or rejected"),
+]
 _MEDIA = {"csv": "text/csv", "json": "application/json"}
 
 
@@ -75,6 +79,7 @@ def list_layers(
     _: ReadToken,
     device_id: int | None = None,
     layer_key: str | None = None,
+    accepted: Accepted = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[LayerMeasurementOut]:
@@ -86,6 +91,7 @@ def list_layers(
         limit=limit,
         device_id=device_id,
         layer_key=layer_key,
+        accepted=accepted,
     )
     return Page[LayerMeasurementOut](items=items, next_cursor=next_cursor)
 
@@ -96,12 +102,19 @@ def list_networks(
     _: ReadToken,
     device_id: int | None = None,
     space: str | None = None,
+    accepted: Accepted = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[NetworkMeasurementOut]:
     """Stored network measurements, oldest first, a page at a time."""
     items, next_cursor = service.list_page(
-        session, NetworkMeasurement, cursor=cursor, limit=limit, device_id=device_id, space=space
+        session,
+        NetworkMeasurement,
+        cursor=cursor,
+        limit=limit,
+        device_id=device_id,
+        space=space,
+        accepted=accepted,
     )
     return Page[NetworkMeasurementOut](items=items, next_cursor=next_cursor)
 

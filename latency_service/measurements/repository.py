@@ -30,8 +30,11 @@ def page(
     device_id: int | None = None,
     layer_key: str | None = None,
     space: str | None = None,
+    accepted: bool | None = None,
 ) -> Sequence[LayerMeasurement | NetworkMeasurement]:
     query: Select[Any] = select(table).where(table.id > after_id).order_by(table.id).limit(limit)
+    if accepted is not None:
+        query = query.where(table.accepted == accepted)
     if device_id is not None:
         query = query.where(table.device_id == device_id)
     if layer_key is not None and table is LayerMeasurement:
@@ -62,17 +65,17 @@ def layer_history(session: Session, device_id: int) -> Sequence[Any]:
             LayerMeasurement.median_is_average,
             LayerMeasurement.measured_at,
         )
-        .where(LayerMeasurement.device_id == device_id)
+        .where(LayerMeasurement.device_id == device_id, LayerMeasurement.accepted)
         .order_by(LayerMeasurement.layer_key, LayerMeasurement.id)
     ).all()
     return rows
 
 
 def network_rows(session: Session, device_id: int, space: str | None = None) -> Sequence[Any]:
-    """(space, architecture, median_ms) of every network measurement of a device."""
+    """(space, architecture, median_ms) of every accepted network measurement of a device."""
     query = select(
         NetworkMeasurement.space, NetworkMeasurement.architecture, NetworkMeasurement.median_ms
-    ).where(NetworkMeasurement.device_id == device_id)
+    ).where(NetworkMeasurement.device_id == device_id, NetworkMeasurement.accepted)
     if space is not None:
         query = query.where(NetworkMeasurement.space == space)
     rows: Sequence[Any] = session.execute(query.order_by(NetworkMeasurement.id)).all()

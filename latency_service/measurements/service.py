@@ -64,7 +64,8 @@ def ingest(
         # Checked (and the job row locked) in the same transaction as the insert, so an agent
         # whose lease ran out while it measured cannot store a second copy of the work.
         jobs.held(session, batch.job.id, batch.job.lease_token)
-    rows = [_row(batch.device_id, item, idempotency_key) for item in batch.measurements]
+    job_id = batch.job.id if batch.job is not None else None
+    rows = [_row(batch.device_id, item, idempotency_key, job_id) for item in batch.measurements]
     ids = repository.insert_many(session, table, rows)
     answer = IngestOut(stored=len(ids), ids=ids, idempotency_key=idempotency_key)
     if idempotency_key is not None:
@@ -108,8 +109,9 @@ def _request_digest(endpoint: str, batch: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _row(device_id: int, item: BaseModel, key: str | None) -> dict[str, Any]:
+def _row(device_id: int, item: BaseModel, key: str | None, job_id: int | None) -> dict[str, Any]:
     row = item.model_dump(exclude_none=True)
+    row["job_id"] = job_id
     if "architecture" in row:
         row["architecture"] = ",".join(str(i) for i in row["architecture"])
     row["device_id"] = device_id
@@ -201,10 +203,11 @@ Architecture = tuple[int, ...]
 
 @dataclass(frozen=True, slots=True)
 class NetworkMedian:
-    """A network's value over its stored measurements: the median of their medians."""
+    """A network's value over its accepted measurements: the median of their medians."""
 
     median_ms: float
     n: int
+    passes_ms: tuple[float, ...]  # each accepted measurement's median, in the order taken
 
 
 def network_medians(
@@ -216,7 +219,7 @@ def network_medians(
         grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median)
     return {
         name: {
-            arch: NetworkMedian(float(np.median(values)), len(values))
+            arch: NetworkMedian(float(np.median(values)), len(values), tuple(values))
             for arch, values in sorted(by_arch.items())
         }
         for name, by_arch in sorted(grouped.items())

@@ -25,7 +25,7 @@ from latency_service.spaces import space_or_404
 from latency_service.validations.tables import Validation
 from models import InvalidArchitecture, SearchSpace
 from predictor import baselines
-from predictor.accuracy import accuracy
+from predictor.accuracy import accuracy, test_retest
 from predictor.artifact import PredictorArtifact
 
 MIN_NETWORKS = 2
@@ -57,12 +57,14 @@ def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation
             "estimated_layers": int(compiled.estimated_positions(archs).any(axis=0).sum()),
             "measurements_per_network": float(np.mean([measured[a].n for a in chosen])),
         },
+        noise_floor=test_retest([measured[a].passes_ms for a in chosen]),
         points=[
             {
                 "architecture": list(a),
                 "measured_ms": float(m),
                 "predicted_ms": float(p),
                 "n_measurements": measured[a].n,
+                "passes_ms": list(measured[a].passes_ms),
             }
             for a, m, p in zip(chosen, measured_ms, predicted_ms, strict=True)
         ],
