@@ -30,7 +30,7 @@ from device_agents.quality import Evidence, Gate, Verdict
 from device_agents.runners import Timing
 from device_agents.statistics import TimingStatistics
 from latency_api.schemas.devices import DeviceIn
-from latency_api.schemas.measurements import LayerMeasurementIn, NetworkMeasurementIn
+from latency_api.schemas.measurements import LayerMeasurementIn, LayerRole, NetworkMeasurementIn
 from models import LayerKey, SearchSpace
 
 AGENT_VERSION = "0.2.0"
@@ -101,10 +101,14 @@ class Result:
             return self.layer_measurement(keep_samples)
         return self.network_measurement(keep_samples)
 
-    def layer_measurement(self, keep_samples: bool = False) -> LayerMeasurementIn:
+    def layer_measurement(
+        self, keep_samples: bool = False, role: LayerRole = "layer"
+    ) -> LayerMeasurementIn:
         if not isinstance(self.target, LayerKey):
             raise TypeError(f"{self._label()} is a network, not a layer")
-        return LayerMeasurementIn(layer_key=str(self.target), **self._statistics(keep_samples))
+        return LayerMeasurementIn(
+            layer_key=str(self.target), role=role, **self._statistics(keep_samples)
+        )
 
     def network_measurement(self, keep_samples: bool = False) -> NetworkMeasurementIn:
         if isinstance(self.target, LayerKey) or self.space is None:

@@ -135,12 +135,18 @@ def _pipeline(
     return {
         "device": device.model_dump(mode="json"),
         "space": space.name,
-        "layer_measurements": _count(client.iter_layer_measurements(device_id=device_id)),
+        "layer_measurements": _count(
+            client.iter_layer_measurements(device_id=device_id, role="layer")
+        ),
+        "reference_measurements": _count(
+            client.iter_layer_measurements(device_id=device_id, role="reference")
+        ),
+        "drift": client.drift(device_id).model_dump(mode="json", exclude={"points"}),
         "network_measurements": _count(client.iter_network_measurements(device_id=device_id)),
         "measurement_quality": {
             "gate": gate is not None,
             "rejected_layer_measurements": _count(
-                client.iter_layer_measurements(device_id=device_id, accepted=False)
+                client.iter_layer_measurements(device_id=device_id, accepted=False, role="layer")
             ),
             "rejected_network_measurements": _count(
                 client.iter_network_measurements(device_id=device_id, accepted=False)

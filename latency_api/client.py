@@ -35,11 +35,13 @@ from latency_api.schemas.jobs import (
     LeaseIn,
 )
 from latency_api.schemas.measurements import (
+    DriftOut,
     ExportFormat,
     IngestOut,
     LayerCurrent,
     LayerMeasurementIn,
     LayerMeasurementOut,
+    LayerRole,
     NetworkMeasurementIn,
     NetworkMeasurementOut,
 )
@@ -141,6 +143,10 @@ class HwlatClient:
         response = self._send("GET", f"/v1/devices/{device_id}/layers", retry=True)
         return _LAYER_CURRENT_LIST.validate_json(response.content)
 
+    def drift(self, device_id: int) -> DriftOut:
+        """How the device's drift reference moved across jobs."""
+        return self._get(f"/v1/devices/{device_id}/drift", DriftOut)
+
     # -- measurements -----------------------------------------------------------------------
 
     def upload_layers(
@@ -170,9 +176,15 @@ class HwlatClient:
         device_id: int | None = None,
         layer_key: str | None = None,
         accepted: bool | None = None,
+        role: LayerRole | None = None,
     ) -> Iterator[LayerMeasurementOut]:
         """Every stored layer measurement matching the filters, oldest first, page by page."""
-        params = {"device_id": device_id, "layer_key": layer_key, "accepted": accepted}
+        params = {
+            "device_id": device_id,
+            "layer_key": layer_key,
+            "accepted": accepted,
+            "role": role,
+        }
         return self._pages("/v1/measurements/layers", params, LayerMeasurementOut)
 
     def iter_network_measurements(

@@ -196,7 +196,15 @@ def test_older_builds_without_percentiles_store_the_average_and_say_so(
     # Through a job, the flag reaches the store and the layer's current value.
     device_id = service_client.register_device(backend.describe()).id
     service_client.create_job(layer_job(device_id, KEYS[1:2]))
-    run_worker(service_client, backend, device_id, "android:old", Timing(), stop_when_idle=True)
+    run_worker(
+        service_client,
+        backend,
+        device_id,
+        "android:old",
+        Timing(),
+        reference=False,
+        stop_when_idle=True,
+    )
     (row,) = service_client.iter_layer_measurements(device_id=device_id)
     assert row.median_is_average
     (current,) = service_client.current_layers(device_id)
@@ -218,6 +226,7 @@ def test_a_job_end_to_end_stores_what_the_phone_printed(
         device_id,
         f"android:{phone.serial}",
         Timing(),
+        reference=False,
         stop_when_idle=True,
     )
     assert stats.done == [job.id]
@@ -263,7 +272,13 @@ def test_a_network_job_times_the_whole_network(
         )
     )
     stats = run_worker(
-        service_client, backend, device_id, "android:n", Timing(), stop_when_idle=True
+        service_client,
+        backend,
+        device_id,
+        "android:n",
+        Timing(),
+        reference=False,
+        stop_when_idle=True,
     )
     assert stats.done == [job.id]
     (run,) = phone.benchmark_log()
@@ -278,15 +293,15 @@ def test_a_network_job_times_the_whole_network(
 def test_a_burst_on_the_phone_is_rejected_measured_again_and_stored_as_such(
     service_client: HwlatClient, phone: PhoneDir, benchmark_binary: Path
 ) -> None:
-    # The second of three passes runs 60% slow (another app took the core for a while).
-    phone.update(slow_runs={"runs": [1], "factor": 1.6})
+    # The second of three passes runs at half speed (another app took the core for a while).
+    phone.update(slow_runs={"runs": [1], "factor": 2.0})
     backend = android(phone, benchmark_binary)
     device_id = service_client.register_device(backend.describe()).id
     job = service_client.create_job(
         JobIn(
             device_id=device_id,
-            payload=ProfileLayers(layer_keys=KEYS[2:3]),
-            timing=JobTiming(warmup_runs=2, num_runs=20, repeats=3),
+            payload=ProfileLayers(layer_keys=KEYS[1:2]),
+            timing=JobTiming(warmup_runs=2, num_runs=50, repeats=3),
         )
     )
     stats = run_worker(
@@ -295,7 +310,11 @@ def test_a_burst_on_the_phone_is_rejected_measured_again_and_stored_as_such(
         device_id,
         "android:burst",
         Timing(),
-        gate=Gate(),
+        # The emulated phone is this busy test machine: its passes of a layer this small
+        # (tens of microseconds) differ by more than a real phone's would, so only the injected
+        # burst is held against them here; the tail check is for phone-sized models.
+        gate=Gate(tail_limit=None, repeat_limit=1.4),
+        reference=False,
         stop_when_idle=True,
     )
     assert stats.done == [job.id]
@@ -311,7 +330,7 @@ def test_a_burst_on_the_phone_is_rejected_measured_again_and_stored_as_such(
     slowed = rows[1]
     assert slowed.rejection is not None
     assert "median of its other repeats" in slowed.rejection
-    assert slowed.median_ms > 1.3 * rows[0].median_ms
+    assert slowed.median_ms > 1.5 * rows[0].median_ms
     assert slowed.job_id == job.id
     assert all(r.quality and "tail_ratio" in r.quality for r in rows)
     assert service_client.get_job(job.id).result.remeasured == 1  # type: ignore[union-attr]

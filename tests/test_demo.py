@@ -56,6 +56,10 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     (calibration,) = report["predictor_metrics"]["calibration"].values()
     assert calibration["n_networks"] == 6
     assert report["measurement_quality"]["gate"] is False
+    # Every job timed the drift reference before and after itself.
+    jobs = report["measurement_quality"]["network_jobs"] + 1  # and one job of layers
+    assert report["reference_measurements"] == 2 * jobs
+    assert len(report["drift"]["jobs"]) == jobs
     assert set(report["validation"]) == METRICS
     assert report["validation"]["n"] == 12
     assert set(report["baselines"]) == BASELINES

@@ -212,6 +212,8 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
         with server.client(admin) as client:
             device = client.get("/v1/devices").json()["items"][0]
             rows = list_layers(client, device["id"])
+            references = list_layers(client, device["id"], role="reference")
+            drift = client.get(f"/v1/devices/{device['id']}/drift").json()
     assert device["kind"] == "host"
     assert device["runtime"] == "litert"
     variants = {str(k) for k in get_space("tiny-64").variants()}
@@ -223,6 +225,11 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
     assert counts == [5] * len(variants) + [7]
     (extra,) = [r for r in rows if r["count"] == 7]
     assert extra["layer_key"] == str(KEY)
+    # Every job timed the drift reference before and after itself, stored apart.
+    assert len(references) == 2 * 4
+    assert {r["job_id"] for r in references} == {j["job_id"] for j in drift["jobs"]}
+    assert len(drift["jobs"]) == 4
+    assert drift["reference_layer_key"] == references[0]["layer_key"]
 
 
 def test_a_busy_host_waits_then_fails_the_measurement() -> None:

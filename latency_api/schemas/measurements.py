@@ -90,10 +90,18 @@ LAYER_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+LayerRole = Literal["layer", "reference"]
+
+
 class LayerMeasurementIn(Statistics):
     model_config = ConfigDict(json_schema_extra={"examples": [LAYER_EXAMPLE]})
 
     layer_key: str = Field(max_length=200)
+    role: LayerRole = Field(
+        default="layer",
+        description="'reference': the drift reference an agent times at the start and end of "
+        "every job; kept apart from the layer's own values",
+    )
 
     @field_validator("layer_key")
     @classmethod
@@ -191,6 +199,7 @@ class _StoredStatistics(BaseModel):
 
 class LayerMeasurementOut(_StoredStatistics):
     layer_key: str
+    role: LayerRole
 
 
 class NetworkMeasurementOut(_StoredStatistics):
@@ -219,3 +228,30 @@ class LayerCurrent(BaseModel):
         "(median_is_average)",
     )
     last_measured_at: datetime
+
+
+class ReferencePoint(BaseModel):
+    job_id: int | None
+    measured_at: datetime
+    median_ms: float
+
+
+class JobDrift(BaseModel):
+    job_id: int
+    start_ms: float
+    end_ms: float
+    change_pct: float = Field(description="End against start, percent")
+
+
+class DriftOut(BaseModel):
+    """How a device's reference model moved over time: drift the quality gate cannot see."""
+
+    device_id: int
+    reference_layer_key: str | None
+    points: list[ReferencePoint]
+    jobs: list[JobDrift]
+    spread_pct: float | None = Field(
+        description="Slowest over fastest job reference, minus one, percent"
+    )
+    drifting: bool = Field(description="spread_pct above threshold_pct")
+    threshold_pct: float

@@ -7,16 +7,18 @@ from fastapi.responses import StreamingResponse
 
 from latency_api.schemas.common import Page
 from latency_api.schemas.measurements import (
+    DriftOut,
     ExportFormat,
     IngestOut,
     LayerBatchIn,
     LayerCurrent,
     LayerMeasurementOut,
+    LayerRole,
     NetworkBatchIn,
     NetworkMeasurementOut,
 )
 from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep, SettingsDep
-from latency_service.measurements import service
+from latency_service.measurements import drift, service
 from latency_service.measurements.tables import LayerMeasurement, NetworkMeasurement
 
 router = APIRouter(tags=["measurements"])
@@ -80,6 +82,9 @@ def list_layers(
     device_id: int | None = None,
     layer_key: str | None = None,
     accepted: Accepted = None,
+    role: Annotated[
+        LayerRole | None, Query(description="'layer', or 'reference' (drift references)")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[LayerMeasurementOut]:
@@ -92,6 +97,7 @@ def list_layers(
         device_id=device_id,
         layer_key=layer_key,
         accepted=accepted,
+        role=role,
     )
     return Page[LayerMeasurementOut](items=items, next_cursor=next_cursor)
 
@@ -147,3 +153,10 @@ def export_networks(
 def current_layers(device_id: int, session: ReadSessionDep, _: ReadToken) -> list[LayerCurrent]:
     """The current value of every measured layer of a device, outliers flagged."""
     return service.current_layers(session, device_id)
+
+
+@router.get("/v1/devices/{device_id}/drift", response_model=DriftOut)
+def device_drift(device_id: int, session: ReadSessionDep, _: ReadToken) -> DriftOut:
+    """How the device's drift reference (timed at the start and end of every job) moved, and
+    whether the device counts as drifting."""
+    return drift.report(session, device_id)

@@ -211,12 +211,17 @@ class NetworkMedian:
 
 
 def network_medians(
-    session: Session, device_id: int, space: str | None = None
+    session: Session,
+    device_id: int,
+    space: str | None = None,
+    job_factors: dict[int, float] | None = None,
 ) -> dict[str, dict[Architecture, NetworkMedian]]:
-    """Per space and architecture; repeats of one network count once."""
+    """Per space and architecture; repeats of one network count once. With ``job_factors``
+    (see :func:`drift.job_factors`), each measurement is first scaled by its job's factor."""
     grouped: dict[str, dict[Architecture, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for space_name, arch, median in repository.network_rows(session, device_id, space):
-        grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median)
+    for space_name, arch, median, job_id in repository.network_rows(session, device_id, space):
+        factor = (job_factors or {}).get(job_id, 1.0) if job_id is not None else 1.0
+        grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median * factor)
     return {
         name: {
             arch: NetworkMedian(float(np.median(values)), len(values), tuple(values))

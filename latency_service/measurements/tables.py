@@ -47,6 +47,8 @@ class LayerMeasurement(_Statistics, Base):
     __table_args__ = (Index("ix_layer_measurements_device_key", "device_id", "layer_key", "id"),)
 
     layer_key: Mapped[str] = mapped_column(String(200))
+    # "layer", or "reference": a job's drift reference, kept out of the layer's values.
+    role: Mapped[str] = mapped_column(String(16), default="layer")
 
 
 class NetworkMeasurement(_Statistics, Base):

@@ -1,5 +1,5 @@
 """measurement quality: every attempt stored with the gate's verdict and evidence, its pass and
-its job; validations keep their noise floor
+its job; drift references; validations keep their noise floor
 
 Revision ID: 0006
 Revises: 0005
@@ -39,6 +39,12 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column("accepted", server_default=None)
             batch_op.alter_column("attempt", server_default=None)
+    with op.batch_alter_table("layer_measurements", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("role", sa.String(length=16), nullable=False, server_default="layer")
+        )
+    with op.batch_alter_table("layer_measurements", schema=None) as batch_op:
+        batch_op.alter_column("role", server_default=None)
     with op.batch_alter_table("validations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("noise_floor", sa.JSON(), nullable=True))
 
@@ -46,6 +52,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("validations", schema=None) as batch_op:
         batch_op.drop_column("noise_floor")
+    with op.batch_alter_table("layer_measurements", schema=None) as batch_op:
+        batch_op.drop_column("role")
     for table in TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_constraint(batch_op.f(f"fk_{table}_job_id_jobs"), type_="foreignkey")
