@@ -78,7 +78,7 @@ def test_fit_predictor_calibrates_each_space_on_its_networks() -> None:
 
 def test_regression_estimates_unmeasured_layers_from_a_linear_cost() -> None:
     keys = list(SEED.variants())
-    weights = np.array([2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03])
+    weights = np.array([2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03, 0.04])
     assert len(weights) == len(FEATURES)
     truth = feature_matrix(keys) @ weights + 0.005
     held_out = list(range(0, len(keys), 7))
@@ -105,6 +105,29 @@ def test_missing_layers_without_regression_are_an_error_naming_them() -> None:
     few = {k: v for k, v in list(hand_table().items())[:5]}
     with pytest.raises(MissingLayers, match="no measurement and no regression"):
         compile_space(PredictorArtifact(layers=few), TINY, version=1)
+
+
+def test_a_regression_stored_before_the_logits_feature_still_predicts() -> None:
+    keys = list(SEED.variants())
+    truth = feature_matrix(keys) @ np.linspace(1e-7, 1e-6, len(FEATURES)) + 0.01
+    stored = PredictorArtifact(regression=fit_regression(keys, truth.tolist())).to_dict()
+    regression = stored["regression"]
+    # As a version written before `is_logits` existed: one column fewer.
+    for field in ("features", "scale", "coef"):
+        regression[field] = regression[field][:-1]
+    old = PredictorArtifact.from_dict(stored).regression
+    assert old is not None
+    logits = parse("logits_hw7_i1280_c1000")
+    assert old.predict([logits])[0] > 0
+    assert old.predict(keys[:3]) == pytest.approx(
+        feature_matrix(keys[:3])[:, :-1] / np.asarray(old.scale) @ np.asarray(old.coef)
+        + old.intercept
+    )
+    regression["features"] = [*regression["features"][:-1], "flops_of_the_future"]
+    future = PredictorArtifact.from_dict(stored).regression
+    assert future is not None
+    with pytest.raises(ValueError, match="flops_of_the_future.*refit"):
+        future.predict([logits])
 
 
 def test_artifact_with_another_schema_is_refused() -> None:
