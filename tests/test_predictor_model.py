@@ -18,15 +18,7 @@ from predictor.fitting import (
     fit_predictor,
     fit_regression,
 )
-from predictor.formats import (
-    TableFormatError,
-    from_ofa_yaml,
-    from_spnas,
-    ofa_name,
-    parse_ofa_name,
-    to_ofa_yaml,
-    to_spnas,
-)
+from predictor.formats import TableFormatError, from_spnas, to_spnas
 
 TINY = get_space("tiny-64")
 SEED = get_space("spnas-mobilenetv2-224")
@@ -126,7 +118,7 @@ def test_a_regression_stored_before_the_logits_feature_still_predicts() -> None:
     regression["features"] = [*regression["features"][:-1], "flops_of_the_future"]
     future = PredictorArtifact.from_dict(stored).regression
     assert future is not None
-    with pytest.raises(ValueError, match="flops_of_the_future.*refit"):
+    with pytest.raises(ValueError, match=r"flops_of_the_future.*refit"):
         future.predict([logits])
 
 
@@ -180,43 +172,7 @@ def test_bad_seed_tables_name_the_entry(mutate: object, needle: str) -> None:
         from_spnas(table, SEED, constant_ms=19.5999)
 
 
-# -- OFA-style lookup tables ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("key", [str(k) for k in get_space("spnas-se-mobilenetv2-224").variants()])
-def test_ofa_names_round_trip(key: str) -> None:
-    assert parse_ofa_name(ofa_name(parse(key))) == parse(key)
-
-
-def test_ofa_yaml_round_trip_keeps_values() -> None:
-    keys = list(SEED.variants())
-    values = {str(k): (0.1 * (i + 1), 0.01, 30) for i, k in enumerate(keys)}
-    text = to_ofa_yaml(keys, values)
-    assert (
-        "expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:3-stride:2-idskip:0" in text
-    )
-    artifact = from_ofa_yaml(text)
-    assert {k: v.ms for k, v in artifact.layers.items()} == pytest.approx(
-        {k: v[0] for k, v in values.items()}
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "needle"),
-    [
-        ("Logits-input:1x1x1280-output:1000: {mean: 1.0}\n", "Logits"),
-        (
-            "expanded_conv-input:56x56x24-output:56x56x24-expand:3-kernel:3-stride:1-idskip:0:"
-            " {mean: 1.0}\n",
-            "idskip",
-        ),
-        ("Conv-input:224x224x3-output:112x112x32-kernel:3: {mean: -2}\n", "mean"),
-        ("[1, 2]\n", "mapping"),
-    ],
-)
-def test_bad_ofa_tables_name_the_entry(text: str, needle: str) -> None:
-    with pytest.raises(TableFormatError, match=needle):
-        from_ofa_yaml(text)
+# -- calibration -------------------------------------------------------------------------------
 
 
 def test_calibration_shrugs_off_networks_measured_under_load() -> None:
