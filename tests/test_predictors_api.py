@@ -243,7 +243,9 @@ def test_ofa_and_seed_tables_survive_export_then_import(
     fit(client, tokens, device)
     other = int(
         client.post(
-            "/v1/devices", json={**HOST_DEVICE, "name": "copy"}, headers=tokens["ingest"]
+            "/v1/devices",
+            json={**HOST_DEVICE, "name": "copy", "model": "copy"},
+            headers=tokens["ingest"],
         ).json()["id"]
     )
     for fmt, params in (("ofa", {}), ("spnas", {"constant_ms": 3.5})):
