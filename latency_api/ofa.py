@@ -86,7 +86,11 @@ class HwlatLatencyTable:
         self._ms: dict[LayerKey, float] = {}
         self._calibration: tuple[TableCalibration, int] | None = None
         if self.space is not None:
-            self.prefetch(self.space.variants())
+            try:
+                self.prefetch(self.space.variants())
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
         if self._owns_client:
