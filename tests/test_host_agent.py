@@ -181,7 +181,7 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
             agent_env,
         )
         assert queued.returncode == 0, queued.stderr
-        assert len(queued.stdout.splitlines()) == 3  # 20 variants in chunks of 8
+        assert len(queued.stdout.splitlines()) == 3  # 21 variants in chunks of 8
         # A job that leaves its timing to the agent: the agent's --num-runs applies to it.
         unset = run_hwlat(
             ["jobs", "create", "--selector", "kind=host", "--layer", str(KEY)], agent_env
@@ -206,7 +206,7 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
             timeout=300,
         )
         assert ran.returncode == 0, ran.stderr
-        assert "jobs done 4, failed 0, lost 0; 21 measurements stored" in ran.stdout
+        assert "jobs done 4, failed 0, lost 0; 22 measurements stored" in ran.stdout
         listed = run_hwlat(["jobs", "list"], agent_env)
         assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["done"] * 4
         with server.client(admin) as client:
