@@ -136,6 +136,10 @@ def validate(
             "metrics": metrics,
             "baselines": baselines,
             "details": details,
+            "points": [
+                {"architecture": list(a), "measured_ms": float(m), "predicted_ms": float(p)}
+                for a, m, p in zip(rows, measured, predicted, strict=True)
+            ],
         },
     )
     return {

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.errors import Conflict, InvalidInput
+from latency_service.predictions import service as predictions
 from latency_service.predictors import formats, service
 from latency_service.predictors.compiled import MissingLayers, lookup
 from latency_service.predictors.predict import predict
@@ -39,6 +40,7 @@ def fit_predictor(
     """Fit a new predictor version from the device's current measurements."""
     predictor = service.fit_for_device(session, device_id)
     cache.forget(device_id)
+    predictions.record(session, predictor)
     return PredictorOut.model_validate(predictor)
 
 
@@ -140,6 +142,7 @@ def import_runtime_table(
     source = {"format": format, "space": search_space.name, "constant_ms": constant_ms}
     predictor = service.import_artifact(session, device_id, artifact, source)
     cache.forget(device_id)
+    predictions.record(session, predictor)
     return PredictorOut.model_validate(predictor)
 
 

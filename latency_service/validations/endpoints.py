@@ -6,6 +6,7 @@ from sqlalchemy import select
 from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.devices import service as devices
 from latency_service.errors import InvalidInput
+from latency_service.predictions import service as predictions
 from latency_service.validations.schemas import ValidationIn, ValidationList, ValidationOut
 from latency_service.validations.tables import Validation
 
@@ -24,6 +25,8 @@ def store_validation(
     row = Validation(device_id=device_id, n=n, **report.model_dump())
     session.add(row)
     session.commit()
+    # The validation networks were just measured: store what this version predicts for them.
+    predictions.record_for_version(session, device_id, report.predictor_version, report.space)
     return ValidationOut.model_validate(row)
 
 

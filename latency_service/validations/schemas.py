@@ -15,6 +15,16 @@ _METRICS_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+class ValidationPoint(BaseModel):
+    """One validated network: what was measured end to end and what the version predicted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture: list[int]
+    measured_ms: float = Field(gt=0, allow_inf_nan=False)
+    predicted_ms: float = Field(gt=0, allow_inf_nan=False)
+
+
 class ValidationIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -35,6 +45,9 @@ class ValidationIn(BaseModel):
     metrics: dict[str, Any]
     baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)
     details: dict[str, Any] = Field(default_factory=dict)
+    points: list[ValidationPoint] | None = Field(
+        default=None, max_length=100_000, description="Per validated network, for the charts"
+    )
 
 
 class ValidationOut(ValidationIn):

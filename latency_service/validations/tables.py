@@ -20,4 +20,6 @@ class Validation(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     baselines: Mapped[dict[str, Any]] = mapped_column(JSON)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # [{architecture, measured_ms, predicted_ms}] per validated network; None on older rows.
+    points: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
