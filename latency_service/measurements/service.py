@@ -31,6 +31,7 @@ from latency_service.measurements.schemas import (
     NetworkMeasurementOut,
 )
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+from latency_service.metrics.registry import INGEST_ROWS
 
 Batch = LayerBatchIn | NetworkBatchIn
 
@@ -86,6 +87,7 @@ def ingest(
         if replay is None:
             raise
         return replay
+    INGEST_ROWS.labels(endpoint.removesuffix("_measurements")).inc(len(ids))
     return 201, answer
 
 

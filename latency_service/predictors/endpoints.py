@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.errors import Conflict, InvalidInput
+from latency_service.metrics.registry import PREDICT_BATCH
 from latency_service.predictions import service as predictions
 from latency_service.predictors import formats, service
 from latency_service.predictors.compiled import MissingLayers, lookup
@@ -59,6 +60,7 @@ def predict_latency(
     body: PredictIn, session: ReadSessionDep, cache: CacheDep, _: ReadToken
 ) -> PredictOut:
     """Latency of many architectures of a space (or of explicit layer-key lists)."""
+    PREDICT_BATCH.observe(len(body.architectures or body.layers or []))
     return predict(session, cache, body)
 
 

@@ -20,6 +20,7 @@ from latency_service.devices import service as devices
 from latency_service.errors import Conflict, NotFound
 from latency_service.measurements import service as measurements
 from latency_service.measurements.tables import NetworkMeasurement
+from latency_service.metrics.registry import PREDICTORS_LOADED
 from latency_service.predictors.artifact import LayerEntry, PredictorArtifact
 from latency_service.predictors.compiled import CompiledSpace, MissingLayers, compile_space
 from latency_service.predictors.fitting import NetworkSample, fit_predictor
@@ -231,4 +232,5 @@ class CompiledCache:
             ) from None
         with self._lock:
             self._compiled[key] = compiled
+            PREDICTORS_LOADED.set(len(self._compiled))
         return compiled
