@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 import hwlat
 from latency_service import health, http_errors
 from latency_service.auth.service import TokenCache
+from latency_service.dashboard import endpoints as dashboard
 from latency_service.db import READ_ONLY, make_engine, session_factory
 from latency_service.devices.endpoints import router as devices_router
 from latency_service.jobs.endpoints import router as jobs_router
@@ -54,4 +55,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(jobs_router)
     app.include_router(predictors_router)
     app.include_router(validations_router)
+    dashboard.install(app)
     return app

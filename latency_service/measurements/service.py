@@ -190,6 +190,20 @@ def export_rows(
     yield buffer.getvalue()
 
 
+def counts_by_device(session: Session) -> dict[int, tuple[int, int]]:
+    """(layer, network) measurement counts per device id; devices without any are absent."""
+    layers = repository.count_by_device(session, LayerMeasurement)
+    networks = repository.count_by_device(session, NetworkMeasurement)
+    return {d: (layers.get(d, 0), networks.get(d, 0)) for d in sorted({*layers, *networks})}
+
+
+def layer_history(session: Session, device_id: int, layer_key: str) -> list[LayerMeasurementOut]:
+    """Every stored measurement of one layer on one device, oldest first."""
+    devices.get(session, device_id)
+    rows = repository.iter_all(session, LayerMeasurement, device_id=device_id, layer_key=layer_key)
+    return [LayerMeasurementOut.model_validate(row) for row in rows]
+
+
 def current_layers(session: Session, device_id: int) -> list[LayerCurrent]:
     devices.get(session, device_id)
     history = repository.layer_history(session, device_id)

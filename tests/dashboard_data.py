@@ -1,0 +1,135 @@
+"""A small lab's worth of data for the dashboard tests and screenshots, through the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import numpy as np
+
+from hwlat.metrics import accuracy
+from models import get_space
+from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+
+SPACE = get_space("tiny-64")
+HISTORY_REPEATS = 6
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Seeded:
+    devices: list[int]
+    layers: int  # measured layer variants per device
+    candidates: int  # searchable (layer, candidate) cells of the space
+    history_layer: str
+    history_outliers: int
+    validations: list[int] = field(default_factory=list)
+    points: int = 0
+    versions: int = 0
+    baselines: tuple[str, ...] = ("macs_proportional", "table_sum")
+
+
+def _ok(response: httpx.Response) -> Any:
+    if response.status_code not in (200, 201):
+        raise AssertionError(f"{response.request.url}: {response.status_code} {response.text}")
+    return response.json()
+
+
+def seed(client: httpx.Client, seed_value: int = 0) -> Seeded:
+    """Two devices of tiny-64; device 1 with two predictor versions and validations.
+
+    ``client`` must send an admin token. Deterministic for a given seed.
+    """
+    rng = np.random.default_rng(seed_value)
+    variants = [str(k) for k in SPACE.variants()]
+    base = {key: 0.2 + 0.15 * i for i, key in enumerate(variants)}
+    ids = []
+    for n, (name, speed) in enumerate((("pixel-7-lab-1", 1.0), ("pixel-6a-lab-2", 1.6))):
+        device = _ok(
+            client.post("/v1/devices", json={**HOST_DEVICE, "name": name, "threads": n + 1})
+        )
+        ids.append(int(device["id"]))
+        items = [layer_measurement(k, ms * speed) for k, ms in base.items()]
+        _ok(
+            client.post(
+                "/v1/measurements/layers", json={"device_id": device["id"], "measurements": items}
+            )
+        )
+    first = ids[0]
+    # One layer measured again over several days, once while the phone ran hot.
+    history_layer = variants[5]
+    repeats = []
+    for day in range(HISTORY_REPEATS):
+        hot = day == 3
+        ms = base[history_layer] * (1.45 if hot else 1 + rng.normal(0, 0.004))
+        repeats.append(
+            layer_measurement(
+                history_layer,
+                ms,
+                measured_at=(T0 + timedelta(days=day + 1)).isoformat(),
+                temp_before_c=48.0 if hot else 38.0,
+            )
+        )
+    _ok(client.post("/v1/measurements/layers", json={"device_id": first, "measurements": repeats}))
+
+    def measure(archs: np.ndarray[Any, Any]) -> list[float]:
+        table = {k: v for k, v in base.items()}
+        truth = [
+            1.04 * sum(table[str(k)] for k in SPACE.network(list(a)) if k.op.value != "skip") + 0.1
+            for a in archs.tolist()
+        ]
+        noisy = [t * (1 + rng.normal(0, 0.02)) for t in truth]
+        items = [
+            network_measurement(a, ms, space=SPACE.name)
+            for a, ms in zip(archs.tolist(), noisy, strict=True)
+        ]
+        _ok(
+            client.post(
+                "/v1/measurements/networks", json={"device_id": first, "measurements": items}
+            )
+        )
+        return noisy
+
+    measure(SPACE.sample(8, seed_value))
+    seeded = Seeded(
+        devices=ids,
+        layers=len(variants),
+        candidates=sum(SPACE.candidate_counts),
+        history_layer=history_layer,
+        history_outliers=1,
+    )
+    for version_seed in (1, 2):
+        fitted = _ok(client.post(f"/v1/devices/{first}/predictors"))
+        archs = SPACE.sample(12, seed_value + 10 * version_seed)
+        measured = measure(archs)
+        predicted = _ok(
+            client.post(
+                "/v1/predict",
+                json={"device_id": first, "space": SPACE.name, "architectures": archs.tolist()},
+            )
+        )["latency_ms"]
+        report = _ok(
+            client.post(
+                f"/v1/devices/{first}/validations",
+                json={
+                    "predictor_version": fitted["version"],
+                    "space": SPACE.name,
+                    "metrics": accuracy(predicted, measured),
+                    "baselines": {
+                        "table_sum": accuracy([p / 1.06 for p in predicted], measured),
+                        "macs_proportional": accuracy([p * 1.2 for p in predicted], measured),
+                    },
+                    "points": [
+                        {"architecture": a, "measured_ms": m, "predicted_ms": p}
+                        for a, m, p in zip(archs.tolist(), measured, predicted, strict=True)
+                    ],
+                },
+            )
+        )
+        seeded.validations.append(int(report["id"]))
+        seeded.points = len(archs)
+        seeded.versions = int(fitted["version"])
+    _ok(client.post(f"/v1/devices/{ids[1]}/predictors"))
+    return seeded
