@@ -25,6 +25,7 @@ class Seeded:
     candidates: int  # searchable (layer, candidate) cells of the space
     history_layer: str
     history_outliers: int
+    slowdown: dict[str, float]
     validations: list[int] = field(default_factory=list)
     points: int = 0
     versions: int = 0
@@ -45,13 +46,18 @@ def seed(client: httpx.Client, seed_value: int = 0) -> Seeded:
     rng = np.random.default_rng(seed_value)
     variants = [str(k) for k in SPACE.variants()]
     base = {key: 0.2 + 0.15 * i for i, key in enumerate(variants)}
+    # The second phone is slower, more so on some layers than on others.
+    slowdown = {key: round(1.3 + 0.6 * ((7 * i) % 10) / 10, 3) for i, key in enumerate(variants)}
     ids = []
-    for n, (name, speed) in enumerate((("pixel-7-lab-1", 1.0), ("pixel-6a-lab-2", 1.6))):
+    for n, (name, speed) in enumerate((("pixel-7-lab-1", None), ("pixel-6a-lab-2", slowdown))):
         device = _ok(
             client.post("/v1/devices", json={**HOST_DEVICE, "name": name, "threads": n + 1})
         )
         ids.append(int(device["id"]))
-        items = [layer_measurement(k, ms * speed) for k, ms in base.items()]
+        items = [
+            layer_measurement(k, ms * (speed[k] if speed else 1.0), measured_at=T0.isoformat())
+            for k, ms in base.items()
+        ]
         _ok(
             client.post(
                 "/v1/measurements/layers", json={"device_id": device["id"], "measurements": items}
@@ -99,6 +105,7 @@ def seed(client: httpx.Client, seed_value: int = 0) -> Seeded:
         candidates=sum(SPACE.candidate_counts),
         history_layer=history_layer,
         history_outliers=1,
+        slowdown=slowdown,
     )
     for version_seed in (1, 2):
         fitted = _ok(client.post(f"/v1/devices/{first}/predictors"))

@@ -139,9 +139,12 @@ def test_chart_data_is_the_domain_data_as_json_and_csv(
     assert {r["predictor_version"] for r in table} == {seeded.versions}
     ratio = rows_of(browser, f"/dashboard/data/compare?space=tiny-64&a={second}&b={first}")
     measured = [r for r in ratio if r["ratio"] is not None]
-    # Device 2 was seeded 1.6 times slower on every layer; skip (0 ms over 0 ms) has no ratio.
+    # Device 2 was seeded slower by a known factor per layer; skip (0 ms over 0 ms) has none.
     assert len(measured) == len(ratio) - sum(r["candidate_label"] == "skip" for r in ratio)
-    assert all(r["ratio"] == pytest.approx(1.6, rel=0.02) for r in measured)
+    for row in measured:
+        # The layer measured again has a slightly different current value on device 1.
+        tolerance = 0.02 if row["layer_key"] == seeded.history_layer else 1e-9
+        assert row["ratio"] == pytest.approx(seeded.slowdown[str(row["layer_key"])], rel=tolerance)
 
     accuracy = rows_of(browser, f"/dashboard/data/devices/{first}/accuracy")
     assert len(accuracy) == 2 * (1 + len(seeded.baselines))

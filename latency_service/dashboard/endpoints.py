@@ -134,9 +134,15 @@ def device_page(
     session: ReadSessionDep,
     _: PageUser,
     space: str = DEFAULT_SPACE,
-    compare: int | None = None,
+    compare: str = "",
 ) -> Response:
     device = devices.get(session, device_id)
+    # The page's own form sends compare= for "(none)".
+    if compare and not compare.isdigit():
+        raise InvalidInput(f"compare must be a device id, got {compare!r}")
+    compare_id = int(compare) if compare else None
+    if compare_id is not None:
+        devices.get(session, compare_id)
     search_space = space_or_404(space)
     others = [d for d in devices.list_devices(session) if d.id != device_id]
     return render(
@@ -146,7 +152,7 @@ def device_page(
         space=search_space.name,
         spaces=_space_names(),
         others=others,
-        compare=compare,
+        compare=compare_id,
     )
 
 

@@ -5,11 +5,11 @@
 
 const CONFIG = { displaylogo: false, responsive: true };
 const LAYOUT = {
-  margin: { l: 60, r: 20, t: 10, b: 50 },
+  margin: { l: 60, r: 20, t: 30, b: 50 },
   font: { family: "system-ui, sans-serif", size: 12 },
   paper_bgcolor: "rgba(0,0,0,0)",
   plot_bgcolor: "#fafbfc",
-  legend: { orientation: "h", y: -0.2 },
+  legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
 };
 const BLUE = "#1f6feb";
 const RED = "#d73a49";
@@ -121,7 +121,7 @@ function pvm(rows) {
     ],
     layout: {
       xaxis: { title: { text: "measured (ms)" }, range: [lo, hi] },
-      yaxis: { title: { text: "predicted (ms)" }, range: [lo, hi], scaleanchor: "x" },
+      yaxis: { title: { text: "predicted (ms)" }, range: [lo, hi] },
       height: 480,
     },
   };
