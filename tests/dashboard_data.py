@@ -13,7 +13,6 @@ from hwlat.metrics import accuracy
 from models import get_space
 from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
 
-SPACE = get_space("tiny-64")
 HISTORY_REPEATS = 6
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -38,13 +37,14 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
-def seed(client: httpx.Client, seed_value: int = 0) -> Seeded:
-    """Two devices of tiny-64; device 1 with two predictor versions and validations.
+def seed(client: httpx.Client, seed_value: int = 0, space: str = "tiny-64") -> Seeded:
+    """Two devices measured on ``space``; device 1 with two predictor versions and validations.
 
     ``client`` must send an admin token. Deterministic for a given seed.
     """
     rng = np.random.default_rng(seed_value)
-    variants = [str(k) for k in SPACE.variants()]
+    search_space = get_space(space)
+    variants = [str(k) for k in search_space.variants()]
     base = {key: 0.2 + 0.15 * i for i, key in enumerate(variants)}
     # The second phone is slower, more so on some layers than on others.
     slowdown = {key: round(1.3 + 0.6 * ((7 * i) % 10) / 10, 3) for i, key in enumerate(variants)}
@@ -83,12 +83,13 @@ def seed(client: httpx.Client, seed_value: int = 0) -> Seeded:
     def measure(archs: np.ndarray[Any, Any]) -> list[float]:
         table = {k: v for k, v in base.items()}
         truth = [
-            1.04 * sum(table[str(k)] for k in SPACE.network(list(a)) if k.op.value != "skip") + 0.1
+            1.04 * sum(table[str(k)] for k in search_space.network(list(a)) if k.op.value != "skip")
+            + 0.1
             for a in archs.tolist()
         ]
         noisy = [t * (1 + rng.normal(0, 0.02)) for t in truth]
         items = [
-            network_measurement(a, ms, space=SPACE.name)
+            network_measurement(a, ms, space=search_space.name)
             for a, ms in zip(archs.tolist(), noisy, strict=True)
         ]
         _ok(
@@ -98,23 +99,27 @@ def seed(client: httpx.Client, seed_value: int = 0) -> Seeded:
         )
         return noisy
 
-    measure(SPACE.sample(8, seed_value))
+    measure(search_space.sample(8, seed_value))
     seeded = Seeded(
         devices=ids,
         layers=len(variants),
-        candidates=sum(SPACE.candidate_counts),
+        candidates=sum(search_space.candidate_counts),
         history_layer=history_layer,
         history_outliers=1,
         slowdown=slowdown,
     )
     for version_seed in (1, 2):
         fitted = _ok(client.post(f"/v1/devices/{first}/predictors"))
-        archs = SPACE.sample(12, seed_value + 10 * version_seed)
+        archs = search_space.sample(12, seed_value + 10 * version_seed)
         measured = measure(archs)
         predicted = _ok(
             client.post(
                 "/v1/predict",
-                json={"device_id": first, "space": SPACE.name, "architectures": archs.tolist()},
+                json={
+                    "device_id": first,
+                    "space": search_space.name,
+                    "architectures": archs.tolist(),
+                },
             )
         )["latency_ms"]
         report = _ok(
@@ -122,7 +127,7 @@ def seed(client: httpx.Client, seed_value: int = 0) -> Seeded:
                 f"/v1/devices/{first}/validations",
                 json={
                     "predictor_version": fitted["version"],
-                    "space": SPACE.name,
+                    "space": search_space.name,
                     "metrics": accuracy(predicted, measured),
                     "baselines": {
                         "table_sum": accuracy([p / 1.06 for p in predicted], measured),

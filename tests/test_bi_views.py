@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InternalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from latency_service.devices.tables import Device
@@ -281,3 +285,53 @@ def test_a_fit_and_a_validation_store_the_service_predictions(
         session, "SELECT COUNT(*) AS n FROM network_predictions WHERE device_id = :d", d=device
     )
     assert stored[0]["n"] == 4
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def documented_role_sql() -> str:
+    """The README's read-only role recipe: the block after the ``bi-role`` marker."""
+    text = README.read_text()
+    start = text.index("```sql", text.index("<!-- bi-role -->")) + len("```sql")
+    return text[start : text.index("```", start)]
+
+
+def test_the_documented_read_only_role_reads_the_views_and_nothing_else(
+    database_urls: dict[str, str],
+) -> None:
+    url = make_url(database_urls["postgresql"])
+    role = f"hwlat_bi_{uuid.uuid4().hex[:8]}"
+    sql = (
+        documented_role_sql()
+        .replace("hwlat_bi", role)
+        .replace("DATABASE hwlat", f'DATABASE "{url.database}"')
+    )
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    reader = create_engine(url.set(username=role, password=None))
+    try:
+        with admin.connect() as conn:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(text(statement))
+        with reader.connect() as conn:
+            for view in (
+                "v_layer_latency_current",
+                "v_network_predictions",
+                "v_validation_metrics",
+                "v_job_queue",
+            ):
+                conn.execute(text(f"SELECT * FROM {view}")).all()
+            conn.rollback()
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text("SELECT token_hash FROM api_tokens"))
+            conn.rollback()
+            with pytest.raises(
+                (ProgrammingError, InternalError), match=r"read-only|permission denied"
+            ):
+                conn.execute(text("UPDATE v_job_queue SET attempts = 0"))
+    finally:
+        reader.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()

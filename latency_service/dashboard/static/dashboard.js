@@ -221,6 +221,11 @@ function cell(row, name) {
   const value = row[name];
   if (value === null || value === undefined) {
     td.innerHTML = '<span class="none">–</span>';
+  } else if (name.endsWith("_at") && typeof value === "string") {
+    const time = document.createElement("time");
+    time.dateTime = value;
+    time.textContent = value.slice(0, 19).replace("T", " ");
+    td.appendChild(time);
   } else if (typeof value === "number" && !Number.isInteger(value)) {
     td.textContent = value.toPrecision(4).replace(/\.?0+$/, "");
   } else {
