@@ -58,7 +58,8 @@ def _choose(service: str, token: str, device: int | None, compare: int | None) -
 
 def _wait_for_charts(page: Page) -> None:
     page.wait_for_function(
-        "[...document.querySelectorAll('.chart[data-kind]')]"
+        # A function, not an expression: the pages' CSP forbids the eval an expression needs.
+        "() => [...document.querySelectorAll('.chart[data-kind]')]"
         ".every(el => Number(el.dataset.rendered || 0) > 0)",
         timeout=CHART_TIMEOUT_MS,
     )

@@ -263,6 +263,12 @@ function every(ms, task) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  // Here rather than in onchange attributes: the pages' Content-Security-Policy allows no
+  // inline script.
+  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
+    select.addEventListener("change", () => select.form.submit());
+  }
+  document.body.dataset.ready = "1";
   for (const el of document.querySelectorAll(".chart[data-kind]")) {
     drawChart(el);
     if (el.dataset.refresh) every(Number(el.dataset.refresh), () => drawChart(el));
