@@ -59,6 +59,8 @@ def run_demo(
     server.start()
     try:
         token = create_token(env, "admin", name="demo")
+        # A read token for people: the dashboard needs nothing more.
+        dashboard_token = create_token(env, "read", name="dashboard")
         typer.echo(f"service up at {server.url} (SQLite in {data_dir}); log: {server.log_path}")
         with HwlatClient(server.url, token) as client:
             backend = HostBackend(max_busy_fraction=max_busy_fraction)
@@ -75,8 +77,10 @@ def run_demo(
             )
         report["seconds_total"] = time.monotonic() - started
         report["service_url"] = server.url
+        report["dashboard_url"] = f"{server.url}/dashboard"
         report_path.write_text(json.dumps(report, indent=2) + "\n")
         _summary(report, report_path)
+        typer.echo(f"dashboard: {report['dashboard_url']} (sign in with {dashboard_token})")
         if keep_serving:
             typer.echo(f"service kept up at {server.url} (token {token}); Ctrl-C to stop")
             _wait_forever()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,16 @@ def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[st
     if np.any(measured <= 0) or not np.all(np.isfinite(predicted)):
         raise ValueError("measurements must be positive and predictions finite")
     relative = np.abs(predicted - measured) / measured
-    tau = kendalltau(predicted, measured).statistic if predicted.size > 1 else float("nan")
+    tau = float(kendalltau(predicted, measured).statistic) if predicted.size > 1 else math.nan
     return {
         "n": int(predicted.size),
         "within_5pct": float(np.mean(relative <= 0.05)),
         "within_10pct": float(np.mean(relative <= 0.10)),
         "mape": float(100 * np.mean(relative)),
         "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2))),
-        "kendall_tau": float(tau),
+        # Undefined when either side has no variation (a tie everywhere): None, not NaN, which
+        # JSON (and PostgreSQL's json type) cannot hold.
+        "kendall_tau": tau if math.isfinite(tau) else None,
         "bias_pct": float(100 * np.mean((predicted - measured) / measured)),
     }
 

@@ -85,6 +85,8 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     assert "hwlat v1" in out.stdout
     assert "per_op_forest" in out.stdout
     assert f"wrote {report_path}" in out.stdout
+    assert report["dashboard_url"] == report["service_url"] + "/dashboard"
+    assert f"dashboard: {report['dashboard_url']} (sign in with hwlat_" in out.stdout
     # The service was stopped: its port no longer answers.
     with pytest.raises(httpx.TransportError):
         httpx.get(report["service_url"] + "/healthz", timeout=2)

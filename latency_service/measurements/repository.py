@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
@@ -109,3 +109,8 @@ def reference_rows(session: Session, device_id: int) -> Sequence[Any]:
         .order_by(LayerMeasurement.id)
     ).all()
     return rows
+
+
+def count_by_device(session: Session, table: MeasurementTable) -> dict[int, int]:
+    rows = session.execute(select(table.device_id, func.count()).group_by(table.device_id)).all()
+    return {int(device_id): int(n) for device_id, n in rows}

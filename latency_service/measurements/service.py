@@ -32,6 +32,7 @@ from latency_service.measurements import repository
 from latency_service.measurements.aggregate import robust_aggregate
 from latency_service.measurements.repository import MeasurementTable
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+from latency_service.metrics.registry import INGEST_ROWS
 from latency_service.paging import decode_cursor, encode_cursor
 
 Batch = LayerBatchIn | NetworkBatchIn
@@ -89,6 +90,7 @@ def ingest(
         if replay is None:
             raise
         return replay
+    INGEST_ROWS.labels(endpoint.removesuffix("_measurements")).inc(len(ids))
     return 201, answer
 
 
@@ -173,6 +175,23 @@ def export_rows(
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def counts_by_device(session: Session) -> dict[int, tuple[int, int]]:
+    """(layer, network) measurement counts per device id; devices without any are absent."""
+    layers = repository.count_by_device(session, LayerMeasurement)
+    networks = repository.count_by_device(session, NetworkMeasurement)
+    return {d: (layers.get(d, 0), networks.get(d, 0)) for d in sorted({*layers, *networks})}
+
+
+def layer_history(session: Session, device_id: int, layer_key: str) -> list[LayerMeasurementOut]:
+    """Every stored measurement of one layer on one device (rejected attempts included, drift
+    references not), oldest first."""
+    devices.get(session, device_id)
+    rows = repository.iter_all(
+        session, LayerMeasurement, device_id=device_id, layer_key=layer_key, role="layer"
+    )
+    return [LayerMeasurementOut.model_validate(row) for row in rows]
 
 
 def current_layers(session: Session, device_id: int) -> list[LayerCurrent]:

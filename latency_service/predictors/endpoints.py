@@ -18,6 +18,8 @@ from latency_api.schemas.predictors import (
 )
 from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.errors import Conflict, InvalidInput
+from latency_service.metrics.registry import PREDICT_BATCH
+from latency_service.predictions import service as predictions
 from latency_service.predictors import service
 from latency_service.predictors.predict import predict
 from latency_service.predictors.service import CompiledCache
@@ -49,6 +51,7 @@ def fit_predictor(
     some measured networks out of the calibration)."""
     predictor = service.fit_for_device(session, device_id, spec)
     cache.forget(device_id)
+    predictions.record(session, predictor)
     return PredictorOut.model_validate(predictor)
 
 
@@ -87,6 +90,7 @@ def predict_latency(
     body: PredictIn, session: ReadSessionDep, cache: CacheDep, _: ReadToken
 ) -> PredictOut:
     """Latency of many architectures of a space (or of explicit layer-key lists)."""
+    PREDICT_BATCH.observe(len(body.architectures or body.layers or []))
     return predict(session, cache, body)
 
 
@@ -156,6 +160,7 @@ def import_runtime_table(
     source = {"format": format, "space": search_space.name, "constant_ms": constant_ms}
     predictor = service.import_artifact(session, device_id, artifact, source)
     cache.forget(device_id)
+    predictions.record(session, predictor)
     return PredictorOut.model_validate(predictor)
 
 

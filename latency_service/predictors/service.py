@@ -19,6 +19,7 @@ from latency_service.devices import service as devices
 from latency_service.errors import Conflict, NotFound
 from latency_service.measurements import drift
 from latency_service.measurements import service as measurements
+from latency_service.metrics.registry import PREDICTORS_LOADED
 from latency_service.predictors.tables import Predictor
 from models import SearchSpace, get_space
 from predictor.artifact import LayerEntry, PredictorArtifact
@@ -310,4 +311,5 @@ class CompiledCache:
             ) from None
         with self._lock:
             self._compiled[key] = compiled
+            PREDICTORS_LOADED.set(len(self._compiled))
         return compiled
