@@ -22,7 +22,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The browser tests drive Debian's chromium; this installs it when missing (needs root).
 unit: $(STAMP)
+	bash scripts/ensure_chromium.sh
 	$(BIN)/pytest -n 2
 
 test: lint typecheck unit

@@ -23,9 +23,14 @@ from typing import Final
 
 from device_agents import android_text as text
 from device_agents.adb import Adb, AdbPhone
-from device_agents.benchmark_output import BenchmarkOutputError, parse_benchmark_output
+from device_agents.benchmark_output import (
+    BenchmarkOutputError,
+    RunStatistics,
+    parse_benchmark_output,
+)
 from device_agents.errors import MeasurementError
 from device_agents.profiling import Conditions, Measured
+from device_agents.quality import Evidence, Gate
 from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
 from latency_api import HwlatClient
@@ -209,7 +214,8 @@ class AndroidBackend:
             problem = f"this benchmark_model build ignores {' '.join(ignored)}"
         else:
             try:
-                statistics = parse_benchmark_output(output).statistics()
+                parsed = parse_benchmark_output(output)
+                statistics = parsed.statistics()
             except BenchmarkOutputError as error:
                 problem = f"unusable benchmark_model output: {error}"
         if problem is not None:
@@ -228,6 +234,7 @@ class AndroidBackend:
             ),
             export_s=export_s,
             measure_s=measure_s,
+            evidence=Evidence(tail_ratio=_tail_ratio(parsed.inference)),
         )
 
     def benchmark_command(self, binary: str, graph: str, timing: Timing) -> str:
@@ -360,6 +367,8 @@ def serve_phones(
     backends: Sequence[AndroidBackend],
     defaults: Timing,
     *,
+    gate: Gate | None = None,
+    reference: bool = True,
     lease_s: float = 300.0,
     poll_s: float = 5.0,
     stop_when_idle: bool = False,
@@ -390,6 +399,8 @@ def serve_phones(
                 outcome.device_id,
                 f"android:{backend.serial}@{platform.node()}",
                 defaults,
+                gate=gate,
+                reference=reference,
                 lease_s=lease_s,
                 poll_s=poll_s,
                 stop_when_idle=stop_when_idle,
@@ -410,6 +421,14 @@ def serve_phones(
             stop.set()
             raise
     return outcomes
+
+
+def _tail_ratio(runs: RunStatistics | None) -> float | None:
+    """Median over the 5th percentile, where the build prints both (the phone's counterpart of
+    the host's median over p10); None for builds without percentiles."""
+    if runs is None or runs.median_us is None or not runs.p5_us:
+        return None
+    return runs.median_us / runs.p5_us
 
 
 def _first(props: dict[str, str], *names: str) -> str:

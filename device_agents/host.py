@@ -9,8 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from device_agents.cpu_load import CpuSnapshot, other_cpu_fraction, shares
 from device_agents.errors import MeasurementError
+from device_agents.probe import PROBE_KEY, SpeedProbe
 from device_agents.profiling import Conditions, Measured
+from device_agents.quality import Evidence, tail_ratio
 from device_agents.runners import Runner, RuntimeOptions, Timing, measure, runner_for
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.enums import Delegate, DeviceKind, Precision, Runtime
@@ -59,33 +62,6 @@ def max_temperature_c() -> float | None:
     return max(temps) if temps else None
 
 
-def _cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return None
-    values = [int(v) for v in fields[:8]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
-def other_cpu_fraction(interval_s: float = 0.25) -> float | None:
-    """Share of the machine's CPU time used by other processes over ``interval_s``.
-
-    This process sleeps meanwhile, so what is busy is someone else. None where /proc/stat is
-    not readable.
-    """
-    before, own_before = _cpu_jiffies(), os.times()
-    time.sleep(interval_s)
-    after, own_after = _cpu_jiffies(), os.times()
-    if before is None or after is None or after[1] == before[1]:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    own = (own_after.user + own_after.system - own_before.user - own_before.system) * ticks
-    return max(0.0, (after[0] - before[0]) - own) / (after[1] - before[1])
-
-
 @dataclass
 class HostBackend:
     runtime: Runtime = Runtime.litert
@@ -104,8 +80,12 @@ class HostBackend:
     sleep: Callable[[float], None] = time.sleep
     # A quiet reading is trusted this long: sampling costs 0.25 s, a measurement ~0.5 s.
     quiet_for_s: float = 2.0
+    # Time a small fixed model before and after every window (the evidence a quality gate
+    # judges; see device_agents.quality).
+    use_probe: bool = True
     _quiet_until: float = field(default=0.0, init=False, repr=False)
     _runner: Runner = field(init=False, repr=False)
+    _probe: SpeedProbe | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._runner = runner_for(self.runtime)
@@ -170,18 +150,37 @@ class HostBackend:
                 )
             self.sleep(1.0)
 
+    def probe(self) -> SpeedProbe:
+        if self._probe is None:
+            model = export_layer(PROBE_KEY, self.export_format, cache_dir=self.cache_dir)
+            self._probe = SpeedProbe(self._runner, model, self.options)
+        return self._probe
+
     def _measure(self, model: Path, timing: Timing, export_s: float) -> Measured:
         self.wait_until_quiet()
         before = max_temperature_c()
+        probe = self.probe() if self.use_probe else None
+        probe_before = probe.read_ms() if probe else None
+        cpu_before = CpuSnapshot.take()
         started = time.monotonic()
         runs = measure(self._runner, model, self.options, timing, seed=self.seed)
         measure_s = time.monotonic() - started
+        cpu = shares(cpu_before, CpuSnapshot.take())
+        probe_ratio = None
+        if probe is not None and probe_before is not None:
+            probe_ratio = probe.ratio_and_learn(probe_before, probe.read_ms())
         return Measured(
             statistics=runs.statistics,
             samples_ms=runs.samples_ms if self.keep_samples else None,
             conditions=Conditions(before, max_temperature_c(), frequencies_khz()),
             export_s=export_s,
             measure_s=measure_s,
+            evidence=Evidence(
+                probe_ratio=probe_ratio,
+                tail_ratio=tail_ratio(runs.samples_ms),
+                other_cpu=None if cpu is None else cpu.other,
+                steal=None if cpu is None else cpu.steal,
+            ),
         )
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,15 +20,17 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
+from device_agents.quality import Evidence, Gate, Verdict
 from device_agents.runners import Timing
 from device_agents.statistics import TimingStatistics
 from latency_api.schemas.devices import DeviceIn
-from latency_api.schemas.measurements import LayerMeasurementIn, NetworkMeasurementIn
+from latency_api.schemas.measurements import LayerMeasurementIn, LayerRole, NetworkMeasurementIn
 from models import LayerKey, SearchSpace
 
 AGENT_VERSION = "0.2.0"
@@ -51,6 +54,7 @@ class Measured:
     conditions: Conditions = field(default_factory=Conditions)
     export_s: float = 0.0
     measure_s: float = 0.0
+    evidence: Evidence = field(default_factory=Evidence)
 
 
 class Backend(Protocol):
@@ -70,14 +74,21 @@ class Backend(Protocol):
     ) -> Measured: ...
 
 
+Target = LayerKey | tuple[int, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One measurement of a layer (``space`` None) or of an architecture of ``space``."""
+    """One measurement of a layer (``space`` None) or of an architecture of ``space``, with
+    the gate's verdict on it; rejected ones are kept (and stored) as evidence."""
 
-    target: LayerKey | tuple[int, ...]
+    target: Target
     space: SearchSpace | None
     measured: Measured
     tool_version: str
+    verdict: Verdict = field(default_factory=Verdict.ok)
+    attempt: int = 1
+    pass_index: int = 0
 
     @property
     def kind(self) -> str:
@@ -90,10 +101,14 @@ class Result:
             return self.layer_measurement(keep_samples)
         return self.network_measurement(keep_samples)
 
-    def layer_measurement(self, keep_samples: bool = False) -> LayerMeasurementIn:
+    def layer_measurement(
+        self, keep_samples: bool = False, role: LayerRole = "layer"
+    ) -> LayerMeasurementIn:
         if not isinstance(self.target, LayerKey):
             raise TypeError(f"{self._label()} is a network, not a layer")
-        return LayerMeasurementIn(layer_key=str(self.target), **self._statistics(keep_samples))
+        return LayerMeasurementIn(
+            layer_key=str(self.target), role=role, **self._statistics(keep_samples)
+        )
 
     def network_measurement(self, keep_samples: bool = False) -> NetworkMeasurementIn:
         if isinstance(self.target, LayerKey) or self.space is None:
@@ -117,7 +132,21 @@ class Result:
         )
         if keep_samples and self.measured.samples_ms:
             body["samples_ms"] = list(self.measured.samples_ms)
+        body.update(
+            accepted=self.verdict.accepted,
+            rejection=self.verdict.reason,
+            quality=self.measured.evidence.as_dict() or None,
+            attempt=self.attempt,
+            pass_index=self.pass_index,
+        )
         return body
+
+    def rejected(self, reason: str) -> Result:
+        return replace(self, verdict=Verdict(False, reason))
+
+
+# A burst lasts a second or two: a model rejected for one is measured again no sooner.
+RETRY_GAP_S = 2.0
 
 
 def profile(
@@ -127,47 +156,145 @@ def profile(
     space: SearchSpace | None = None,
     architectures: Sequence[Sequence[int]] = (),
     timing: Timing,
+    gate: Gate | None = None,
     show_progress: bool = True,
     on_result: Callable[[Result], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[Result]:
     """Measure every layer and architecture ``timing.repeats`` times, interleaved.
 
     Each pass visits the whole list before the next starts, so slow drifts (heat, background
-    load) spread over all targets instead of biasing the ones measured last.
+    load) spread over all targets instead of biasing the ones measured last. With a ``gate``, a
+    measurement that shows interference is kept as rejected and measured again at the end of
+    its pass (at least RETRY_GAP_S later); after the passes, every repeat far above its model's
+    other repeats is rejected and measured again; all within the gate's bounds.
     """
     if len(architectures) and space is None:
         raise ValueError("architectures need the search space they index")
-    work: list[LayerKey | tuple[int, ...]] = [*layers]
+    work: list[Target] = [*layers]
     work += [tuple(int(i) for i in arch) for arch in architectures]
-    results: list[Result] = []
     with _progress(show_progress) as bar:
-        task = bar.add_task("profiling", total=len(work) * timing.repeats)
-        for _ in range(timing.repeats):
-            for target in work:
-                bar.update(task, description=_label(target))
-                result = _measure_one(backend, target, space, timing)
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-                bar.advance(task)
+        session = _Session(backend, space, timing, gate, on_result, sleep, clock, bar, len(work))
+        for pass_index in range(timing.repeats):
+            queue = deque(work)
+            while queue:
+                target = queue.popleft()
+                accepted = session.measure(target, pass_index).verdict.accepted
+                if not accepted and session.may_retry(target):
+                    queue.append(target)
                 if timing.cooldown_secs > 0:
                     sleep(timing.cooldown_secs)
-    return results
+        if gate is not None:
+            session.settle_disagreements(work, gate)
+    return session.results
+
+
+def remeasured(results: Sequence[Result]) -> int:
+    """Measurements taken again because the gate rejected an attempt."""
+    return sum(1 for r in results if r.attempt > 1)
+
+
+class _Session:
+    """One profile() call: the results so far, the attempts per model, the retry budget."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        space: SearchSpace | None,
+        timing: Timing,
+        gate: Gate | None,
+        on_result: Callable[[Result], None] | None,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        bar: Progress,
+        n_targets: int,
+    ) -> None:
+        self.backend, self.space, self.timing, self.gate = backend, space, timing, gate
+        self.on_result, self.sleep, self.clock, self.bar = on_result, sleep, clock, bar
+        self.task: TaskID = bar.add_task("profiling", total=n_targets * timing.repeats)
+        self.results: list[Result] = []
+        self.attempts: Counter[tuple[Target, int]] = Counter()
+        self.rejected_at: dict[Target, float] = {}
+        self.retries = 0
+        self.budget = 0 if gate is None else int(gate.max_retry_share * n_targets * timing.repeats)
+
+    def measure(self, target: Target, pass_index: int) -> Result:
+        waited = self.clock() - self.rejected_at.get(target, -RETRY_GAP_S)
+        if waited < RETRY_GAP_S:
+            self.sleep(RETRY_GAP_S - waited)
+        self.bar.update(self.task, description=_label(target))
+        self.attempts[(target, pass_index)] += 1
+        measured = _measure_one(self.backend, target, self.space, self.timing)
+        verdict = self.gate.judge(measured.evidence) if self.gate else Verdict.ok()
+        result = Result(
+            target,
+            self.space if not isinstance(target, LayerKey) else None,
+            measured,
+            self.backend.tool_version,
+            verdict,
+            attempt=self.attempts[(target, pass_index)],
+            pass_index=pass_index,
+        )
+        if not verdict.accepted:
+            self.rejected_at[target] = self.clock()
+        self.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
+        self.bar.advance(self.task)
+        return result
+
+    def may_retry(self, target: Target) -> bool:
+        """Whether the bounds allow measuring ``target`` once more; counts it if so."""
+        if self.gate is None or self.retries >= self.budget:
+            return False
+        taken_again = sum(1 for r in self.results if r.target == target and r.attempt > 1)
+        if taken_again >= self.gate.max_retries_per_target:
+            return False
+        self.retries += 1
+        self.bar.update(self.task, total=(self.bar.tasks[self.task].total or 0) + 1)
+        return True
+
+    def settle_disagreements(self, work: list[Target], gate: Gate) -> None:
+        """Reject repeats far above their model's other repeats and measure those passes again,
+        until the repeats agree or the bounds are spent."""
+        while True:
+            again = [
+                (target, pass_index)
+                for target in work
+                for pass_index in self._reject_outliers(target, gate)
+                if self.may_retry(target)
+            ]
+            if not again:
+                return
+            for target, pass_index in again:
+                self.measure(target, pass_index)
+
+    def _reject_outliers(self, target: Target, gate: Gate) -> list[int]:
+        """Reject the target's disagreeing repeats; the passes they belonged to."""
+        positions = [
+            i for i, r in enumerate(self.results) if r.target == target and r.verdict.accepted
+        ]
+        medians = [self.results[i].measured.statistics.median_ms for i in positions]
+        passes = []
+        for i in gate.outliers(medians):
+            result = self.results[positions[i]]
+            self.results[positions[i]] = result.rejected(
+                f"median {medians[i]:.4g} ms is more than {gate.repeat_limit:g}x the median of "
+                "its other repeats: a disturbed pass"
+            )
+            passes.append(result.pass_index)
+        return passes
 
 
 def _measure_one(
-    backend: Backend,
-    target: LayerKey | tuple[int, ...],
-    space: SearchSpace | None,
-    timing: Timing,
-) -> Result:
+    backend: Backend, target: Target, space: SearchSpace | None, timing: Timing
+) -> Measured:
     if isinstance(target, LayerKey):
-        return Result(target, None, backend.measure_layer(target, timing), backend.tool_version)
+        return backend.measure_layer(target, timing)
     if space is None:
         raise ValueError("architectures need the search space they index")
-    measured = backend.measure_network(space, target, timing)
-    return Result(target, space, measured, backend.tool_version)
+    return backend.measure_network(space, target, timing)
 
 
 def _label(target: LayerKey | tuple[int, ...]) -> str:

@@ -8,13 +8,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from device_agents.errors import DeviceLost, MeasurementError
-from device_agents.profiling import Backend, profile
+from device_agents.profiling import Backend, Result, profile, remeasured
+from device_agents.quality import Gate, Verdict
 from device_agents.runners import Timing
 from latency_api import HwlatClient, HwlatError, JobLease, LeaseLost
 from latency_api.schemas.jobs import ClaimedJob, JobResult, ProfileLayers
 from models import get_space, parse
+
+# Timed before and after every job: a mid-sized MBConv, like the layers it watches over.
+REFERENCE_KEY = parse("mbconv_hw28_i32_o32_k3_e6_s1")
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +70,29 @@ def run_job(
     job: ClaimedJob,
     defaults: Timing,
     *,
+    gate: Gate | None = None,
+    reference: bool = True,
     show_progress: bool = False,
 ) -> int:
-    """Profile one claimed job and upload its results under the lease; the stored count.
+    """Profile one claimed job and upload every attempt under the lease; the stored count.
 
-    The job's timing wins over ``defaults`` (the agent's flags) wherever the job set it.
+    The job's timing wins over ``defaults`` (the agent's flags) wherever the job set it. With a
+    ``gate``, disturbed measurements are stored as rejected and taken again. With
+    ``reference``, a fixed drift-reference layer is timed before and after the job and stored
+    apart (role "reference"), so that the service can see slow drift between jobs.
     """
     lease = JobLease.of(job)
     timing = defaults.under(job.timing)
     payload = job.payload
+    references = [_reference(backend, timing, gate, 0)] if reference else []
     if isinstance(payload, ProfileLayers):
         keys = [parse(k) for k in payload.layer_keys]
-        results = profile(backend, layers=keys, timing=timing, show_progress=show_progress)
+        results = profile(
+            backend, layers=keys, timing=timing, gate=gate, show_progress=show_progress
+        )
         layers = [r.layer_measurement() for r in results]
         ids = client.upload_layers(device_id, layers, job=lease)
-        result = JobResult(kind="layers", stored=len(ids), ids=ids)
+        kind: Literal["layers", "networks"] = "layers"
     else:
         space = get_space(payload.space)
         results = profile(
@@ -87,12 +100,20 @@ def run_job(
             space=space,
             architectures=payload.architectures,
             timing=timing,
+            gate=gate,
             show_progress=show_progress,
         )
         networks = [r.network_measurement() for r in results]
         ids = client.upload_networks(device_id, networks, job=lease)
-        result = JobResult(kind="networks", stored=len(ids), ids=ids)
-    client.complete(lease, result)
+        kind = "networks"
+    if reference:
+        references.append(_reference(backend, timing, gate, 1))
+        client.upload_layers(
+            device_id, [r.layer_measurement(role="reference") for r in references], job=lease
+        )
+    client.complete(
+        lease, JobResult(kind=kind, stored=len(ids), ids=ids, remeasured=remeasured(results))
+    )
     return len(ids)
 
 
@@ -103,6 +124,8 @@ def run_worker(
     agent: str,
     defaults: Timing,
     *,
+    gate: Gate | None = None,
+    reference: bool = True,
     lease_s: float = 300.0,
     poll_s: float = 5.0,
     stop_when_idle: bool = False,
@@ -124,7 +147,14 @@ def run_worker(
         try:
             with Heartbeat(client, lease, lease_s):
                 stats.stored += run_job(
-                    client, backend, device_id, job, defaults, show_progress=show_progress
+                    client,
+                    backend,
+                    device_id,
+                    job,
+                    defaults,
+                    gate=gate,
+                    reference=reference,
+                    show_progress=show_progress,
                 )
             stats.done.append(lease.id)
         except DeviceLost as error:
@@ -138,6 +168,13 @@ def run_worker(
             log.warning("job %s: lease lost; its work is dropped", lease.id)
             stats.lost.append(lease.id)
     return stats
+
+
+def _reference(backend: Backend, timing: Timing, gate: Gate | None, position: int) -> Result:
+    """One window of the drift reference (position 0: before the job, 1: after it)."""
+    measured = backend.measure_layer(REFERENCE_KEY, timing)
+    verdict = gate.judge(measured.evidence) if gate else Verdict.ok()
+    return Result(REFERENCE_KEY, None, measured, backend.tool_version, verdict, pass_index=position)
 
 
 def _give_back(client: HwlatClient, lease: JobLease, reason: str) -> None:

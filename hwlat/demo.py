@@ -1,27 +1,33 @@
 """``hwlat demo``: the main job end to end on this machine.
 
 Start the service on the embedded default (SQLite), register the host as a device, profile
-the space's variant set through the job queue, measure calibration networks, fit a predictor,
-validate it on fresh random architectures measured end to end, print a summary with the
-baselines and write ``hwlat-report.json``.
+the space's variant set through the job queue, then measure calibration and validation networks
+end to end in the same jobs, shuffled together so that a slow drift cannot tell them apart; fit
+a predictor on the layers and the calibration networks only, have the service validate it on the
+others (with the measurement's own noise floor beside it), print a summary with the baselines
+and write ``hwlat-report.json``. Every measurement passes the agent's quality gate.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from device_agents.host import HostBackend
+from device_agents.quality import Gate
 from hwlat.pipeline import Timings, host_agent_runner
-from hwlat.validate import format_report, queue_networks, validate
+from hwlat.validate import format_report, queue_networks
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
-from latency_api.schemas.validations import ValidationOut
+from latency_api.schemas.predictors import FitIn
+from latency_api.schemas.validations import ValidationIn, ValidationOut
 from latency_service.process import ServiceProcess, create_token, hwlat_env
 from models import SearchSpace, get_space
 
@@ -39,6 +45,7 @@ def run_demo(
     keep_serving: bool,
     port: int | None,
     max_busy_fraction: float | None = 0.3,
+    gate: bool = True,
 ) -> dict[str, Any]:
     space = get_space(space_name)
     started = time.monotonic()
@@ -52,16 +59,28 @@ def run_demo(
     server.start()
     try:
         token = create_token(env, "admin", name="demo")
+        # A read token for people: the dashboard needs nothing more.
+        dashboard_token = create_token(env, "read", name="dashboard")
         typer.echo(f"service up at {server.url} (SQLite in {data_dir}); log: {server.log_path}")
         with HwlatClient(server.url, token) as client:
             backend = HostBackend(max_busy_fraction=max_busy_fraction)
             report = _pipeline(
-                client, backend, space, n_validate, n_calibrate, repeats, num_runs, seed
+                client,
+                backend,
+                space,
+                n_validate,
+                n_calibrate,
+                repeats,
+                num_runs,
+                seed,
+                Gate() if gate else None,
             )
         report["seconds_total"] = time.monotonic() - started
         report["service_url"] = server.url
+        report["dashboard_url"] = f"{server.url}/dashboard"
         report_path.write_text(json.dumps(report, indent=2) + "\n")
         _summary(report, report_path)
+        typer.echo(f"dashboard: {report['dashboard_url']} (sign in with {dashboard_token})")
         if keep_serving:
             typer.echo(f"service kept up at {server.url} (token {token}); Ctrl-C to stop")
             _wait_forever()
@@ -79,11 +98,12 @@ def _pipeline(
     repeats: int,
     num_runs: int,
     seed: int,
+    gate: Gate | None,
 ) -> dict[str, Any]:
     device_id = client.register_device(backend.describe()).id
     timing = JobTiming(warmup_runs=10, num_runs=num_runs, min_secs=0.0, repeats=repeats)
     timings = Timings()
-    agent = host_agent_runner(client, device_id, backend, timings=timings)
+    agent = host_agent_runner(client, device_id, backend, timings=timings, gate=gate)
 
     typer.echo(f"[1/4] profiling the {len(space.variants())} layer variants of {space.name}")
     for payload in split_payloads(layers=space.variants(), chunk=25):
@@ -91,26 +111,56 @@ def _pipeline(
     agent()
     profile_layers = (timings.export_s, timings.measure_s)
 
-    typer.echo(f"[2/4] measuring {n_calibrate} calibration networks end to end")
-    queue_networks(client, device_id, space, space.sample(n_calibrate, seed).tolist(), timing)
+    calibration, validation = split_networks(space, n_calibrate, n_validate, seed)
+    mixed = calibration + validation
+    random.Random(seed).shuffle(mixed)
+    typer.echo(
+        f"[2/4] measuring {len(mixed)} networks end to end ({len(calibration)} to calibrate on, "
+        f"{len(validation)} to validate on, interleaved), {repeats} passes each"
+    )
+    jobs = queue_networks(client, device_id, space, mixed, timing)
     agent()
 
-    typer.echo("[3/4] fitting the predictor")
-    predictor = client.fit_predictor(device_id)
+    typer.echo("[3/4] fitting the predictor on the layers and the calibration networks")
+    predictor = client.fit_predictor(device_id, FitIn(holdout={space.name: validation}))
 
-    typer.echo(f"[4/4] validating on {n_validate} new random architectures")
-    result = validate(
-        client, device_id, space, n=n_validate, seed=seed + 1, timing=timing, run_agent=agent
+    typer.echo(f"[4/4] validating it on the {len(validation)} other networks")
+    result = client.validate(
+        device_id,
+        ValidationIn(
+            space=space.name,
+            predictor_version=predictor.version,
+            architectures=validation,
+            details={"seed": seed, "interleaved_with_calibration": True},
+        ),
     )
-    layer_rows = sum(1 for _ in client.iter_layer_measurements(device_id=device_id))
-    network_rows = sum(1 for _ in client.iter_network_measurements(device_id=device_id))
     device = client.get_device(device_id)
     metric_names = ("n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau")
     return {
         "device": device.model_dump(mode="json"),
         "space": space.name,
-        "layer_measurements": layer_rows,
-        "network_measurements": network_rows,
+        "layer_measurements": _count(
+            client.iter_layer_measurements(device_id=device_id, role="layer")
+        ),
+        "reference_measurements": _count(
+            client.iter_layer_measurements(device_id=device_id, role="reference")
+        ),
+        "drift": client.drift(device_id).model_dump(mode="json", exclude={"points"}),
+        "network_measurements": _count(client.iter_network_measurements(device_id=device_id)),
+        "measurement_quality": {
+            "gate": gate is not None,
+            "rejected_layer_measurements": _count(
+                client.iter_layer_measurements(device_id=device_id, accepted=False, role="layer")
+            ),
+            "rejected_network_measurements": _count(
+                client.iter_network_measurements(device_id=device_id, accepted=False)
+            ),
+            "remeasured": sum(
+                (job.result.remeasured if job.result else 0)
+                for job in client.iter_jobs(device_id=device_id)
+            ),
+            "network_jobs": len(jobs),
+        },
         "profiling_seconds": {
             "layers_export": profile_layers[0],
             "layers_measure": profile_layers[1],
@@ -120,12 +170,36 @@ def _pipeline(
         "predictor_version": predictor.version,
         "predictor_metrics": predictor.metrics,
         "validation": {k: result.metrics[k] for k in metric_names},
+        "noise_floor": result.noise_floor,
         "baselines": {
             name: {k: m[k] for k in metric_names} for name, m in result.baselines.items()
         },
         "report": result.model_dump(mode="json"),
         "layers": {c.layer_key: c.median_ms for c in client.current_layers(device_id)},
     }
+
+
+def split_networks(
+    space: SearchSpace, n_calibrate: int, n_validate: int, seed: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Two disjoint sets of distinct random architectures: calibration, then validation."""
+    wanted = n_calibrate + n_validate
+    if wanted > space.size:
+        raise ValueError(
+            f"{wanted} distinct networks asked of {space.name}, which has {space.size}"
+        )
+    distinct: dict[tuple[int, ...], None] = {}
+    draw = 0
+    while len(distinct) < wanted:
+        for arch in space.sample(wanted, seed + 7919 * draw):
+            distinct.setdefault(tuple(int(c) for c in arch), None)
+        draw += 1
+    rows = [list(a) for a in list(distinct)[:wanted]]
+    return rows[:n_calibrate], rows[n_calibrate:]
+
+
+def _count(items: Iterable[object]) -> int:
+    return sum(1 for _ in items)
 
 
 def _summary(report: dict[str, Any], path: Path) -> None:
@@ -146,6 +220,19 @@ def _summary(report: dict[str, Any], path: Path) -> None:
         f"{report['validation']['n']} unseen architectures of {report['space']}:"
     )
     typer.echo(format_report(ValidationOut.model_validate(report["report"])))
+    floor = report["noise_floor"] or {}
+    if floor.get("comparisons"):
+        typer.echo(
+            f"{'the measurement itself (test-retest)':<28}{100 * floor['within_5pct']:>7.1f}%"
+            f"{100 * floor['within_10pct']:>7.1f}%{floor['mape']:>8.2f}"
+            f"   ({floor['networks']} networks, each pass against its others)"
+        )
+    quality = report["measurement_quality"]
+    typer.echo(
+        f"quality gate: {quality['rejected_layer_measurements']} layer and "
+        f"{quality['rejected_network_measurements']} network measurements rejected and taken "
+        f"again ({quality['remeasured']} re-measurements)"
+    )
     typer.echo(f"\nwrote {path}")
 
 

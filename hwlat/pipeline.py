@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from device_agents.host import HostBackend
+from device_agents.quality import Gate
 from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
 from latency_api import HwlatClient
@@ -52,6 +53,7 @@ def host_agent_runner(
     defaults: Timing | None = None,
     timings: Timings | None = None,
     workers: int = 2,
+    gate: Gate | None = None,
 ) -> Callable[[], None]:
     """A function that exports what the queue needs, then works the queue until it is empty."""
     agent = backend or HostBackend()
@@ -69,6 +71,7 @@ def host_agent_runner(
             device_id,
             f"host:{agent.name}",
             agent_defaults,
+            gate=gate,
             stop_when_idle=True,
             show_progress=True,
         )

@@ -95,8 +95,9 @@ def format_report(report: ValidationOut) -> str:
     rows = [(f"hwlat v{report.predictor_version}", report.metrics)]
     rows += list(report.baselines.items())
     for name, m in rows:
+        tau = m["kendall_tau"]
         lines.append(
             f"{name:<28}{100 * m['within_5pct']:>7.1f}%{100 * m['within_10pct']:>7.1f}%"
-            f"{m['mape']:>8.2f}{m['rmse_ms']:>9.3f}{m['kendall_tau']:>7.3f}"
+            f"{m['mape']:>8.2f}{m['rmse_ms']:>9.3f}{'-' if tau is None else f'{tau:.3f}':>7}"
         )
     return "\n".join(lines)

@@ -35,11 +35,13 @@ from latency_api.schemas.jobs import (
     LeaseIn,
 )
 from latency_api.schemas.measurements import (
+    DriftOut,
     ExportFormat,
     IngestOut,
     LayerCurrent,
     LayerMeasurementIn,
     LayerMeasurementOut,
+    LayerRole,
     NetworkMeasurementIn,
     NetworkMeasurementOut,
 )
@@ -141,6 +143,10 @@ class HwlatClient:
         response = self._send("GET", f"/v1/devices/{device_id}/layers", retry=True)
         return _LAYER_CURRENT_LIST.validate_json(response.content)
 
+    def drift(self, device_id: int) -> DriftOut:
+        """How the device's drift reference moved across jobs."""
+        return self._get(f"/v1/devices/{device_id}/drift", DriftOut)
+
     # -- measurements -----------------------------------------------------------------------
 
     def upload_layers(
@@ -165,16 +171,30 @@ class HwlatClient:
         return self._upload("networks", device_id, measurements, job, batch_size)
 
     def iter_layer_measurements(
-        self, *, device_id: int | None = None, layer_key: str | None = None
+        self,
+        *,
+        device_id: int | None = None,
+        layer_key: str | None = None,
+        accepted: bool | None = None,
+        role: LayerRole | None = None,
     ) -> Iterator[LayerMeasurementOut]:
         """Every stored layer measurement matching the filters, oldest first, page by page."""
-        params = {"device_id": device_id, "layer_key": layer_key}
+        params = {
+            "device_id": device_id,
+            "layer_key": layer_key,
+            "accepted": accepted,
+            "role": role,
+        }
         return self._pages("/v1/measurements/layers", params, LayerMeasurementOut)
 
     def iter_network_measurements(
-        self, *, device_id: int | None = None, space: str | None = None
+        self,
+        *,
+        device_id: int | None = None,
+        space: str | None = None,
+        accepted: bool | None = None,
     ) -> Iterator[NetworkMeasurementOut]:
-        params = {"device_id": device_id, "space": space}
+        params = {"device_id": device_id, "space": space, "accepted": accepted}
         return self._pages("/v1/measurements/networks", params, NetworkMeasurementOut)
 
     def export_measurements(

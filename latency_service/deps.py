@@ -49,21 +49,29 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 _bearer = HTTPBearer(auto_error=False, description="API token from `hwlat token create`")
 
 
+def principal_for(
+    request: Request, session: Session, settings: Settings, authorization: str | None
+) -> Principal:
+    """Who sends this ``Authorization`` value: one check and one cache for every way in
+    (the header, the dashboard's cookie, a protected /metrics)."""
+    if settings.auth_disabled:
+        return LOCAL_PRINCIPAL
+    cache: TokenCache = request.app.state.token_cache
+    secret = bearer_secret(authorization)
+    principal = cache.get(secret)
+    if principal is None:
+        principal = authenticate(session, secret)
+        cache.put(secret, principal)
+    return principal
+
+
 def _principal(
     request: Request,
     session: ReadSessionDep,
     settings: SettingsDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
-    if settings.auth_disabled:
-        return LOCAL_PRINCIPAL
-    cache: TokenCache = request.app.state.token_cache
-    secret = bearer_secret(request.headers.get("authorization"))
-    principal = cache.get(secret)
-    if principal is None:
-        principal = authenticate(session, secret)
-        cache.put(secret, principal)
-    return principal
+    return principal_for(request, session, settings, request.headers.get("authorization"))
 
 
 def scoped(scope: Scope) -> Callable[..., Principal]:

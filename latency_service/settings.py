@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     predictor_refresh_s: float = Field(default=1.0, ge=0)
     # How long a verified token is trusted without asking the database again, in seconds.
     token_cache_s: float = Field(default=5.0, ge=0)
+    # /metrics is open by default, as Prometheus expects; set to require a read token.
+    metrics_require_token: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -5,6 +5,7 @@ from latency_service.db import Base
 from latency_service.devices.tables import Device
 from latency_service.jobs.tables import Job
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+from latency_service.predictions.tables import NetworkPrediction
 from latency_service.predictors.tables import Predictor
 from latency_service.validations.tables import Validation
 
@@ -17,6 +18,7 @@ __all__ = [
     "Job",
     "LayerMeasurement",
     "NetworkMeasurement",
+    "NetworkPrediction",
     "Predictor",
     "Validation",
     "metadata",

@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from models.layer_key import LayerKey, Op
+from models.layer_key import CLASSIFIERS, LayerKey, Op
 
 # Bump when the meaning of a key's weights changes; the export cache hashes it in.
 # 2: no longer salted with the block's position in a network.
@@ -65,8 +65,9 @@ def block_params(key: LayerKey) -> Params:
     elif key.op is Op.HEAD:
         _conv(params, rng, "conv", key.cout, key.cin, 1)
         _bn(params, rng, "bn", key.cout)
-        params["fc.weight"] = _normal(rng, (key.classes, key.cout), (1.0 / key.cout) ** 0.5)
-        params["fc.bias"] = _normal(rng, (key.classes,), 0.1)
+        _fc(params, rng, key.cout, key.classes)
+    elif key.op is Op.LOGITS:
+        _fc(params, rng, key.cin, key.classes)
     else:
         mid = key.mid
         if key.expansion > 1:
@@ -91,7 +92,7 @@ def network_blocks(keys: Sequence[LayerKey]) -> tuple[LayerKey, ...]:
     if not blocks:
         raise ValueError("the network has no layers besides skips; nothing to build")
     for before, after in itertools.pairwise(blocks):
-        if before.op is Op.HEAD or (after.hw, after.cin) != (before.hw_out, before.cout):
+        if before.op in CLASSIFIERS or (after.hw, after.cin) != (before.hw_out, before.cout):
             raise ValueError(
                 f"layer {after} cannot follow {before}: it takes hw{after.hw}_i{after.cin} "
                 f"but gets hw{before.hw_out}_i{before.cout}"
@@ -117,6 +118,11 @@ def _conv(
     # He initialisation keeps activations in range through a whole random network.
     fan_in = cin_per_group * k * k
     params[f"{name}.weight"] = _normal(rng, (cout, cin_per_group, k, k), (2.0 / fan_in) ** 0.5)
+
+
+def _fc(params: Params, rng: np.random.Generator, features: int, classes: int) -> None:
+    params["fc.weight"] = _normal(rng, (classes, features), (1.0 / features) ** 0.5)
+    params["fc.bias"] = _normal(rng, (classes,), 0.1)
 
 
 def _bn(params: Params, rng: np.random.Generator, name: str, channels: int) -> None:

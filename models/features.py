@@ -18,7 +18,7 @@ FEATURES: Final = (
     "pointwise_macs",  # 1x1 expand + project convolutions
     "depthwise_macs",
     "depthwise_outputs",  # per-output overhead of the depthwise kernel, whatever k
-    "dense_macs",  # stem conv and the head's conv and classifier
+    "dense_macs",  # stem conv, the head's conv and classifier, the logits' classifier
     "se_macs",
     "elementwise",  # activations, SE gate, residual add: elements touched
     "activation_bytes",
@@ -26,6 +26,8 @@ FEATURES: Final = (
     "is_mbconv",
     "is_conv",
     "is_head",
+    # Appended last: a regression fitted before it existed reads the columns it knows.
+    "is_logits",
 )
 
 
@@ -55,6 +57,10 @@ def feature_vector(key: LayerKey) -> npt.NDArray[np.float64]:
         values["dense_macs"] = float(key.macs)
         values["elementwise"] = float(hw_in2 * key.cout)
         values["is_head"] = 1.0
+    elif key.op is Op.LOGITS:
+        values["dense_macs"] = float(key.macs)
+        values["elementwise"] = float(hw_in2 * key.cin)  # the global pool reads every input
+        values["is_logits"] = 1.0
     return np.fromiter(values.values(), dtype=np.float64, count=len(FEATURES))
 
 

@@ -50,11 +50,9 @@ def apply_block(x: Any, key: LayerKey, params: Params, prefix: str) -> Any:
         return _conv_bn(x, params, "", prefix, key.kernel, key.stride, key.act)
     if key.op is Op.HEAD:
         x = _conv_bn(x, params, "", prefix, 1, 1, key.act)
-        x = keras.layers.GlobalAveragePooling2D(name=f"{prefix}pool")(x)
-        fc = keras.layers.Dense(key.classes, name=f"{prefix}fc")
-        x = fc(x)
-        fc.set_weights([params["fc.weight"].T, params["fc.bias"]])
-        return x
+        return _pool_classify(x, params, prefix, key.classes)
+    if key.op is Op.LOGITS:
+        return _pool_classify(x, params, prefix, key.classes)
     if key.op is Op.SKIP:
         raise NothingToExport(key)
     block_input = x
@@ -66,6 +64,17 @@ def apply_block(x: Any, key: LayerKey, params: Params, prefix: str) -> Any:
     x = _conv_bn(x, params, "project", prefix, 1, 1, None)
     if key.has_residual:
         x = keras.layers.Add(name=f"{prefix}residual")([x, block_input])
+    return x
+
+
+def _pool_classify(x: Any, params: Params, prefix: str, classes: int) -> Any:
+    """Global average pooling, then a fully connected layer to the classes."""
+    import keras
+
+    x = keras.layers.GlobalAveragePooling2D(name=f"{prefix}pool")(x)
+    fc = keras.layers.Dense(classes, name=f"{prefix}fc")
+    x = fc(x)
+    fc.set_weights([params["fc.weight"].T, params["fc.bias"]])
     return x
 
 

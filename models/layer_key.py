@@ -7,12 +7,19 @@ canonical order when printing)::
     skip_hw28_i40_o40                           identity (the searchable "skip" candidate)
     conv_hw224_i3_o32_k3_s2[_<act>]             plain conv + BN + activation (the stem)
     head_hw7_i320_o1280_c1000[_<act>]           1x1 conv + BN + act, global pool, FC to classes
+    logits_hw7_i1280_c1000                      global average pool, FC to classes
 
 ``hw`` is the (square) *input* resolution, ``i``/``o`` input and output channels, ``k`` the
 kernel, ``e`` the expansion ratio, ``s`` the stride, ``c`` the number of classes. ``se`` adds
 squeeze-and-excitation; ``<act>`` is one of ``relu``, ``hswish``, ``swish`` and is omitted for
 the default ``relu6``. Convolutions use "same" padding, so the output resolution is
 ``ceil(hw / s)``.
+
+``head`` is the classifier measured as one layer; the built-in spaces now measure its two parts
+on their own, as OFA's and ProxylessNAS's tables do: the 1x1 feature-mix conv as a ``conv``
+key (``conv_hw7_i320_o1280_k1_s1``, their ``Conv_1``) and pooling + classifier as ``logits``
+(their ``Logits``). ``head`` stays a valid key so that stored measurements keep their meaning.
+A ``logits`` key's output is its classes, so its ``cout`` equals ``classes``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ class Op(StrEnum):
     SKIP = "skip"
     CONV = "conv"
     HEAD = "head"
+    LOGITS = "logits"
 
 
 class Activation(StrEnum):
@@ -57,7 +65,12 @@ _FIELDS: Final[dict[Op, tuple[str, ...]]] = {
     Op.SKIP: ("hw", "cin", "cout"),
     Op.CONV: ("hw", "cin", "cout", "kernel", "stride"),
     Op.HEAD: ("hw", "cin", "cout", "classes"),
+    Op.LOGITS: ("hw", "cin", "classes"),
 }
+# Operations whose output is the class scores: nothing can follow them in a network.
+CLASSIFIERS: Final = frozenset({Op.HEAD, Op.LOGITS})
+# Operations without an activation of their own (and so no activation token).
+_NO_ACTIVATION: Final = frozenset({Op.SKIP, Op.LOGITS})
 _PREFIX_OF: Final = {field: prefix for prefix, field in _INT_TOKENS.items()}
 
 
@@ -88,7 +101,7 @@ class LayerKey:
         parts += [f"{_PREFIX_OF[field]}{getattr(self, field)}" for field in _FIELDS[self.op]]
         if self.se:
             parts.append("se")
-        if self.op is not Op.SKIP and self.act is not DEFAULT_ACTIVATION:
+        if self.op not in _NO_ACTIVATION and self.act is not DEFAULT_ACTIVATION:
             parts.append(self.act.value)
         return "_".join(parts)
 
@@ -100,7 +113,7 @@ class LayerKey:
 
     @property
     def hw_out(self) -> int:
-        if self.op is Op.HEAD:
+        if self.op in CLASSIFIERS:
             return 1
         return math.ceil(self.hw / self.stride)
 
@@ -123,7 +136,7 @@ class LayerKey:
 
     @property
     def output_shape_nhwc(self) -> tuple[int, ...]:
-        if self.op is Op.HEAD:
+        if self.op in CLASSIFIERS:
             return (1, self.classes)
         return (1, self.hw_out, self.hw_out, self.cout)
 
@@ -143,6 +156,8 @@ class LayerKey:
             return hw_out2 * self.cin * self.cout * self.kernel**2
         if self.op is Op.HEAD:
             return hw_in2 * self.cin * self.cout + self.cout * self.classes
+        if self.op is Op.LOGITS:
+            return self.cin * self.classes
         mid = self.mid
         expand = hw_in2 * self.cin * mid if self.expansion > 1 else 0
         depthwise = hw_out2 * mid * self.kernel**2
@@ -159,6 +174,8 @@ class LayerKey:
             return self.cin * self.cout * self.kernel**2 + 2 * self.cout
         if self.op is Op.HEAD:
             return self.cin * self.cout + 2 * self.cout + self.cout * self.classes + self.classes
+        if self.op is Op.LOGITS:
+            return self.cin * self.classes + self.classes
         mid, se = self.mid, self.se_channels
         expand = self.cin * mid + 2 * mid if self.expansion > 1 else 0
         depthwise = mid * self.kernel**2 + 2 * mid
@@ -176,6 +193,8 @@ class LayerKey:
             elements = hw_in2 * self.cin + hw_out2 * self.cout
         elif self.op is Op.HEAD:
             elements = hw_in2 * (self.cin + self.cout) + self.cout + self.classes
+        elif self.op is Op.LOGITS:
+            elements = hw_in2 * self.cin + self.cin + self.classes
         else:
             expanded = hw_in2 * self.mid if self.expansion > 1 else 0
             elements = hw_in2 * self.cin + expanded + hw_out2 * self.mid + hw_out2 * self.cout
@@ -216,8 +235,10 @@ def parse(text: str) -> LayerKey:
     missing = [f"{_PREFIX_OF[f]}<int>" for f in _FIELDS[op] if f not in values]
     if missing:
         raise ValueError(f"layer key {text!r}: missing token(s) {', '.join(missing)} for {op}")
-    if op is Op.SKIP and (se or act is not DEFAULT_ACTIVATION):
-        raise ValueError(f"layer key {text!r}: skip takes no 'se' or activation token")
+    if op in _NO_ACTIVATION and (se or act is not DEFAULT_ACTIVATION):
+        raise ValueError(f"layer key {text!r}: {op} takes no 'se' or activation token")
+    if op is Op.LOGITS:
+        values["cout"] = values["classes"]
     return LayerKey(op=op, se=se, act=act, **values)
 
 
@@ -250,6 +271,8 @@ def _validate(key: LayerKey) -> None:
         raise bad(f"hw{key.hw}", "is not a positive resolution")
     if key.cin < 1:
         raise bad(f"i{key.cin}", "has zero input channels")
+    if key.op is Op.LOGITS and key.classes < 1:  # before cout, which is its classes
+        raise bad(f"c{key.classes}", "needs at least one class")
     if key.cout < 1:
         raise bad(f"o{key.cout}", "has zero output channels")
     if key.op is Op.SKIP:
@@ -266,8 +289,16 @@ def _validate(key: LayerKey) -> None:
         if key.kernel != 1 or key.expansion != 1 or key.stride != 1 or key.se:
             raise bad("head", "takes no kernel, expansion, stride or SE")
         return
+    if key.op is Op.LOGITS:
+        if key.cout != key.classes:
+            raise bad(f"o{key.cout}", f"on logits must equal its classes (c{key.classes})")
+        if (key.kernel, key.expansion, key.stride) != (1, 1, 1) or key.se:
+            raise bad("logits", "takes no kernel, expansion, stride or SE")
+        if key.act is not DEFAULT_ACTIVATION:
+            raise bad(key.act.value, "on logits: pooling and a linear classifier have none")
+        return
     if key.classes != 0:
-        raise bad(f"c{key.classes}", f"applies only to head, not {key.op}")
+        raise bad(f"c{key.classes}", f"applies only to head and logits, not {key.op}")
     if key.kernel < 1 or key.kernel % 2 == 0:
         raise bad(f"k{key.kernel}", "is not an odd positive kernel size")
     if key.stride not in (1, 2):

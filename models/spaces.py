@@ -27,7 +27,13 @@ def _spnas(name: str, candidates: tuple[str, ...], description: str) -> SearchSp
             Stage(192, 4, 2),
         ),
         candidates=candidates,
-        suffix=("mbconv_hw7_i192_o320_k3_e6_s1", "head_hw7_i320_o1280_c1000"),
+        # The head as OFA and ProxylessNAS measure it: the 1x1 feature-mix conv (their
+        # Conv_1), then pooling + classifier (their Logits), each a layer variant of its own.
+        suffix=(
+            "mbconv_hw7_i192_o320_k3_e6_s1",
+            "conv_hw7_i320_o1280_k1_s1",
+            "logits_hw7_i1280_c1000",
+        ),
         description=description,
     )
 
@@ -57,7 +63,7 @@ def tiny_64() -> SearchSpace:
         prefix=("conv_hw64_i3_o16_k3_s2", "mbconv_hw32_i16_o8_k3_e1_s1"),
         stages=(Stage(16, 2, 2), Stage(24, 2, 2)),
         candidates=SEED_CANDIDATES,
-        suffix=("mbconv_hw8_i24_o32_k3_e6_s1", "head_hw8_i32_o128_c10"),
+        suffix=("mbconv_hw8_i24_o32_k3_e6_s1", "conv_hw8_i32_o128_k1_s1", "logits_hw8_i128_c10"),
         description="A small space for quick runs and tests: 64x64 input, 4 searchable layers.",
     )
 

@@ -106,6 +106,19 @@ class MBConv(nn.Module):
         return out + x if self.residual else out
 
 
+class Logits(nn.Module):
+    """Global average pool, fully connected to the classes (OFA's ``Logits``)."""
+
+    def __init__(self, key: LayerKey) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(key.cin, key.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(torch.flatten(self.pool(x), 1))
+        return out
+
+
 class Head(nn.Module):
     """1x1 conv + BN + activation, global average pool, fully connected to the classes."""
 
@@ -140,4 +153,6 @@ def _block(key: LayerKey) -> nn.Module:
         return ConvBNAct(key.cin, key.cout, key.kernel, key.stride, act=key.act)
     if key.op is Op.HEAD:
         return Head(key)
+    if key.op is Op.LOGITS:
+        return Logits(key)
     return MBConv(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,41 @@ def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[st
     if np.any(measured <= 0) or not np.all(np.isfinite(predicted)):
         raise ValueError("measurements must be positive and predictions finite")
     relative = np.abs(predicted - measured) / measured
-    tau = kendalltau(predicted, measured).statistic if predicted.size > 1 else float("nan")
+    tau = float(kendalltau(predicted, measured).statistic) if predicted.size > 1 else math.nan
     return {
         "n": int(predicted.size),
         "within_5pct": float(np.mean(relative <= 0.05)),
         "within_10pct": float(np.mean(relative <= 0.10)),
         "mape": float(100 * np.mean(relative)),
         "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2))),
-        "kendall_tau": float(tau),
+        # Undefined when either side has no variation (a tie everywhere): None, not NaN, which
+        # JSON (and PostgreSQL's json type) cannot hold.
+        "kendall_tau": tau if math.isfinite(tau) else None,
         "bias_pct": float(100 * np.mean((predicted - measured) / measured)),
+    }
+
+
+def test_retest(passes_ms: list[tuple[float, ...]]) -> dict[str, Any]:
+    """How well the measurement agrees with itself: each pass of a network against the median of
+    its other passes, scored like a predictor (the noise floor under any predictor's figures).
+
+    Networks measured once tell nothing and are left out.
+    """
+    errors = []
+    for values in passes_ms:
+        if len(values) < 2:
+            continue
+        for i, value in enumerate(values):
+            others = float(np.median([v for j, v in enumerate(values) if j != i]))
+            errors.append(abs(value - others) / others)
+    relative = np.asarray(errors)
+    networks = sum(1 for v in passes_ms if len(v) >= 2)
+    if relative.size == 0:
+        return {"networks": 0, "comparisons": 0}
+    return {
+        "networks": networks,
+        "comparisons": int(relative.size),
+        "within_5pct": float(np.mean(relative <= 0.05)),
+        "within_10pct": float(np.mean(relative <= 0.10)),
+        "mape": float(100 * np.mean(relative)),
     }

@@ -43,12 +43,16 @@ class Regression:
     cv_rms_rel: float  # RMS of relative CV errors: the per-layer uncertainty of an estimate
 
     def predict(self, keys: list[LayerKey]) -> npt.NDArray[np.float64]:
-        if tuple(self.features) != FEATURES:
+        unknown = [name for name in self.features if name not in FEATURES]
+        if unknown:
             raise ValueError(
-                "this regression was fitted on other features "
-                f"({', '.join(self.features)}); refit the predictor"
+                f"this regression was fitted on features this version does not compute "
+                f"({', '.join(unknown)}); refit the predictor"
             )
-        x = feature_matrix(keys) / np.asarray(self.scale)
+        # A version stored before a feature was added lacks its column: it is read with the
+        # columns it was fitted on, so stored predictors keep predicting.
+        columns = [FEATURES.index(name) for name in self.features]
+        x = feature_matrix(keys)[:, columns] / np.asarray(self.scale)
         y: npt.NDArray[np.float64] = x @ np.asarray(self.coef) + self.intercept
         # A linear model can dip below zero far outside its data; a latency cannot.
         return np.maximum(y, 1e-6)

@@ -1,15 +1,18 @@
-"""Runtime-table formats: hwlat JSON, the seed's ``pixel1_runtime_model.json`` layout, and an
-OFA/ProxylessNAS-style YAML lookup table. Pure functions; errors name the offending entry."""
+"""Runtime-table formats: hwlat JSON, the seed's ``pixel1_runtime_model.json`` layout, and
+OFA/ProxylessNAS YAML lookup tables keyed as their code queries them. Pure functions; errors
+name the offending entry."""
 
 from __future__ import annotations
 
 import math
-import re
-from typing import Any, Final
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 import yaml
 
 from models.layer_key import LayerKey, Op
+from models.ofa_keys import OfaKeyError, needs_mbv3_keys, ofa_name, parse_ofa_name
 from models.search_space import SearchSpace
 from predictor.artifact import Calibration, LayerEntry, PredictorArtifact
 from predictor.compiled import CompiledSpace
@@ -115,88 +118,94 @@ def from_spnas(data: Any, space: SearchSpace, constant_ms: float) -> PredictorAr
     )
 
 
-# -- OFA / ProxylessNAS-style YAML ------------------------------------------------------------
-
-_OFA_MBCONV: Final = re.compile(
-    r"^expanded_conv-input:(\d+)x(\d+)x(\d+)-output:(\d+)x(\d+)x(\d+)-expand:(\d+)"
-    r"-kernel:(\d+)-stride:(\d+)-idskip:([01])(-se:1)?$"
-)
-_OFA_CONV: Final = re.compile(
-    r"^Conv-input:(\d+)x(\d+)x(\d+)-output:(\d+)x(\d+)x(\d+)-kernel:(\d+)$"
-)
-_OFA_HEAD: Final = re.compile(r"^head-input:(\d+)x(\d+)x(\d+)-feature:(\d+)-output:(\d+)$")
+# -- OFA / ProxylessNAS lookup tables ---------------------------------------------------------
+#
+# The key grammar is models.ofa_keys (the estimator in latency_api reads it too); the values
+# are as ProxylessNAS's published tables hold them: ``count``, ``mean`` in ms, ``var`` in ms².
 
 
-def ofa_name(key: LayerKey) -> str:
-    size_in = f"{key.hw}x{key.hw}x{key.cin}"
-    if key.op is Op.MBCONV:
-        name = (
-            f"expanded_conv-input:{size_in}-output:{key.hw_out}x{key.hw_out}x{key.cout}"
-            f"-expand:{key.expansion}-kernel:{key.kernel}-stride:{key.stride}"
-            f"-idskip:{int(key.has_residual)}"
-        )
-        return name + ("-se:1" if key.se else "")
-    if key.op is Op.CONV:
-        return (
-            f"Conv-input:{size_in}-output:{key.hw_out}x{key.hw_out}x{key.cout}-kernel:{key.kernel}"
-        )
-    if key.op is Op.HEAD:
-        return f"head-input:{size_in}-feature:{key.cout}-output:{key.classes}"
-    raise TableFormatError(f"{key} has no entry in a lookup table (skip costs nothing)")
+@dataclass(frozen=True, slots=True)
+class OfaEntry:
+    """One row of an OFA table: latency mean and variance (ms, ms²) over ``count`` runs;
+    ``count`` 0 marks a value the regression estimated."""
+
+    mean_ms: float
+    var_ms2: float
+    count: int
 
 
-def parse_ofa_name(name: str) -> LayerKey:
-    if match := _OFA_MBCONV.match(name):
-        h, w, cin, ho, wo, cout, e, k, s, idskip, se = match.groups()
-        key = LayerKey(
-            Op.MBCONV, int(h), int(cin), int(cout), int(k), int(e), int(s), se is not None
-        )
-        if h != w or ho != wo or key.hw_out != int(ho) or key.has_residual != (idskip == "1"):
-            raise TableFormatError(f"{name!r}: shapes, stride and idskip do not agree")
-        return key
-    if match := _OFA_CONV.match(name):
-        h, w, cin, ho, wo, cout, k = match.groups()
-        stride = int(h) // int(ho)
-        key = LayerKey(Op.CONV, int(h), int(cin), int(cout), kernel=int(k), stride=stride)
-        if h != w or ho != wo or key.hw_out != int(ho):
-            raise TableFormatError(f"{name!r}: input and output sizes do not agree")
-        return key
-    if match := _OFA_HEAD.match(name):
-        h, w, cin, feature, classes = match.groups()
-        if h != w:
-            raise TableFormatError(f"{name!r}: non-square input")
-        return LayerKey(Op.HEAD, int(h), int(cin), int(feature), classes=int(classes))
-    raise TableFormatError(
-        f"unknown lookup-table entry {name!r}; expected expanded_conv-..., Conv-... or head-..."
-    )
+def to_ofa_yaml(keys: Iterable[LayerKey], values: Mapping[str, OfaEntry]) -> str:
+    """``name: {count, mean, var}`` per layer, in ``keys`` order, as OFA's tables read it.
 
-
-def to_ofa_yaml(keys: list[LayerKey], lookup_ms: dict[str, tuple[float, float, int]]) -> str:
-    """``name: {mean, std, count}`` per layer, as ProxylessNAS's LatencyEstimator reads it."""
-    table = {
-        ofa_name(key): {"mean": ms, "std": std, "count": count}
-        for key in keys
-        for ms, std, count in [lookup_ms[str(key)]]
-    }
+    A table whose blocks have SE or h-swish uses MBv3LatencyTable's block keys throughout (its
+    consumers query every block that way); any other uses ProxylessNASLatencyTable's.
+    """
+    keys = list(keys)
+    mbv3 = needs_mbv3_keys(keys)
+    table: dict[str, dict[str, float | int]] = {}
+    for key in keys:
+        entry = values[str(key)]
+        try:
+            name = ofa_name(key, mbv3)
+        except OfaKeyError as error:
+            raise TableFormatError(str(error)) from None
+        table[name] = {"count": entry.count, "mean": entry.mean_ms, "var": entry.var_ms2}
     return yaml.safe_dump(table, sort_keys=False)
 
 
-def from_ofa_yaml(text: str) -> PredictorArtifact:
+def read_ofa_yaml(text: str) -> dict[LayerKey, OfaEntry]:
+    """Every entry of an OFA table by the layer it names; errors name the entry."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise TableFormatError(f"not YAML: {error}") from None
     if not isinstance(data, dict) or not data:
         raise TableFormatError("a lookup table is a YAML mapping of layer names to {mean: ms}")
-    layers: dict[str, LayerEntry] = {}
-    for name, entry in data.items():
-        key = parse_ofa_name(str(name))
-        mean = entry.get("mean") if isinstance(entry, dict) else None
-        if not isinstance(mean, int | float) or not math.isfinite(mean) or mean <= 0:
-            raise TableFormatError(f"{name!r}: mean {mean!r} is not a positive latency in ms")
-        std = float(entry.get("std", 0.0) or 0.0)
-        count = int(entry.get("count", 1) or 1)
-        layers[str(key)] = LayerEntry(
-            ms=float(mean), source="imported", n=count, spread_pct=100 * std / float(mean)
+    entries: dict[LayerKey, OfaEntry] = {}
+    named: dict[LayerKey, str] = {}
+    for name, row in data.items():
+        try:
+            key = parse_ofa_name(str(name))
+        except OfaKeyError as error:
+            raise TableFormatError(str(error)) from None
+        if key in named:
+            raise TableFormatError(f"{name!r} and {named[key]!r} name the same layer ({key})")
+        named[key] = str(name)
+        entries[key] = _entry(str(name), row)
+    return entries
+
+
+def _entry(name: str, row: Any) -> OfaEntry:
+    if not isinstance(row, dict):
+        raise TableFormatError(f"{name!r}: expected {{mean: ms, var: ms², count: n}}, got {row!r}")
+    mean = row.get("mean")
+    if not _number(mean) or not math.isfinite(mean) or mean <= 0:
+        raise TableFormatError(f"{name!r}: mean {mean!r} is not a positive latency in ms")
+    # ProxylessNAS's tables give the variance; hwlat's earlier exports gave the deviation.
+    spread = "var" if "var" in row else "std"
+    value = row.get(spread, 0.0)
+    if not _number(value) or not math.isfinite(value) or value < 0:
+        raise TableFormatError(f"{name!r}: {spread} {value!r} is not a non-negative spread")
+    var = value if spread == "var" else value * value
+    count = row.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise TableFormatError(f"{name!r}: count {count!r} is not a number of runs")
+    return OfaEntry(float(mean), float(var), count)
+
+
+def _number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def from_ofa_yaml(text: str) -> PredictorArtifact:
+    """An OFA table as a predictor version: each entry becomes its layer's imported value."""
+    layers = {
+        str(key): LayerEntry(
+            ms=entry.mean_ms,
+            source="imported",
+            n=entry.count,
+            spread_pct=100 * math.sqrt(entry.var_ms2) / entry.mean_ms,
         )
+        for key, entry in read_ofa_yaml(text).items()
+    }
     return PredictorArtifact(layers=layers)

@@ -3,7 +3,7 @@
 Run: ``python -m scripts.bench_profile`` (part of ``make bench``). First run: an empty export
 cache, every variant converted (both cores) then measured; cached run: the same with every
 file in the cache. Then each layer is measured ``--repeats`` times, interleaved (every pass
-visits all 44 layers before the next starts), and the spread of its medians is reported:
+visits all 45 layers before the next starts), and the spread of its medians is reported:
 (max - min) / median across the passes. Writes ``docs/bench/profile.json``.
 """
 

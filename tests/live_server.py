@@ -27,10 +27,13 @@ def register_device(client: httpx.Client, **over: Any) -> int:
     return int(response.json()["id"])
 
 
-def list_layers(client: httpx.Client, device_id: int, limit: int = 1000) -> list[dict[str, Any]]:
-    """Every layer measurement of a device, following next_cursor to the last page."""
+def list_layers(
+    client: httpx.Client, device_id: int, limit: int = 1000, role: str = "layer"
+) -> list[dict[str, Any]]:
+    """Every layer measurement of a device (of one role: the job's layers by default, not the
+    drift references around them), following next_cursor to the last page."""
     rows: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"device_id": device_id, "limit": limit}
+    params: dict[str, Any] = {"device_id": device_id, "limit": limit, "role": role}
     while True:
         response = client.get("/v1/measurements/layers", params=params)
         if response.status_code != 200:

@@ -62,6 +62,7 @@ def test_the_client_imports_with_only_httpx_and_pydantic_installed() -> None:
 
         sys.meta_path.insert(0, OnlyTheseInstalled())
         from latency_api import HwlatClient
+        from latency_api.ofa import HwlatLatencyTable
         from latency_api.schemas import devices, jobs, measurements, predictors, tokens
         from latency_api.schemas import validations
         client = HwlatClient("http://127.0.0.1:1", "token")

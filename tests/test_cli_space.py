@@ -20,7 +20,7 @@ def hwlat(*args: str) -> subprocess.CompletedProcess[str]:
 def test_space_list_names_every_builtin() -> None:
     out = hwlat("space", "list")
     assert out.returncode == 0, out.stderr
-    assert "spnas-mobilenetv2-224\t20 searchable layers\t44 variants" in out.stdout
+    assert "spnas-mobilenetv2-224\t20 searchable layers\t45 variants" in out.stdout
     assert "tiny-64" in out.stdout
 
 
@@ -34,7 +34,7 @@ def test_space_layers_prints_the_variant_set() -> None:
     out = hwlat("space", "layers", "spnas-mobilenetv2-224")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert len(lines) == 44
+    assert len(lines) == 45
     assert lines[0] == "conv_hw224_i3_o32_k3_s2"
     assert "mbconv_hw56_i24_o40_k5_e6_s2" in lines
 

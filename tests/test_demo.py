@@ -31,6 +31,7 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
             "6",
             "--max-busy-pct",
             "100",
+            "--no-gate",
             "--repeats",
             "1",
             "--num-runs",
@@ -51,6 +52,14 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     assert report["layer_measurements"] == len(get_space("tiny-64").variants())  # repeats 1
     assert report["network_measurements"] == 12 + 6
     assert report["predictor_version"] == 1
+    # Calibration and validation networks were measured together; the fit saw only the first.
+    (calibration,) = report["predictor_metrics"]["calibration"].values()
+    assert calibration["n_networks"] == 6
+    assert report["measurement_quality"]["gate"] is False
+    # Every job timed the drift reference before and after itself.
+    jobs = report["measurement_quality"]["network_jobs"] + 1  # and one job of layers
+    assert report["reference_measurements"] == 2 * jobs
+    assert len(report["drift"]["jobs"]) == jobs
     assert set(report["validation"]) == METRICS
     assert report["validation"]["n"] == 12
     assert set(report["baselines"]) == BASELINES
@@ -76,6 +85,8 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     assert "hwlat v1" in out.stdout
     assert "per_op_forest" in out.stdout
     assert f"wrote {report_path}" in out.stdout
+    assert report["dashboard_url"] == report["service_url"] + "/dashboard"
+    assert f"dashboard: {report['dashboard_url']} (sign in with hwlat_" in out.stdout
     # The service was stopped: its port no longer answers.
     with pytest.raises(httpx.TransportError):
         httpx.get(report["service_url"] + "/healthz", timeout=2)

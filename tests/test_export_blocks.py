@@ -14,7 +14,8 @@ from models.spaces import get_space
 from models.torch_blocks import build_torch_layer, build_torch_network
 
 # Every structural case: expansion or not, stride 1/2, residual or not, SE or not, each
-# activation, and the fixed conv stem and classifier head.
+# activation, the fixed conv stem and classifier head, and the head's two parts on their own
+# (the 1x1 feature-mix conv; pooling + classifier).
 KEYS = [
     "mbconv_hw16_i16_o24_k5_e6_s2",
     "mbconv_hw16_i24_o24_k3_e3_s1",
@@ -26,6 +27,8 @@ KEYS = [
     "mbconv_hw8_i24_o24_k3_e3_s1_relu",
     "conv_hw64_i3_o16_k3_s2",
     "head_hw8_i32_o128_c10",
+    "conv_hw8_i32_o128_k1_s1",
+    "logits_hw8_i128_c10",
 ]
 # Stride 1 only: at stride 2 torch pads symmetrically and TF does not (see torch_blocks).
 STRIDE_1_KEYS = [k for k in KEYS if parse(k).stride == 1]

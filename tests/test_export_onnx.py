@@ -25,6 +25,7 @@ KEYS = [
     "mbconv_hw8_i24_o24_k5_e6_s1_hswish",
     "conv_hw64_i3_o16_k3_s2",
     "head_hw8_i32_o128_c10",
+    "logits_hw8_i128_c10",
 ]
 
 
@@ -69,6 +70,10 @@ def test_onnx_graph_holds_the_block(text: str, cache_dir: Path) -> None:
     elif key.op is Op.HEAD:
         assert ops["Conv"] == 1
         assert ops["Gemm"] == 1
+    elif key.op is Op.LOGITS:
+        assert "Conv" not in ops
+        assert ops["GlobalAveragePool"] + ops["ReduceMean"] == 1
+        assert ops["Gemm"] == 1
     else:
         assert ops["Conv"] == 1
     # BN is folded into the convolutions by the exporter's constant folding in eval mode.
@@ -76,7 +81,9 @@ def test_onnx_graph_holds_the_block(text: str, cache_dir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("text", ["mbconv_hw16_i24_o24_k3_e6_s1_se", "head_hw8_i32_o128_c10"])
+@pytest.mark.parametrize(
+    "text", ["mbconv_hw16_i24_o24_k3_e6_s1_se", "head_hw8_i32_o128_c10", "logits_hw8_i128_c10"]
+)
 def test_int8_onnx_runs_and_stays_close_to_fp32(text: str, cache_dir: Path) -> None:
     key = parse(text)
     x = nchw_input(key.input_shape_nhwc)

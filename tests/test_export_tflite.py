@@ -25,8 +25,15 @@ KEYS = [
     "mbconv_hw32_i16_o8_k3_e1_s1",
     "conv_hw64_i3_o16_k3_s2",
     "head_hw8_i32_o128_c10",
+    "conv_hw8_i32_o128_k1_s1",
+    "logits_hw8_i128_c10",
 ]
-INT8_KEYS = ["mbconv_hw16_i24_o24_k3_e6_s1_se", "conv_hw64_i3_o16_k3_s2", "head_hw8_i32_o128_c10"]
+INT8_KEYS = [
+    "mbconv_hw16_i24_o24_k3_e6_s1_se",
+    "conv_hw64_i3_o16_k3_s2",
+    "head_hw8_i32_o128_c10",
+    "logits_hw8_i128_c10",
+]
 SE_OPS = {"MEAN", "LOGISTIC", "MUL"}
 
 
@@ -56,6 +63,8 @@ def expected_op_counts(key: LayerKey) -> Counter[str]:
         return Counter({"CONV_2D": 1})
     if key.op is Op.HEAD:
         return Counter({"CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1})
+    if key.op is Op.LOGITS:
+        return Counter({"MEAN": 1, "FULLY_CONNECTED": 1})
     # expand (if any) + project, plus the two 1x1 convs of SE; BN and ReLU6 fold into them.
     convs = (key.expansion > 1) + 1 + 2 * key.se
     counts = Counter({"CONV_2D": convs, "DEPTHWISE_CONV_2D": 1})

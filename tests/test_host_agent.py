@@ -119,6 +119,7 @@ def test_direct_mode_writes_json_and_csv(tmp_path: Path, cache_dir: Path) -> Non
     env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
     keys = ["mbconv_hw32_i8_o16_k3_e3_s2", "conv_hw64_i3_o16_k3_s2"]
     args = ["agent", "host", "--warmup-runs", "2", "--num-runs", "5", "--max-busy-pct", "100"]
+    args.append("--no-gate")  # exact row counts: no re-measuring on a busy test machine
     for key in keys:
         args += ["--layer", key]
     out = run_hwlat([*args, "-o", str(tmp_path / "r.json")], env, timeout=180)
@@ -180,7 +181,7 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
             agent_env,
         )
         assert queued.returncode == 0, queued.stderr
-        assert len(queued.stdout.splitlines()) == 3  # 20 variants in chunks of 8
+        assert len(queued.stdout.splitlines()) == 3  # 21 variants in chunks of 8
         # A job that leaves its timing to the agent: the agent's --num-runs applies to it.
         unset = run_hwlat(
             ["jobs", "create", "--selector", "kind=host", "--layer", str(KEY)], agent_env
@@ -199,17 +200,20 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
                 "7",
                 "--warmup-runs",
                 "1",
+                "--no-gate",
             ],
             agent_env,
             timeout=300,
         )
         assert ran.returncode == 0, ran.stderr
-        assert "jobs done 4, failed 0, lost 0; 21 measurements stored" in ran.stdout
+        assert "jobs done 4, failed 0, lost 0; 22 measurements stored" in ran.stdout
         listed = run_hwlat(["jobs", "list"], agent_env)
         assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["done"] * 4
         with server.client(admin) as client:
             device = client.get("/v1/devices").json()["items"][0]
             rows = list_layers(client, device["id"])
+            references = list_layers(client, device["id"], role="reference")
+            drift = client.get(f"/v1/devices/{device['id']}/drift").json()
     assert device["kind"] == "host"
     assert device["runtime"] == "litert"
     variants = {str(k) for k in get_space("tiny-64").variants()}
@@ -221,6 +225,11 @@ def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir
     assert counts == [5] * len(variants) + [7]
     (extra,) = [r for r in rows if r["count"] == 7]
     assert extra["layer_key"] == str(KEY)
+    # Every job timed the drift reference before and after itself, stored apart.
+    assert len(references) == 2 * 4
+    assert {r["job_id"] for r in references} == {j["job_id"] for j in drift["jobs"]}
+    assert len(drift["jobs"]) == 4
+    assert drift["reference_layer_key"] == references[0]["layer_key"]
 
 
 def test_a_busy_host_waits_then_fails_the_measurement() -> None:

@@ -17,7 +17,7 @@ def test_layers_then_networks_in_chunks() -> None:
     assert [p.kind for p in payloads] == ["profile_layers"] * 3 + ["profile_networks"] * 2
     layers = [p for p in payloads if isinstance(p, ProfileLayers)]
     networks = [p for p in payloads if isinstance(p, ProfileNetworks)]
-    assert [len(p.layer_keys) for p in layers] == [8, 8, 4]
+    assert [len(p.layer_keys) for p in layers] == [8, 8, 5]
     assert networks[0].space == "tiny-64"
     assert [len(p.architectures) for p in networks] == [8, 2]
     assert all(type(i) is int for i in networks[0].architectures[0])

@@ -20,6 +20,9 @@ def layer_keys(draw: st.DrawFn) -> LayerKey:
     cin = draw(channels)
     if op is Op.SKIP:
         return LayerKey(Op.SKIP, hw, cin, cin)
+    if op is Op.LOGITS:
+        classes = draw(st.integers(1, 10_000))
+        return LayerKey(Op.LOGITS, hw, cin, classes, classes=classes)
     cout = draw(channels)
     act = draw(activations)
     if op is Op.HEAD:
@@ -61,6 +64,8 @@ def test_key_string_is_one_token_per_field(key: LayerKey) -> None:
         ("skip_hw28_i40_o40", LayerKey(Op.SKIP, 28, 40, 40)),
         ("conv_hw224_i3_o32_k3_s2", LayerKey(Op.CONV, 224, 3, 32, kernel=3, stride=2)),
         ("head_hw7_i320_o1280_c1000", LayerKey(Op.HEAD, 7, 320, 1280, classes=1000)),
+        ("logits_hw7_i1280_c1000", LayerKey(Op.LOGITS, 7, 1280, 1000, classes=1000)),
+        ("conv_hw7_i320_o1280_k1_s1", LayerKey(Op.CONV, 7, 320, 1280, kernel=1, stride=1)),
         (
             "mbconv_hw14_i80_o80_k3_e3_s1_se_hswish",
             LayerKey(Op.MBCONV, 14, 80, 80, 3, 3, 1, se=True, act=Activation.HSWISH),
@@ -94,6 +99,10 @@ def test_tokens_in_other_order_parse_to_the_canonical_key() -> None:
         ("mbconv_hw56_i24_o40_k3_s2", "e<int>"),  # missing token
         ("skip_hw28_i40_o40_se", "se"),
         ("head_hw7_i320_o1280_c0", "c0"),
+        ("logits_hw7_i1280_c0", "c0"),
+        ("logits_hw7_i1280_o1000_c1000", "o1000"),  # the output is the classes, not a token
+        ("logits_hw7_i1280_c1000_hswish", "hswish"),  # pooling + a linear layer: no activation
+        ("logits_hw7_i1280", "c<int>"),
         ("mbconv_hw0_i24_o40_k3_e6_s2", "hw0"),
     ],
 )
@@ -142,6 +151,22 @@ def test_head_counts_conv_and_classifier() -> None:
     head = parse("head_hw7_i320_o1280_c1000")
     assert head.macs == 49 * 320 * 1280 + 1280 * 1000
     assert head.output_shape_nhwc == (1, 1000)
+
+
+def test_the_head_split_in_two_costs_what_the_merged_head_costs() -> None:
+    head = parse("head_hw7_i320_o1280_c1000")
+    conv, logits = parse("conv_hw7_i320_o1280_k1_s1"), parse("logits_hw7_i1280_c1000")
+    assert conv.macs + logits.macs == head.macs
+    assert conv.params + logits.params == head.params
+    assert logits.macs == 1280 * 1000
+    assert (logits.hw_out, logits.cout, logits.output_shape_nhwc) == (1, 1000, (1, 1000))
+    # input, pooled vector and scores, 4 bytes each
+    assert logits.activation_bytes == 4 * (49 * 1280 + 1280 + 1000)
+
+
+def test_logits_output_must_be_its_classes() -> None:
+    with pytest.raises(ValueError, match="o10 on logits must equal its classes"):
+        LayerKey(Op.LOGITS, 7, 1280, 10, classes=1000)
 
 
 @pytest.mark.parametrize(

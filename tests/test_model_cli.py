@@ -32,7 +32,7 @@ def test_fit_then_predict_from_the_command_line(tmp_path: Path) -> None:
         assert "no_predictor" in no_fit.stderr
         fitted = run_hwlat(["fit", "--device", str(device)], cli_env)
         assert fitted.returncode == 0, fitted.stderr
-        assert f"device {device}: predictor v1 (20 layers, 0 networks)" in fitted.stdout
+        assert f"device {device}: predictor v1 (21 layers, 0 networks)" in fitted.stdout
         (tmp_path / "archs.txt").write_text("3,4,2,4\n1,2,3,0\n")
         out = run_hwlat(
             [

@@ -6,8 +6,11 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from latency_service.settings import Settings
@@ -15,16 +18,96 @@ from latency_service.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_compose_points_the_service_at_postgres_through_a_real_setting() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    service = compose["services"]["service"]
-    url = service["environment"]["HWLAT_DATABASE_URL"]
-    assert Settings(database_url=url).resolved_database_url.startswith("postgresql+psycopg://")
+# ${VAR}, ${VAR:-default}, ${VAR:?message}: what docker compose substitutes from .env.
+VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def substitute(value: str, env: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise KeyError(f"{name} must be set: {rest}")
+        return rest if kind == "-" else ""
+
+    return VARIABLE.sub(one, value)
+
+
+def strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in strings(key) + strings(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_compose_runs_a_lab_postgres_service_agent_and_optional_prometheus() -> None:
+    services = compose()["services"]
+    assert set(services) == {"postgres", "service", "agent", "prometheus"}
+    assert services["prometheus"]["profiles"] == ["monitoring"]
+    assert all("profiles" not in services[name] for name in ("postgres", "service", "agent"))
+
+    service = services["service"]
     assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
-    db = compose["services"]["postgres"]["environment"]
+    assert "/healthz" in " ".join(service["healthcheck"]["test"])
+    command = service["command"]
+    assert command[:2] == ["hwlat", "serve"]
+    assert "--no-upgrade" not in command  # migrations run at every start
+    workers = int(substitute(command[command.index("--workers") + 1], env_example()))
+    assert workers > 1
+
+    agent = services["agent"]
+    assert agent["command"][:3] == ["hwlat", "agent", "host"]
+    assert agent["environment"]["HWLAT_SERVICE_URL"] == "http://service:8000"
+    assert agent["depends_on"]["service"]["condition"] == "service_healthy"
+    assert "agents" in agent["build"]["args"]["EXTRAS"]
+
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    job = scrape["scrape_configs"][0]
+    assert job["metrics_path"] == "/metrics"
+    assert job["dns_sd_configs"][0]["names"] == ["service"]
+    assert job["dns_sd_configs"][0]["port"] == 8000
+
+
+def test_compose_holds_no_secret_and_env_example_names_every_setting() -> None:
+    document = compose()
+    secretive = re.compile(r"PASSWORD|TOKEN|SECRET", re.I)
+    for name, service in document["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if secretive.search(key) and "REQUIRE" not in key:
+                assert VARIABLE.fullmatch(str(value)), f"{name}.{key} is a literal: {value!r}"
+    for text in strings(document):
+        # A password inside a URL must come from the environment as well.
+        for url_password in re.findall(r"://[^:/@]+:([^@]+)@", text):
+            assert VARIABLE.fullmatch(url_password), text
+    used = {m.group(1) for text in strings(document) for m in VARIABLE.finditer(text)}
+    assert used <= set(env_example()), f"not in .env.example: {used - set(env_example())}"
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_compose_points_the_service_at_postgres_through_a_real_setting() -> None:
+    env = {**env_example(), "POSTGRES_PASSWORD": "s3cret"}
+    services = compose()["services"]
+    url = substitute(services["service"]["environment"]["HWLAT_DATABASE_URL"], env)
+    assert Settings(database_url=url).resolved_database_url.startswith("postgresql+psycopg://")
+    db = {k: substitute(str(v), env) for k, v in services["postgres"]["environment"].items()}
     assert (
         f"{db['POSTGRES_USER']}:{db['POSTGRES_PASSWORD']}@postgres:5432/{db['POSTGRES_DB']}" in url
     )
+    with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
+        substitute(services["service"]["environment"]["HWLAT_DATABASE_URL"], env_example())
 
 
 def test_dockerfile_command_is_a_valid_hwlat_invocation() -> None:
@@ -42,3 +125,23 @@ def test_dockerfile_command_is_a_valid_hwlat_invocation() -> None:
     packages = ("hwlat", "models", "predictor", "latency_api", "latency_service", "device_agents")
     for directory in (*packages, "migrations"):
         assert f"COPY {directory} ./{directory}" in text
+
+
+def test_the_wheel_carries_the_dashboard_templates_and_static_files(tmp_path: Path) -> None:
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run(
+        [*build, "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("hwlat-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = set(archive.namelist())
+    dashboard = ROOT / "latency_service" / "dashboard"
+    needed = {
+        str(path.relative_to(ROOT))
+        for folder in ("templates", "static")
+        for path in (dashboard / folder).iterdir()
+    }
+    assert needed
+    assert needed <= packaged, needed - packaged

@@ -18,15 +18,7 @@ from predictor.fitting import (
     fit_predictor,
     fit_regression,
 )
-from predictor.formats import (
-    TableFormatError,
-    from_ofa_yaml,
-    from_spnas,
-    ofa_name,
-    parse_ofa_name,
-    to_ofa_yaml,
-    to_spnas,
-)
+from predictor.formats import TableFormatError, from_spnas, to_spnas
 
 TINY = get_space("tiny-64")
 SEED = get_space("spnas-mobilenetv2-224")
@@ -78,7 +70,7 @@ def test_fit_predictor_calibrates_each_space_on_its_networks() -> None:
 
 def test_regression_estimates_unmeasured_layers_from_a_linear_cost() -> None:
     keys = list(SEED.variants())
-    weights = np.array([2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03])
+    weights = np.array([2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03, 0.04])
     assert len(weights) == len(FEATURES)
     truth = feature_matrix(keys) @ weights + 0.005
     held_out = list(range(0, len(keys), 7))
@@ -105,6 +97,29 @@ def test_missing_layers_without_regression_are_an_error_naming_them() -> None:
     few = {k: v for k, v in list(hand_table().items())[:5]}
     with pytest.raises(MissingLayers, match="no measurement and no regression"):
         compile_space(PredictorArtifact(layers=few), TINY, version=1)
+
+
+def test_a_regression_stored_before_the_logits_feature_still_predicts() -> None:
+    keys = list(SEED.variants())
+    truth = feature_matrix(keys) @ np.linspace(1e-7, 1e-6, len(FEATURES)) + 0.01
+    stored = PredictorArtifact(regression=fit_regression(keys, truth.tolist())).to_dict()
+    regression = stored["regression"]
+    # As a version written before `is_logits` existed: one column fewer.
+    for field in ("features", "scale", "coef"):
+        regression[field] = regression[field][:-1]
+    old = PredictorArtifact.from_dict(stored).regression
+    assert old is not None
+    logits = parse("logits_hw7_i1280_c1000")
+    assert old.predict([logits])[0] > 0
+    assert old.predict(keys[:3]) == pytest.approx(
+        feature_matrix(keys[:3])[:, :-1] / np.asarray(old.scale) @ np.asarray(old.coef)
+        + old.intercept
+    )
+    regression["features"] = [*regression["features"][:-1], "flops_of_the_future"]
+    future = PredictorArtifact.from_dict(stored).regression
+    assert future is not None
+    with pytest.raises(ValueError, match=r"flops_of_the_future.*refit"):
+        future.predict([logits])
 
 
 def test_artifact_with_another_schema_is_refused() -> None:
@@ -157,43 +172,7 @@ def test_bad_seed_tables_name_the_entry(mutate: object, needle: str) -> None:
         from_spnas(table, SEED, constant_ms=19.5999)
 
 
-# -- OFA-style lookup tables ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("key", [str(k) for k in get_space("spnas-se-mobilenetv2-224").variants()])
-def test_ofa_names_round_trip(key: str) -> None:
-    assert parse_ofa_name(ofa_name(parse(key))) == parse(key)
-
-
-def test_ofa_yaml_round_trip_keeps_values() -> None:
-    keys = list(SEED.variants())
-    values = {str(k): (0.1 * (i + 1), 0.01, 30) for i, k in enumerate(keys)}
-    text = to_ofa_yaml(keys, values)
-    assert (
-        "expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:3-stride:2-idskip:0" in text
-    )
-    artifact = from_ofa_yaml(text)
-    assert {k: v.ms for k, v in artifact.layers.items()} == pytest.approx(
-        {k: v[0] for k, v in values.items()}
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "needle"),
-    [
-        ("Logits-input:1x1x1280-output:1000: {mean: 1.0}\n", "Logits"),
-        (
-            "expanded_conv-input:56x56x24-output:56x56x24-expand:3-kernel:3-stride:1-idskip:0:"
-            " {mean: 1.0}\n",
-            "idskip",
-        ),
-        ("Conv-input:224x224x3-output:112x112x32-kernel:3: {mean: -2}\n", "mean"),
-        ("[1, 2]\n", "mapping"),
-    ],
-)
-def test_bad_ofa_tables_name_the_entry(text: str, needle: str) -> None:
-    with pytest.raises(TableFormatError, match=needle):
-        from_ofa_yaml(text)
+# -- calibration -------------------------------------------------------------------------------
 
 
 def test_calibration_shrugs_off_networks_measured_under_load() -> None:

@@ -78,7 +78,7 @@ def test_fit_then_predict_sums_the_table(
     upload_layers(client, tokens, device, HAND)
     predictor = fit(client, tokens, device)
     assert predictor["version"] == 1
-    assert predictor["metrics"]["n_layers"] == 20
+    assert predictor["metrics"]["n_layers"] == 21
     assert set(predictor["library_versions"]) >= {"numpy", "scikit-learn"}
     archs = [[0, 0, 0, 0], [3, 4, 2, 4], [1, 2, 3, 0]]
     response = predict(
@@ -229,8 +229,49 @@ def test_runtime_table_formats(client: TestClient, tokens: dict[str, Headers], d
     ofa = client.get(url, params={"space": "tiny-64", "format": "ofa"}, headers=tokens["read"])
     assert ofa.headers["content-type"].startswith("application/yaml")
     table = yaml.safe_load(ofa.text)
-    assert len(table) == 20
-    assert table["Conv-input:64x64x3-output:32x32x16-kernel:3"]["mean"] == 1.0
+    assert len(table) == 21
+    assert table["Conv-input:64x64x3-output:32x32x16"] == {"count": 1, "mean": 1.0, "var": 0.0}
+    assert table["Conv_1-input:8x8x32-output:8x8x128"]["mean"] == HAND["conv_hw8_i32_o128_k1_s1"]
+    assert table["Logits-input:8x8x128-output:10"]["mean"] == HAND["logits_hw8_i128_c10"]
+
+
+def test_ofa_and_seed_tables_survive_export_then_import(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    measured = {str(k): 0.05 * (i + 1) for i, k in enumerate(SEED.variants())}
+    upload_layers(client, tokens, device, measured)
+    fit(client, tokens, device)
+    other = int(
+        client.post(
+            "/v1/devices",
+            json={**HOST_DEVICE, "name": "copy", "model": "copy"},
+            headers=tokens["ingest"],
+        ).json()["id"]
+    )
+    for fmt, params in (("ofa", {}), ("spnas", {"constant_ms": 3.5})):
+        url = "/v1/devices/{}/runtime-table"
+        text = client.get(
+            url.format(device), params={"space": SEED.name, "format": fmt}, headers=tokens["read"]
+        ).text
+        imported = client.post(
+            url.format(other),
+            params={"space": SEED.name, "format": fmt, **params},
+            content=text,
+            headers={**tokens["admin"], "Content-Type": "text/plain"},
+        )
+        assert imported.status_code == 201, imported.text
+        again = client.get(
+            url.format(other), params={"space": SEED.name, "format": fmt}, headers=tokens["read"]
+        ).text
+        if fmt == "ofa":
+            assert yaml.safe_load(again) == yaml.safe_load(text)
+            assert {v["mean"] for v in yaml.safe_load(text).values()} == set(measured.values())
+        else:
+            # The seed's layout has no fixed blocks of its own: they come back only as the
+            # constant, so blocks 0 and 21 are left out of the re-export.
+            original, copied = json.loads(text), json.loads(again)
+            assert copied == {block: original[block] for block in copied}
+            assert sorted(copied, key=int) == [str(b) for b in range(1, 21)]
 
 
 def test_import_the_seed_table_and_reproduce_its_predictions(

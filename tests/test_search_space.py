@@ -33,14 +33,15 @@ def test_seed_space_matches_the_paper() -> None:
     ]
     assert [str(k) for k in SEED.suffix] == [
         "mbconv_hw7_i192_o320_k3_e6_s1",
-        "head_hw7_i320_o1280_c1000",
+        "conv_hw7_i320_o1280_k1_s1",
+        "logits_hw7_i1280_c1000",
     ]
 
 
-def test_seed_space_has_the_forty_searchable_variants_plus_four_fixed_parts() -> None:
+def test_seed_space_has_the_forty_searchable_variants_plus_five_fixed_parts() -> None:
     variants = SEED.variants()
-    assert len(variants) == 44
-    assert len(set(variants)) == 44
+    assert len(variants) == 45
+    assert len(set(variants)) == 45
     assert all(k.op is not Op.SKIP for k in variants)
     with_skip = SEED.variants(include_skip=True)
     assert {k for k in with_skip if k.op is Op.SKIP} == {
@@ -61,7 +62,7 @@ def test_decode_threads_resolution_and_channels() -> None:
     skipped = SEED.decode([0, 4, 4, 4] * 5)
     assert str(skipped[1]) == "skip_hw56_i24_o24"
     network = SEED.network([0] * 20)
-    assert len(network) == 24
+    assert len(network) == 25  # stem, first block, 20 searchable, last block, Conv_1, Logits
     for before, after in itertools.pairwise(network):
         assert (after.hw, after.cin) == (before.hw_out, before.cout)
 
@@ -134,7 +135,7 @@ def test_se_space_keeps_seed_indices_and_adds_se_variants() -> None:
     assert se.candidate_counts[1] == 9
     assert se.decode([3] * 20)[:2] == SEED.decode([3] * 20)[:2]
     assert se.decode([7] * 20)[0].se
-    assert len(se.variants()) == 84
+    assert len(se.variants()) == 85
 
 
 def test_unknown_space_lists_the_known_ones() -> None:

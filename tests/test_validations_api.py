@@ -136,3 +136,46 @@ def test_validation_errors_say_what_is_missing(
         f"/v1/devices/{device}/validations", json={"space": "tiny-64"}, headers=tokens["read"]
     )
     assert reader.status_code == 403
+
+
+def test_the_noise_floor_comes_from_the_passes_and_rejected_attempts_count_for_nothing(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    fitted_device(client, tokens, device)
+    fresh = [[0, 0, 0, 0], [3, 4, 2, 4], [1, 2, 3, 0], [2, 2, 2, 2]]
+    # Two passes each; the last network's passes disagree by 8%.
+    second_pass = [1.02, 0.98, 1.01, 1.08]
+    items = [network_measurement(a, measured_ms(a), space="tiny-64") for a in fresh]
+    items += [
+        network_measurement(a, measured_ms(a) * f, space="tiny-64")
+        for a, f in zip(fresh, second_pass, strict=True)
+    ]
+    # A burst the agent's gate rejected: stored as evidence, used by nothing.
+    items.append(
+        network_measurement(
+            fresh[0],
+            measured_ms(fresh[0]) * 1.5,
+            space="tiny-64",
+            accepted=False,
+            rejection="speed probe 1.50x its baseline",
+        )
+    )
+    response = client.post(
+        "/v1/measurements/networks",
+        json={"device_id": device, "measurements": items},
+        headers=tokens["ingest"],
+    )
+    assert response.status_code == 201, response.text
+    report = validate(client, tokens, device, architectures=fresh).json()
+    for point, factor in zip(report["points"], second_pass, strict=True):
+        first = measured_ms(point["architecture"])
+        assert point["passes_ms"] == pytest.approx([first, first * factor])
+        assert point["measured_ms"] == pytest.approx(first * (1 + factor) / 2)
+    # Each pass against the other: three networks agree within 5%, the fourth does not.
+    floor = report["noise_floor"]
+    assert (floor["networks"], floor["comparisons"]) == (4, 8)
+    within = [abs(f - 1) <= 0.05 for f in second_pass] + [
+        abs(1 / f - 1) <= 0.05 for f in second_pass
+    ]
+    assert floor["within_5pct"] == pytest.approx(sum(within) / 8)
+    assert floor["within_10pct"] == 1.0

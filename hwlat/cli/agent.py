@@ -27,6 +27,13 @@ MinSecs = Annotated[
     float, typer.Option(min=0, help="Time each model at least this long (job default).")
 ]
 Repeats = Annotated[int, typer.Option(min=1, help="Interleaved passes (job default).")]
+GateOption = Annotated[
+    bool,
+    typer.Option(
+        help="Reject and re-measure windows that show interference (a slowed speed probe, a "
+        "long tail, a repeat far from the others); rejected ones are stored as such."
+    ),
+]
 
 
 def _cpus(text: str | None) -> frozenset[int] | None:
@@ -80,10 +87,12 @@ def agent_host(
         float,
         typer.Option(min=0, max=100, help="Wait while other processes use more CPU (100: never)."),
     ] = 30.0,
+    gate: GateOption = True,
 ) -> None:
     """Profile on this machine: directly (--space/--layer) or by claiming jobs from the service."""
     from device_agents.host import HostBackend
     from device_agents.profiling import profile, write_results
+    from device_agents.quality import Gate
     from device_agents.worker import run_worker
     from latency_api.schemas.enums import Runtime
 
@@ -100,10 +109,16 @@ def agent_host(
     if name:
         backend.name = name
     defaults = _timing(warmup_runs, num_runs, min_secs, repeats)
+    quality = Gate() if gate else None
     if space or layer:
         search_space, keys, archs = targets(space, layer, networks, seed)
         results = profile(
-            backend, layers=keys, space=search_space, architectures=archs, timing=defaults
+            backend,
+            layers=keys,
+            space=search_space,
+            architectures=archs,
+            timing=defaults,
+            gate=quality,
         )
         if output is not None:
             write_results(results, output)
@@ -133,6 +148,7 @@ def agent_host(
             device_id,
             f"host:{backend.name}",
             defaults,
+            gate=quality,
             lease_s=lease,
             poll_s=poll,
             stop_when_idle=until_idle,
@@ -173,10 +189,12 @@ def agent_android(
     until_idle: Annotated[bool, typer.Option(help="Stop when the queue is empty.")] = False,
     lease: Annotated[float, typer.Option(help="Job lease in seconds.")] = 300.0,
     poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 5.0,
+    gate: GateOption = True,
 ) -> None:
     """Serve profiling jobs on Android phones over adb, one worker per phone."""
     from device_agents.adb import Adb
     from device_agents.android import AndroidBackend, ThermalLimits, discover_phones, serve_phones
+    from device_agents.quality import Gate
     from device_agents.worker import WorkerStats
     from latency_api.schemas.enums import Delegate
 
@@ -204,7 +222,13 @@ def agent_android(
     defaults = _timing(warmup_runs, num_runs, min_secs, repeats)
     with client(service, token) as api:
         outcomes = serve_phones(
-            api, backends, defaults, lease_s=lease, poll_s=poll, stop_when_idle=until_idle
+            api,
+            backends,
+            defaults,
+            gate=Gate() if gate else None,
+            lease_s=lease,
+            poll_s=poll,
+            stop_when_idle=until_idle,
         )
     for outcome in outcomes:
         stats = outcome.stats or WorkerStats()

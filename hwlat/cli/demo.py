@@ -10,8 +10,8 @@ import typer
 
 def demo(
     space: Annotated[str, typer.Option(help="Search space.")] = "spnas-mobilenetv2-224",
-    n_validate: Annotated[int, typer.Option(min=2, help="Validation architectures.")] = 100,
-    n_calibrate: Annotated[int, typer.Option(min=0, help="Calibration networks.")] = 20,
+    n_validate: Annotated[int, typer.Option(min=2, help="Validation architectures.")] = 200,
+    n_calibrate: Annotated[int, typer.Option(min=0, help="Calibration networks.")] = 50,
     repeats: Annotated[int, typer.Option(min=1, help="Interleaved measurements each.")] = 3,
     num_runs: Annotated[int, typer.Option(min=1, help="Timed runs per measurement.")] = 50,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -23,6 +23,9 @@ def demo(
         float,
         typer.Option(min=0, max=100, help="Wait while other processes use more CPU (100: never)."),
     ] = 30.0,
+    gate: Annotated[
+        bool, typer.Option(help="Reject and re-measure windows that show interference.")
+    ] = True,
 ) -> None:
     """The main job on this machine: profile, fit, validate, report (hwlat-report.json)."""
     from hwlat.demo import run_demo
@@ -39,4 +42,5 @@ def demo(
         keep_serving=keep_serving,
         port=port,
         max_busy_fraction=None if max_busy_pct >= 100 else max_busy_pct / 100,
+        gate=gate,
     )

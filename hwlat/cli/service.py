@@ -62,14 +62,19 @@ def serve(
         from latency_service.migrate import upgrade as run_upgrade
 
         run_upgrade(settings.resolved_database_url)
-    uvicorn.run(
-        "latency_service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-    )
+    from latency_service.metrics.multiproc import metrics_directory
+
+    # Workers inherit the directory from this process's environment; /metrics in any worker
+    # then adds up all of them.
+    with metrics_directory():
+        uvicorn.run(
+            "latency_service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
 
 
 @db_app.command("upgrade")

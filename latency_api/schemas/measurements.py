@@ -39,9 +39,28 @@ class Statistics(BaseModel):
     agent_version: str = Field(default="", max_length=64)
     tool_version: str = Field(default="", max_length=64)
     measured_at: datetime | None = None
+    accepted: bool = Field(
+        default=True,
+        description="The agent's quality gate accepted this window; rejected attempts are "
+        "stored as evidence but no fit or validation uses them",
+    )
+    rejection: str | None = Field(
+        default=None, max_length=500, description="Why the gate rejected it"
+    )
+    quality: dict[str, float] | None = Field(
+        default=None,
+        description="The window's evidence: probe_ratio (speed probe against its baseline), "
+        "tail_ratio (median over the 10th percentile), other_cpu, steal",
+    )
+    attempt: int = Field(default=1, ge=1, le=1000, description="1 for the first try of a model")
+    pass_index: int | None = Field(
+        default=None, ge=0, le=10_000, description="The interleaved pass it was measured in"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
+        if self.accepted != (self.rejection is None):
+            raise ValueError("a rejected measurement needs its `rejection`; an accepted one none")
         if not self.min_ms <= self.median_ms <= self.max_ms:
             raise ValueError(
                 f"min_ms <= median_ms <= max_ms is broken ({self.min_ms} <= {self.median_ms} "
@@ -71,10 +90,18 @@ LAYER_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+LayerRole = Literal["layer", "reference"]
+
+
 class LayerMeasurementIn(Statistics):
     model_config = ConfigDict(json_schema_extra={"examples": [LAYER_EXAMPLE]})
 
     layer_key: str = Field(max_length=200)
+    role: LayerRole = Field(
+        default="layer",
+        description="'reference': the drift reference an agent times at the start and end of "
+        "every job; kept apart from the layer's own values",
+    )
 
     @field_validator("layer_key")
     @classmethod
@@ -162,10 +189,17 @@ class _StoredStatistics(BaseModel):
     tool_version: str
     measured_at: datetime
     created_at: datetime
+    accepted: bool
+    rejection: str | None
+    quality: dict[str, float] | None
+    attempt: int
+    pass_index: int | None
+    job_id: int | None
 
 
 class LayerMeasurementOut(_StoredStatistics):
     layer_key: str
+    role: LayerRole
 
 
 class NetworkMeasurementOut(_StoredStatistics):
@@ -184,7 +218,7 @@ class LayerCurrent(BaseModel):
 
     layer_key: str
     median_ms: float = Field(description="Median of the non-outlier measurements' medians")
-    n: int = Field(description="Measurements in the history")
+    n: int = Field(description="Accepted measurements in the history")
     n_used: int = Field(description="Measurements that were not outliers")
     spread_pct: float = Field(description="Median absolute deviation, percent of median_ms")
     outlier_ids: list[int]
@@ -194,3 +228,30 @@ class LayerCurrent(BaseModel):
         "(median_is_average)",
     )
     last_measured_at: datetime
+
+
+class ReferencePoint(BaseModel):
+    job_id: int | None
+    measured_at: datetime
+    median_ms: float
+
+
+class JobDrift(BaseModel):
+    job_id: int
+    start_ms: float
+    end_ms: float
+    change_pct: float = Field(description="End against start, percent")
+
+
+class DriftOut(BaseModel):
+    """How a device's reference model moved over time: drift the quality gate cannot see."""
+
+    device_id: int
+    reference_layer_key: str | None
+    points: list[ReferencePoint]
+    jobs: list[JobDrift]
+    spread_pct: float | None = Field(
+        description="Slowest over fastest job reference, minus one, percent"
+    )
+    drifting: bool = Field(description="spread_pct above threshold_pct")
+    threshold_pct: float

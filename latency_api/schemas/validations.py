@@ -53,9 +53,12 @@ class ValidationIn(BaseModel):
 
 class ValidationPoint(BaseModel):
     architecture: list[int]
-    measured_ms: float = Field(description="Median over the network's stored measurements")
+    measured_ms: float = Field(description="Median over the network's accepted measurements")
     predicted_ms: float
     n_measurements: int
+    passes_ms: list[float] = Field(
+        default_factory=list, description="Each accepted measurement's median, in order"
+    )
 
 
 class ValidationOut(BaseModel):
@@ -77,6 +80,12 @@ class ValidationOut(BaseModel):
         description="The same metrics for simpler predictors on the same networks"
     )
     details: dict[str, Any]
+    noise_floor: dict[str, Any] | None = Field(
+        default=None,
+        description="The measurement against itself: each pass of a network against the "
+        "median of its other passes (networks, comparisons, within_5pct, within_10pct, mape); "
+        "no predictor can be judged more finely than this",
+    )
     points: list[ValidationPoint]
     created_at: datetime
 

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from latency_service.jobs.tables import Job
@@ -61,3 +62,27 @@ def list_jobs(
     if device_id is not None:
         query = query.where(or_(Job.device_id == device_id, Job.claimed_device_id == device_id))
     return session.scalars(query).all()
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+def per_agent(session: Session) -> Sequence[Any]:
+    """Per agent that holds or finished jobs: jobs by status, retries, last activity."""
+    rows: Sequence[Any] = session.execute(
+        select(
+            Job.lease_owner.label("agent"),
+            func.count().label("jobs"),
+            func.sum(case((Job.status == "leased", 1), else_=0)).label("leased"),
+            func.sum(case((Job.status == "done", 1), else_=0)).label("done"),
+            func.sum(case((Job.status == "failed", 1), else_=0)).label("failed"),
+            func.sum(Job.attempts - 1).label("retries"),
+            func.max(Job.updated_at).label("last_seen_at"),
+        )
+        .where(Job.lease_owner.is_not(None))
+        .group_by(Job.lease_owner)
+        .order_by(Job.lease_owner)
+    ).all()
+    return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -66,6 +67,17 @@ def list_page(
         before_id=before_id,
         limit=limit,
     )
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Jobs per status, every status present (0 when none)."""
+    found = repository.count_by_status(session)
+    return {status.value: found.get(status.value, 0) for status in JobStatus}
+
+
+def per_agent(session: Session) -> list[dict[str, Any]]:
+    """Agents seen (holding or having finished a job), with their jobs by status and retries."""
+    return [dict(row._mapping) for row in repository.per_agent(session)]
 
 
 def matches(job: Job, device: Device) -> bool:

@@ -7,16 +7,18 @@ from fastapi.responses import StreamingResponse
 
 from latency_api.schemas.common import Page
 from latency_api.schemas.measurements import (
+    DriftOut,
     ExportFormat,
     IngestOut,
     LayerBatchIn,
     LayerCurrent,
     LayerMeasurementOut,
+    LayerRole,
     NetworkBatchIn,
     NetworkMeasurementOut,
 )
 from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep, SettingsDep
-from latency_service.measurements import service
+from latency_service.measurements import drift, service
 from latency_service.measurements.tables import LayerMeasurement, NetworkMeasurement
 
 router = APIRouter(tags=["measurements"])
@@ -32,6 +34,10 @@ IdempotencyKey = Annotated[
 ]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+Accepted = Annotated[
+    bool | None,
+    Query(description="Only measurements the agent's quality gate accepted (true) or rejected"),
+]
 _MEDIA = {"csv": "text/csv", "json": "application/json"}
 
 
@@ -75,6 +81,10 @@ def list_layers(
     _: ReadToken,
     device_id: int | None = None,
     layer_key: str | None = None,
+    accepted: Accepted = None,
+    role: Annotated[
+        LayerRole | None, Query(description="'layer', or 'reference' (drift references)")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[LayerMeasurementOut]:
@@ -86,6 +96,8 @@ def list_layers(
         limit=limit,
         device_id=device_id,
         layer_key=layer_key,
+        accepted=accepted,
+        role=role,
     )
     return Page[LayerMeasurementOut](items=items, next_cursor=next_cursor)
 
@@ -96,12 +108,19 @@ def list_networks(
     _: ReadToken,
     device_id: int | None = None,
     space: str | None = None,
+    accepted: Accepted = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[NetworkMeasurementOut]:
     """Stored network measurements, oldest first, a page at a time."""
     items, next_cursor = service.list_page(
-        session, NetworkMeasurement, cursor=cursor, limit=limit, device_id=device_id, space=space
+        session,
+        NetworkMeasurement,
+        cursor=cursor,
+        limit=limit,
+        device_id=device_id,
+        space=space,
+        accepted=accepted,
     )
     return Page[NetworkMeasurementOut](items=items, next_cursor=next_cursor)
 
@@ -134,3 +153,10 @@ def export_networks(
 def current_layers(device_id: int, session: ReadSessionDep, _: ReadToken) -> list[LayerCurrent]:
     """The current value of every measured layer of a device, outliers flagged."""
     return service.current_layers(session, device_id)
+
+
+@router.get("/v1/devices/{device_id}/drift", response_model=DriftOut)
+def device_drift(device_id: int, session: ReadSessionDep, _: ReadToken) -> DriftOut:
+    """How the device's drift reference (timed at the start and end of every job) moved, and
+    whether the device counts as drifting."""
+    return drift.report(session, device_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
@@ -30,12 +30,18 @@ def page(
     device_id: int | None = None,
     layer_key: str | None = None,
     space: str | None = None,
+    accepted: bool | None = None,
+    role: str | None = None,
 ) -> Sequence[LayerMeasurement | NetworkMeasurement]:
     query: Select[Any] = select(table).where(table.id > after_id).order_by(table.id).limit(limit)
+    if accepted is not None:
+        query = query.where(table.accepted == accepted)
     if device_id is not None:
         query = query.where(table.device_id == device_id)
     if layer_key is not None and table is LayerMeasurement:
         query = query.where(LayerMeasurement.layer_key == layer_key)
+    if role is not None and table is LayerMeasurement:
+        query = query.where(LayerMeasurement.role == role)
     if space is not None and table is NetworkMeasurement:
         query = query.where(NetworkMeasurement.space == space)
     return session.scalars(query).all()
@@ -62,18 +68,49 @@ def layer_history(session: Session, device_id: int) -> Sequence[Any]:
             LayerMeasurement.median_is_average,
             LayerMeasurement.measured_at,
         )
-        .where(LayerMeasurement.device_id == device_id)
+        .where(
+            LayerMeasurement.device_id == device_id,
+            LayerMeasurement.accepted,
+            LayerMeasurement.role == "layer",
+        )
         .order_by(LayerMeasurement.layer_key, LayerMeasurement.id)
     ).all()
     return rows
 
 
 def network_rows(session: Session, device_id: int, space: str | None = None) -> Sequence[Any]:
-    """(space, architecture, median_ms) of every network measurement of a device."""
+    """(space, architecture, median_ms, job_id) of every accepted network measurement."""
     query = select(
-        NetworkMeasurement.space, NetworkMeasurement.architecture, NetworkMeasurement.median_ms
-    ).where(NetworkMeasurement.device_id == device_id)
+        NetworkMeasurement.space,
+        NetworkMeasurement.architecture,
+        NetworkMeasurement.median_ms,
+        NetworkMeasurement.job_id,
+    ).where(NetworkMeasurement.device_id == device_id, NetworkMeasurement.accepted)
     if space is not None:
         query = query.where(NetworkMeasurement.space == space)
     rows: Sequence[Any] = session.execute(query.order_by(NetworkMeasurement.id)).all()
     return rows
+
+
+def reference_rows(session: Session, device_id: int) -> Sequence[Any]:
+    """(layer_key, job_id, median_ms, measured_at) of the device's accepted drift references."""
+    rows: Sequence[Any] = session.execute(
+        select(
+            LayerMeasurement.layer_key,
+            LayerMeasurement.job_id,
+            LayerMeasurement.median_ms,
+            LayerMeasurement.measured_at,
+        )
+        .where(
+            LayerMeasurement.device_id == device_id,
+            LayerMeasurement.accepted,
+            LayerMeasurement.role == "reference",
+        )
+        .order_by(LayerMeasurement.id)
+    ).all()
+    return rows
+
+
+def count_by_device(session: Session, table: MeasurementTable) -> dict[int, int]:
+    rows = session.execute(select(table.device_id, func.count()).group_by(table.device_id)).all()
+    return {int(device_id): int(n) for device_id, n in rows}

@@ -32,6 +32,7 @@ from latency_service.measurements import repository
 from latency_service.measurements.aggregate import robust_aggregate
 from latency_service.measurements.repository import MeasurementTable
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
+from latency_service.metrics.registry import INGEST_ROWS
 from latency_service.paging import decode_cursor, encode_cursor
 
 Batch = LayerBatchIn | NetworkBatchIn
@@ -64,7 +65,8 @@ def ingest(
         # Checked (and the job row locked) in the same transaction as the insert, so an agent
         # whose lease ran out while it measured cannot store a second copy of the work.
         jobs.held(session, batch.job.id, batch.job.lease_token)
-    rows = [_row(batch.device_id, item, idempotency_key) for item in batch.measurements]
+    job_id = batch.job.id if batch.job is not None else None
+    rows = [_row(batch.device_id, item, idempotency_key, job_id) for item in batch.measurements]
     ids = repository.insert_many(session, table, rows)
     answer = IngestOut(stored=len(ids), ids=ids, idempotency_key=idempotency_key)
     if idempotency_key is not None:
@@ -88,6 +90,7 @@ def ingest(
         if replay is None:
             raise
         return replay
+    INGEST_ROWS.labels(endpoint.removesuffix("_measurements")).inc(len(ids))
     return 201, answer
 
 
@@ -108,8 +111,9 @@ def _request_digest(endpoint: str, batch: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _row(device_id: int, item: BaseModel, key: str | None) -> dict[str, Any]:
+def _row(device_id: int, item: BaseModel, key: str | None, job_id: int | None) -> dict[str, Any]:
     row = item.model_dump(exclude_none=True)
+    row["job_id"] = job_id
     if "architecture" in row:
         row["architecture"] = ",".join(str(i) for i in row["architecture"])
     row["device_id"] = device_id
@@ -173,6 +177,23 @@ def export_rows(
     yield buffer.getvalue()
 
 
+def counts_by_device(session: Session) -> dict[int, tuple[int, int]]:
+    """(layer, network) measurement counts per device id; devices without any are absent."""
+    layers = repository.count_by_device(session, LayerMeasurement)
+    networks = repository.count_by_device(session, NetworkMeasurement)
+    return {d: (layers.get(d, 0), networks.get(d, 0)) for d in sorted({*layers, *networks})}
+
+
+def layer_history(session: Session, device_id: int, layer_key: str) -> list[LayerMeasurementOut]:
+    """Every stored measurement of one layer on one device (rejected attempts included, drift
+    references not), oldest first."""
+    devices.get(session, device_id)
+    rows = repository.iter_all(
+        session, LayerMeasurement, device_id=device_id, layer_key=layer_key, role="layer"
+    )
+    return [LayerMeasurementOut.model_validate(row) for row in rows]
+
+
 def current_layers(session: Session, device_id: int) -> list[LayerCurrent]:
     devices.get(session, device_id)
     history = repository.layer_history(session, device_id)
@@ -201,22 +222,28 @@ Architecture = tuple[int, ...]
 
 @dataclass(frozen=True, slots=True)
 class NetworkMedian:
-    """A network's value over its stored measurements: the median of their medians."""
+    """A network's value over its accepted measurements: the median of their medians."""
 
     median_ms: float
     n: int
+    passes_ms: tuple[float, ...]  # each accepted measurement's median, in the order taken
 
 
 def network_medians(
-    session: Session, device_id: int, space: str | None = None
+    session: Session,
+    device_id: int,
+    space: str | None = None,
+    job_factors: dict[int, float] | None = None,
 ) -> dict[str, dict[Architecture, NetworkMedian]]:
-    """Per space and architecture; repeats of one network count once."""
+    """Per space and architecture; repeats of one network count once. With ``job_factors``
+    (see :func:`drift.job_factors`), each measurement is first scaled by its job's factor."""
     grouped: dict[str, dict[Architecture, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for space_name, arch, median in repository.network_rows(session, device_id, space):
-        grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median)
+    for space_name, arch, median, job_id in repository.network_rows(session, device_id, space):
+        factor = (job_factors or {}).get(job_id, 1.0) if job_id is not None else 1.0
+        grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median * factor)
     return {
         name: {
-            arch: NetworkMedian(float(np.median(values)), len(values))
+            arch: NetworkMedian(float(np.median(values)), len(values), tuple(values))
             for arch, values in sorted(by_arch.items())
         }
         for name, by_arch in sorted(grouped.items())

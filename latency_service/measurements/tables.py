@@ -32,6 +32,14 @@ class _Statistics:
     measured_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The agent's quality gate: rejected attempts are kept as evidence, never used.
+    accepted: Mapped[bool] = mapped_column(Boolean, default=True)
+    rejection: Mapped[str | None] = mapped_column(Text, default=None)
+    quality: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    pass_index: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The job whose lease the upload carried (passes of one job, drift between jobs).
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), default=None)
 
 
 class LayerMeasurement(_Statistics, Base):
@@ -39,6 +47,8 @@ class LayerMeasurement(_Statistics, Base):
     __table_args__ = (Index("ix_layer_measurements_device_key", "device_id", "layer_key", "id"),)
 
     layer_key: Mapped[str] = mapped_column(String(200))
+    # "layer", or "reference": a job's drift reference, kept out of the layer's values.
+    role: Mapped[str] = mapped_column(String(16), default="layer")
 
 
 class NetworkMeasurement(_Statistics, Base):

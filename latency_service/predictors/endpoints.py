@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.orm import Session
 
 from latency_api.schemas.predictors import (
     FitIn,
@@ -17,10 +18,13 @@ from latency_api.schemas.predictors import (
 )
 from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.errors import Conflict, InvalidInput
+from latency_service.metrics.registry import PREDICT_BATCH
+from latency_service.predictions import service as predictions
 from latency_service.predictors import service
 from latency_service.predictors.predict import predict
 from latency_service.predictors.service import CompiledCache
 from latency_service.spaces import space_or_404
+from models import SearchSpace
 from predictor import formats
 from predictor.compiled import MissingLayers, lookup
 
@@ -47,6 +51,7 @@ def fit_predictor(
     some measured networks out of the calibration)."""
     predictor = service.fit_for_device(session, device_id, spec)
     cache.forget(device_id)
+    predictions.record(session, predictor)
     return PredictorOut.model_validate(predictor)
 
 
@@ -85,6 +90,7 @@ def predict_latency(
     body: PredictIn, session: ReadSessionDep, cache: CacheDep, _: ReadToken
 ) -> PredictOut:
     """Latency of many architectures of a space (or of explicit layer-key lists)."""
+    PREDICT_BATCH.observe(len(body.architectures or body.layers or []))
     return predict(session, cache, body)
 
 
@@ -100,29 +106,15 @@ def runtime_table(
     space: str = "spnas-mobilenetv2-224",
     format: TableFormat = "json",
 ) -> Response:
-    """Per searchable layer x candidate latencies: hwlat JSON, the seed's layout, or OFA YAML."""
+    """Per searchable layer x candidate latencies: hwlat JSON, the seed's layout, or OFA YAML.
+
+    `format=ofa` lists every layer variant of the space under the key OFA's latency tables
+    query (`Conv-…`, `expanded_conv-…`, `Conv_1-…`, `Logits-…`) with `mean` (ms), `var`
+    (ms²) and `count` (runs; 0 for a value the regression estimated). No a·Σ+b: OFA sums its
+    table as it is."""
     search_space = space_or_404(space)
     if format == "ofa":
-        version, artifact = cache.artifact(session, device_id)
-        keys = list(search_space.variants())
-        try:
-            found = lookup(artifact, keys)
-        except MissingLayers as error:
-            raise Conflict(f"predictor v{version}: {error}") from None
-        if not artifact.layers:
-            raise Conflict(
-                f"predictor v{version} is a per-position table without per-layer values; "
-                "export it as format=json or format=spnas"
-            )
-        values = {
-            str(k): (
-                float(ms),
-                float(var) ** 0.5,
-                artifact.layers[str(k)].n if str(k) in artifact.layers else 0,
-            )
-            for k, ms, var in zip(keys, found.ms, found.var, strict=True)
-        }
-        return PlainTextResponse(formats.to_ofa_yaml(keys, values), media_type="application/yaml")
+        return _ofa_table(session, cache, device_id, search_space)
     compiled = cache.compiled(session, device_id, search_space)
     if format == "json":
         return JSONResponse(formats.to_json(compiled))
@@ -168,7 +160,37 @@ def import_runtime_table(
     source = {"format": format, "space": search_space.name, "constant_ms": constant_ms}
     predictor = service.import_artifact(session, device_id, artifact, source)
     cache.forget(device_id)
+    predictions.record(session, predictor)
     return PredictorOut.model_validate(predictor)
+
+
+def _ofa_table(
+    session: Session, cache: CompiledCache, device_id: int, space: SearchSpace
+) -> Response:
+    version, artifact = cache.artifact(session, device_id)
+    if not artifact.layers:
+        raise Conflict(
+            f"predictor v{version} is a per-position table without per-layer values; "
+            "export it as format=json or format=spnas"
+        )
+    keys = list(space.variants())
+    try:
+        found = lookup(artifact, keys)
+    except MissingLayers as error:
+        raise Conflict(f"predictor v{version}: {error}") from None
+    values = {
+        str(key): formats.OfaEntry(
+            mean_ms=float(ms),
+            var_ms2=float(var),
+            count=0 if estimated else artifact.layers[str(key)].n,
+        )
+        for key, ms, var, estimated in zip(keys, found.ms, found.var, found.estimated, strict=True)
+    }
+    try:
+        text = formats.to_ofa_yaml(keys, values)
+    except formats.TableFormatError as error:
+        raise InvalidInput(f"{space.name} has no OFA table: {error}") from None
+    return PlainTextResponse(text, media_type="application/yaml")
 
 
 def _json(text: str) -> Any:

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from latency_api.schemas.predictors import FitIn
 from latency_service.devices import service as devices
 from latency_service.errors import Conflict, NotFound
+from latency_service.measurements import drift
 from latency_service.measurements import service as measurements
+from latency_service.metrics.registry import PREDICTORS_LOADED
 from latency_service.predictors.tables import Predictor
 from models import SearchSpace, get_space
 from predictor.artifact import LayerEntry, PredictorArtifact
@@ -47,7 +49,10 @@ def library_versions() -> dict[str, str]:
 
 
 def _network_samples(
-    session: Session, device_id: int, holdout: dict[str, set[tuple[int, ...]]]
+    session: Session,
+    device_id: int,
+    holdout: dict[str, set[tuple[int, ...]]],
+    job_factors: dict[int, float] | None = None,
 ) -> dict[SearchSpace, list[NetworkSample]]:
     """The networks a fit calibrates on: every measured one except those held out."""
     return {
@@ -56,8 +61,46 @@ def _network_samples(
             for arch, value in by_arch.items()
             if arch not in holdout.get(space, set())
         ]
-        for space, by_arch in measurements.network_medians(session, device_id).items()
+        for space, by_arch in measurements.network_medians(
+            session, device_id, job_factors=job_factors
+        ).items()
     }
+
+
+def _with_drift_correction(
+    session: Session,
+    device_id: int,
+    layers: dict[str, LayerEntry],
+    holdout: dict[str, set[tuple[int, ...]]],
+) -> tuple[PredictorArtifact, dict[SearchSpace, list[NetworkSample]], dict[str, Any]]:
+    """Fit on the calibration networks as measured and, where jobs timed a drift reference,
+    as corrected by it; keep the correction only if its leave-one-out error is lower."""
+    raw = _network_samples(session, device_id, holdout)
+    artifact = fit_predictor(layers, raw)
+    factors = drift.job_factors(session, device_id)
+    decision: dict[str, Any] = {"applied": False, "jobs_with_reference": len(factors)}
+    if not factors or not raw:
+        return artifact, raw, decision
+    corrected = _network_samples(session, device_id, holdout, factors)
+    candidate = fit_predictor(layers, corrected)
+    raw_loo, corrected_loo = _loo(artifact), _loo(candidate)
+    decision |= {"loo_mape_pct_raw": raw_loo, "loo_mape_pct_corrected": corrected_loo}
+    if corrected_loo is not None and raw_loo is not None and corrected_loo < raw_loo:
+        decision["applied"] = True
+        return candidate, corrected, decision
+    return artifact, raw, decision
+
+
+def _loo(artifact: PredictorArtifact) -> float | None:
+    """Mean leave-one-out MAPE of the artifact's calibrations, over their networks."""
+    pairs: list[tuple[float, int]] = []
+    for c in artifact.calibration.values():
+        value = c.uncalibrated_mape_pct if c.rejected else c.loo_mape_pct
+        if value is not None and c.n_networks > 0:
+            pairs.append((value, c.n_networks))
+    if not pairs:
+        return None
+    return sum(v * n for v, n in pairs) / sum(n for _, n in pairs)
 
 
 def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) -> Predictor:
@@ -76,15 +119,15 @@ def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) 
     layers = {
         c.layer_key: LayerEntry(c.median_ms, "measured", c.n_used, c.spread_pct) for c in current
     }
-    networks = _network_samples(session, device_id, holdout)
-    artifact = fit_predictor(layers, networks)
+    artifact, networks, correction = _with_drift_correction(session, device_id, layers, holdout)
     training = {
         "layers": {k: v.ms for k, v in sorted(layers.items())},
         "networks": {
             s.name: [[list(n.architecture), n.median_ms] for n in ns] for s, ns in networks.items()
         },
+        "drift_correction": correction["applied"],
     }
-    metrics = _fit_metrics(artifact, networks)
+    metrics = _fit_metrics(artifact, networks) | {"drift_correction": correction}
     return _store(session, device_id, artifact, "fit", training, metrics, keep_training=True)
 
 
@@ -268,4 +311,5 @@ class CompiledCache:
             ) from None
         with self._lock:
             self._compiled[key] = compiled
+            PREDICTORS_LOADED.set(len(self._compiled))
         return compiled

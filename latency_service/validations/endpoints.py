@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from latency_api.schemas.validations import ValidationIn, ValidationList, ValidationOut
 from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
+from latency_service.predictions import service as predictions
 from latency_service.validations import service
 
 router = APIRouter(tags=["validations"])
@@ -25,7 +26,10 @@ def create_validation(
 ) -> ValidationOut:
     """Validate a predictor version on the device's stored network measurements, against
     baselines fitted on the same data; the report is stored and returned."""
-    return ValidationOut.model_validate(service.validate(session, device_id, spec))
+    report = service.validate(session, device_id, spec)
+    # The validation networks were just measured: store what this version predicts for them.
+    predictions.record_for_version(session, device_id, report.predictor_version, report.space)
+    return ValidationOut.model_validate(report)
 
 
 @router.get("/v1/devices/{device_id}/validations", response_model=ValidationList)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from latency_api.schemas.validations import ValidationIn
 from latency_service.devices import service as devices
 from latency_service.errors import InvalidInput
+from latency_service.measurements import drift
 from latency_service.measurements import service as measurements
 from latency_service.measurements.service import Architecture, NetworkMedian
 from latency_service.predictors import service as predictors
@@ -25,7 +26,7 @@ from latency_service.spaces import space_or_404
 from latency_service.validations.tables import Validation
 from models import InvalidArchitecture, SearchSpace
 from predictor import baselines
-from predictor.accuracy import accuracy
+from predictor.accuracy import accuracy, test_retest
 from predictor.artifact import PredictorArtifact
 
 MIN_NETWORKS = 2
@@ -36,7 +37,16 @@ def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation
     space = space_or_404(spec.space)
     version = predictors.get_version(session, device_id, spec.predictor_version)
     compiled = predictors.compile_version(version, space)
-    measured = measurements.network_medians(session, device_id, space.name).get(space.name, {})
+    raw = measurements.network_medians(session, device_id, space.name).get(space.name, {})
+    factors = drift.job_factors(session, device_id)
+    corrected = (
+        measurements.network_medians(session, device_id, space.name, factors).get(space.name, {})
+        if factors
+        else raw
+    )
+    # Measured values are read as the version's fit read its calibration networks.
+    correct = bool((version.training or {}).get("drift_correction"))
+    measured = corrected if correct else raw
     calibrated_on = _calibration_networks(version, space.name)
     chosen = _choose(space, measured, calibrated_on, spec.architectures)
     archs = np.asarray(chosen, dtype=np.int64).reshape(len(chosen), space.num_layers)
@@ -53,16 +63,21 @@ def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation
         baselines=_baselines(space, archs, measured_ms, artifact, calibrated_on),
         details={
             **spec.details,
+            "drift_correction": _drift_comparison(
+                predicted_ms, chosen, raw, corrected, applied=correct, jobs=len(factors)
+            ),
             "calibration_networks": len(calibrated_on),
             "estimated_layers": int(compiled.estimated_positions(archs).any(axis=0).sum()),
             "measurements_per_network": float(np.mean([measured[a].n for a in chosen])),
         },
+        noise_floor=test_retest([measured[a].passes_ms for a in chosen]),
         points=[
             {
                 "architecture": list(a),
                 "measured_ms": float(m),
                 "predicted_ms": float(p),
                 "n_measurements": measured[a].n,
+                "passes_ms": list(measured[a].passes_ms),
             }
             for a, m, p in zip(chosen, measured_ms, predicted_ms, strict=True)
         ],
@@ -70,6 +85,28 @@ def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation
     session.add(row)
     session.commit()
     return row
+
+
+def _drift_comparison(
+    predicted_ms: np.ndarray[Any, np.dtype[np.float64]],
+    chosen: list[Architecture],
+    raw: Mapping[Architecture, NetworkMedian],
+    corrected: Mapping[Architecture, NetworkMedian],
+    *,
+    applied: bool,
+    jobs: int,
+) -> dict[str, Any]:
+    """The version's accuracy against the networks as measured and as corrected by the drift
+    reference, and the test-retest agreement both ways: whether correcting helps here."""
+    out: dict[str, Any] = {"applied": applied, "jobs_with_reference": jobs}
+    if jobs == 0:
+        return out
+    for name, values in (("raw", raw), ("corrected", corrected)):
+        figures = accuracy(predicted_ms, [values[a].median_ms for a in chosen])
+        out[name] = {k: figures[k] for k in ("within_5pct", "within_10pct", "mape")}
+        out[name]["test_retest"] = test_retest([values[a].passes_ms for a in chosen])
+    out["helps"] = out["corrected"]["mape"] < out["raw"]["mape"]
+    return out
 
 
 def list_for_device(session: Session, device_id: int) -> Sequence[Validation]:

@@ -25,4 +25,6 @@ class Validation(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Per network: architecture, measured and predicted ms (what a scatter plot needs).
     points: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The measurement's agreement with itself across passes (predictor.accuracy.test_retest).
+    noise_floor: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -119,9 +119,11 @@ def parse_flags(args: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
 Log = Callable[[str], None]
 
 
-def run_benchmark(args: list[str], graph_host: Callable[[str], Path | None], form: str) -> Output:
+def run_benchmark(
+    args: list[str], graph_host: Callable[[str], Path | None], form: str, slowdown: float = 1.0
+) -> Output:
     """Run benchmark_model with ``args``, printing as it goes; ``graph_host`` maps the phone's
-    path to a host file."""
+    path to a host file; ``slowdown`` > 1 stretches every inference (a disturbed run)."""
     result = Output(stream=True)
     info_form = form == "info"
 
@@ -160,7 +162,7 @@ def run_benchmark(args: list[str], graph_host: Callable[[str], Path | None], for
         return result
     log(f"Loaded model {graph}")
     try:
-        _time_model(host, values, log, percentiles=info_form)
+        _time_model(host, values, log, percentiles=info_form, slowdown=slowdown)
     except (ValueError, RuntimeError) as error:
         log(str(error).splitlines()[0] if str(error) else type(error).__name__, "ERROR")
         log("Benchmarking failed.", "ERROR")
@@ -168,7 +170,9 @@ def run_benchmark(args: list[str], graph_host: Callable[[str], Path | None], for
     return result
 
 
-def _time_model(model: Path, values: dict[str, Any], log: Log, percentiles: bool) -> None:
+def _time_model(
+    model: Path, values: dict[str, Any], log: Log, percentiles: bool, slowdown: float = 1.0
+) -> None:
     import numpy as np
     from ai_edge_litert import interpreter as litert
 
@@ -197,9 +201,19 @@ def _time_model(model: Path, values: dict[str, Any], log: Log, percentiles: bool
     for detail in interpreter.get_input_details():
         shape = tuple(int(d) for d in detail["shape"])
         interpreter.set_tensor(detail["index"], rng.standard_normal(shape).astype(detail["dtype"]))
+
+    def invoke() -> None:
+        started = time.perf_counter_ns()
+        interpreter.invoke()
+        if slowdown > 1.0:
+            # Busy, not asleep: the core is taken, as another app would take it.
+            until = started + int((time.perf_counter_ns() - started) * slowdown)
+            while time.perf_counter_ns() < until:
+                pass
+
     max_secs = float(values["max_secs"])
     warmup = _phase(
-        interpreter.invoke,
+        invoke,
         int(values["warmup_runs"]),
         float(values["warmup_min_secs"]),
         max_secs,
@@ -207,7 +221,7 @@ def _time_model(model: Path, values: dict[str, Any], log: Log, percentiles: bool
         percentiles,
     )
     timed = _phase(
-        interpreter.invoke,
+        invoke,
         int(values["num_runs"]),
         float(values["min_secs"]),
         max_secs,

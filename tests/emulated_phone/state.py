@@ -88,6 +88,9 @@ DEFAULT_CONTROL: Final[dict[str, Any]] = {
     # "legacy": older builds (no prefix, no percentiles, averages as %g, on stdout).
     "output_form": "info",
     "cpus": DEFAULT_CPUS,
+    # A burst of interference: benchmark runs number `runs` (0 = the first) really run
+    # `factor` times slower (each inference is stretched by busy-waiting).
+    "slow_runs": {"runs": [], "factor": 1.0},
     # Files that exist but cannot be read (like a thermal zone SELinux denies).
     "unreadable": ["/sys/class/thermal/thermal_zone8/temp"],
     # Running state, kept by the phone itself.

@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered pages whose charts read the service's own data endpoints."""

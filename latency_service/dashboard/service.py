@@ -1,0 +1,227 @@
+"""The rows behind every dashboard table and chart, built from the domain services.
+
+Each function returns a list of flat rows (one dict per row, the same keys in every row), so
+that one row set serves a chart, its JSON link and its CSV link.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from latency_api.schemas.validations import ValidationOut
+from latency_service.auth.service import Principal
+from latency_service.devices import service as devices
+from latency_service.errors import NotFound
+from latency_service.jobs import service as jobs
+from latency_service.measurements import service as measurements
+from latency_service.predictors import service as predictors
+from latency_service.predictors.service import CompiledCache
+from latency_service.validations import service as validation_reports
+from models import SearchSpace
+from predictor.compiled import CompiledSpace
+
+Row = dict[str, Any]
+
+METRICS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "bias_pct")
+RECENT_JOBS = 200
+
+
+def device_rows(session: Session) -> list[Row]:
+    counts = measurements.counts_by_device(session)
+    rows = []
+    for device in devices.list_devices(session):
+        latest = predictors.latest_version(session, device.id)
+        n_layers, n_networks = counts.get(device.id, (0, 0))
+        rows.append(
+            {
+                "id": device.id,
+                "name": device.name,
+                "kind": device.kind,
+                "model": device.model,
+                "soc": device.soc,
+                "runtime": device.runtime,
+                "runtime_version": device.runtime_version,
+                "delegate": device.delegate,
+                "threads": device.threads,
+                "precision": device.precision,
+                "affinity_mask": device.affinity_mask,
+                "layer_measurements": n_layers,
+                "network_measurements": n_networks,
+                "latest_predictor_version": latest[1] if latest else None,
+            }
+        )
+    return rows
+
+
+def _table_rows(compiled: CompiledSpace) -> list[Row]:
+    space = compiled.space
+    return [
+        {
+            "position": p,
+            "candidate": c,
+            "candidate_label": str(slot.candidates[c]),
+            "layer_key": str(slot.key(c)),
+            "ms": float(compiled.table_ms[p, c]),
+            "estimated": bool(compiled.estimated[p, c]),
+        }
+        for p, slot in enumerate(space.layers)
+        for c in range(len(slot.candidates))
+    ]
+
+
+def runtime_rows(
+    session: Session, cache: CompiledCache, device_id: int, space: SearchSpace
+) -> list[Row]:
+    """The newest version's searchable layer x candidate table (the runtime table)."""
+    compiled = cache.compiled(session, device_id, space)
+    return [{**row, "predictor_version": compiled.version} for row in _table_rows(compiled)]
+
+
+def compare_rows(
+    session: Session, cache: CompiledCache, space: SearchSpace, device_a: int, device_b: int
+) -> list[Row]:
+    """Per layer x candidate, device A's latency over device B's (skip, 0 over 0, is None)."""
+    a = _table_rows(cache.compiled(session, device_a, space))
+    b = _table_rows(cache.compiled(session, device_b, space))
+    return [
+        {
+            **{k: ra[k] for k in ("position", "candidate", "candidate_label", "layer_key")},
+            "a_ms": ra["ms"],
+            "b_ms": rb["ms"],
+            "ratio": ra["ms"] / rb["ms"] if rb["ms"] > 0 else None,
+        }
+        for ra, rb in zip(a, b, strict=True)
+    ]
+
+
+def validations(session: Session, principal: Principal, device_id: int) -> list[ValidationOut]:
+    # The API's own listing, so the dashboard shows exactly what clients get.
+    rows = validation_reports.list_for_device(session, device_id)
+    return [ValidationOut.model_validate(r) for r in rows]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def accuracy_rows(session: Session, principal: Principal, device_id: int) -> list[Row]:
+    """One row per validation report and model (the predictor, then each baseline)."""
+    rows = []
+    for report in validations(session, principal, device_id):
+        models = {"predictor": report.metrics, **report.baselines}
+        for model, metrics in models.items():
+            rows.append(
+                {
+                    "validation_id": report.id,
+                    "predictor_version": report.predictor_version,
+                    "space": report.space,
+                    "model": model,
+                    "n": report.n,
+                    **{name: _number(metrics.get(name)) for name in METRICS},
+                    "created_at": report.created_at.isoformat(),
+                }
+            )
+    return rows
+
+
+def points_rows(
+    session: Session, principal: Principal, device_id: int, validation_id: int
+) -> list[Row]:
+    """Predicted against measured per validated network; [] for reports stored without them."""
+    report = next(
+        (v for v in validations(session, principal, device_id) if v.id == validation_id), None
+    )
+    if report is None:
+        raise NotFound(f"device {device_id} has no validation report {validation_id}")
+    # Reports stored before per-network points existed have none; read whatever is there.
+    points = getattr(report, "points", None) or []
+    rows = []
+    for point in points:
+        item = point if isinstance(point, dict) else point.model_dump()
+        measured, predicted = float(item["measured_ms"]), float(item["predicted_ms"])
+        rows.append(
+            {
+                "architecture": ",".join(str(i) for i in item["architecture"]),
+                "measured_ms": measured,
+                "predicted_ms": predicted,
+                "error_pct": 100 * (predicted - measured) / measured,
+            }
+        )
+    return rows
+
+
+def history_rows(session: Session, device_id: int, layer_key: str) -> list[Row]:
+    """A layer's measurements over time, each flagged if the current value left it out."""
+    current = {c.layer_key: c for c in measurements.current_layers(session, device_id)}
+    if layer_key not in current:
+        raise NotFound(
+            f"device {device_id} has no measurement of layer {layer_key!r}; pick one from "
+            f"GET /v1/devices/{device_id}/layers"
+        )
+    outliers = set(current[layer_key].outlier_ids)
+    return [
+        {
+            "id": row.id,
+            "measured_at": row.measured_at.isoformat(),
+            "median_ms": row.median_ms,
+            "p90_ms": row.p90_ms,
+            "min_ms": row.min_ms,
+            "max_ms": row.max_ms,
+            "temp_before_c": row.temp_before_c,
+            "temp_after_c": row.temp_after_c,
+            "outlier": row.id in outliers,
+            "current_ms": current[layer_key].median_ms,
+        }
+        for row in measurements.layer_history(session, device_id, layer_key)
+    ]
+
+
+def layer_rows(session: Session, device_id: int) -> list[Row]:
+    return [
+        {
+            "layer_key": c.layer_key,
+            "median_ms": c.median_ms,
+            "n": c.n,
+            "n_outliers": c.n - c.n_used,
+            "spread_pct": c.spread_pct,
+            "last_measured_at": c.last_measured_at.isoformat(),
+        }
+        for c in measurements.current_layers(session, device_id)
+    ]
+
+
+def state_rows(session: Session) -> list[Row]:
+    return [{"status": s, "jobs": n} for s, n in jobs.count_by_status(session).items()]
+
+
+def agent_rows(session: Session) -> list[Row]:
+    return [{**row, "last_seen_at": _iso(row["last_seen_at"])} for row in jobs.per_agent(session)]
+
+
+def job_rows(session: Session) -> list[Row]:
+    return [
+        {
+            "id": job.id,
+            "kind": job.kind,
+            "status": job.status,
+            "device_id": job.claimed_device_id or job.device_id,
+            "agent": job.lease_owner,
+            "attempts": job.attempts,
+            "max_attempts": job.max_attempts,
+            "updated_at": _iso(job.updated_at),
+            "error": job.error,
+        }
+        for job in jobs.list_page(
+            session, status=None, device_id=None, before_id=None, limit=RECENT_JOBS
+        )
+    ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,1 @@
+"""Prometheus metrics: request counts and latencies, batch sizes, queue state, agents."""

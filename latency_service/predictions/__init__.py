@@ -1,0 +1,1 @@
+"""Stored network predictions: what each predictor version predicted for measured networks."""

@@ -1,0 +1,78 @@
+"""Recording what a predictor version predicts for the networks a device has measured."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from latency_service.measurements.tables import NetworkMeasurement
+from latency_service.predictions.tables import NetworkPrediction
+from latency_service.predictors.tables import Predictor
+from models import InvalidArchitecture, UnknownSearchSpace, get_space
+from predictor.artifact import PredictorArtifact
+from predictor.compiled import MissingLayers, compile_space
+
+
+def record(session: Session, predictor: Predictor, space: str | None = None) -> int:
+    """Store this version's prediction for every measured network it has none for yet.
+
+    Spaces the version cannot cover (no regression for a missing layer) get no rows: an
+    absent prediction is visible in SQL, a made-up one would not be. Commits; returns how many
+    rows were added.
+    """
+    already = select(NetworkPrediction.id).where(
+        NetworkPrediction.predictor_id == predictor.id,
+        NetworkPrediction.space == NetworkMeasurement.space,
+        NetworkPrediction.architecture == NetworkMeasurement.architecture,
+    )
+    query = (
+        select(NetworkMeasurement.space, NetworkMeasurement.architecture)
+        .where(NetworkMeasurement.device_id == predictor.device_id, ~already.exists())
+        .distinct()
+    )
+    if space is not None:
+        query = query.where(NetworkMeasurement.space == space)
+    by_space: dict[str, list[str]] = defaultdict(list)
+    for space_name, architecture in session.execute(query):
+        by_space[space_name].append(architecture)
+    if not by_space:
+        return 0
+    artifact = PredictorArtifact.from_json(predictor.artifact)
+    rows = []
+    for space_name, architectures in sorted(by_space.items()):
+        try:
+            search_space = get_space(space_name)
+            compiled = compile_space(artifact, search_space, predictor.version)
+            archs = np.asarray(
+                [[int(i) for i in a.split(",")] for a in architectures], dtype=np.int64
+            )
+            compiled.check(archs)
+        except (UnknownSearchSpace, MissingLayers, InvalidArchitecture):
+            continue  # this version does not cover the space (or the space is unknown here)
+        latency, uncertainty = compiled.predict(archs)
+        rows += [
+            {
+                "predictor_id": predictor.id,
+                "device_id": predictor.device_id,
+                "space": space_name,
+                "architecture": architecture,
+                "predicted_ms": float(ms),
+                "uncertainty_ms": float(sd),
+            }
+            for architecture, ms, sd in zip(architectures, latency, uncertainty, strict=True)
+        ]
+    if rows:
+        session.execute(insert(NetworkPrediction), rows)
+    session.commit()
+    return len(rows)
+
+
+def record_for_version(session: Session, device_id: int, version: int, space: str) -> int:
+    """:func:`record` for a device's version number; 0 when that version does not exist."""
+    predictor = session.scalar(
+        select(Predictor).where(Predictor.device_id == device_id, Predictor.version == version)
+    )
+    return 0 if predictor is None else record(session, predictor, space)

@@ -1,0 +1,295 @@
+"""The OFA drop-in estimator against a real `hwlat serve` process: the same numbers as
+POST /v1/predict and as OFA's own lookup over our exported table, estimates flagged, one
+request for a whole space, and errors instead of KeyErrors."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from latency_api import HwlatClient, ServiceError
+from latency_api.ofa import EstimatedLatencyWarning, HwlatLatencyTable, PredictorChangedWarning
+from latency_api.schemas.devices import DeviceIn
+from latency_api.schemas.measurements import LayerMeasurementIn, NetworkMeasurementIn
+from models import LayerKey, Op, get_space, parse
+from tests.consumers import ProxylessReference, ofa_net_config
+from tests.live_server import LiveServer, create_token, hwlat_env
+from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+
+# Tests that look for the estimate warnings catch them; elsewhere they are expected noise.
+pytestmark = pytest.mark.filterwarnings("ignore::latency_api.ofa.EstimatedLatencyWarning")
+
+SEED = get_space("spnas-mobilenetv2-224")
+# Never measured on the device: the regression must answer for them, and say so.
+UNMEASURED = ("mbconv_hw28_i40_o40_k5_e6_s1", "mbconv_hw14_i96_o96_k5_e3_s1")
+CALIBRATION_A, CALIBRATION_B = 1.1, 0.4
+
+
+def layer_ms(key: LayerKey) -> float:
+    """A cost that a linear regression over the layer features can learn."""
+    return 2e-6 * key.macs + 1e-8 * key.activation_bytes + 0.02
+
+
+def sum_ms(arch: list[int]) -> float:
+    return sum(layer_ms(k) for k in SEED.network(arch) if k.op is not Op.SKIP)
+
+
+def covering_architectures() -> list[list[int]]:
+    """Every candidate of every layer at least once, then random ones."""
+    counts = SEED.candidate_counts
+    archs = [[c if c < n else 0 for n in counts] for c in range(max(counts))]
+    return archs + [[int(i) for i in a] for a in SEED.sample(15, seed=21)]
+
+
+def non_skip_keys(arch: list[int]) -> list[str]:
+    return [str(k) for k in SEED.network(arch) if k.op is not Op.SKIP]
+
+
+@dataclass
+class Service:
+    url: str
+    token: str
+    device_id: int
+
+
+class CountingTransport(httpx.BaseTransport):
+    """The real transport, counting predict requests."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.predicts = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/predict":
+            self.predicts += 1
+        return self.inner.handle_request(request)
+
+
+def profile(client: HwlatClient, name: str, scale: float = 1.0) -> int:
+    """A device with every seed variant measured but UNMEASURED, calibrated networks, fitted."""
+    device = client.register_device(
+        DeviceIn.model_validate({**HOST_DEVICE, "name": name, "model": name})
+    )
+    layers = [
+        LayerMeasurementIn.model_validate(layer_measurement(str(k), scale * layer_ms(k)))
+        for k in SEED.variants()
+        if str(k) not in UNMEASURED
+    ]
+    client.upload_layers(device.id, layers)
+    archs = [[int(i) for i in a] for a in SEED.sample(12, seed=5)]
+    networks = [
+        NetworkMeasurementIn.model_validate(
+            network_measurement(a, CALIBRATION_A * scale * sum_ms(a) + CALIBRATION_B)
+        )
+        for a in archs
+    ]
+    client.upload_networks(device.id, networks)
+    client.fit_predictor(device.id)
+    return device.id
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    data: Path = tmp_path_factory.mktemp("ofa")
+    env = hwlat_env(data)
+    token = create_token(env, "admin")
+    with LiveServer(env, data / "serve.log") as server, HwlatClient(server.url, token) as client:
+        yield Service(server.url, token, profile(client, "ofa-host"))
+
+
+@pytest.fixture
+def client(service: Service) -> Iterator[HwlatClient]:
+    with HwlatClient(service.url, service.token) as http:
+        yield http
+
+
+def test_a_network_is_the_sum_post_predict_gives_for_its_layers(
+    service: Service, client: HwlatClient
+) -> None:
+    table = HwlatLatencyTable(client, service.device_id)
+    archs = covering_architectures()
+    got = [table.predict_network_latency_given_config(ofa_net_config(SEED, a), 224) for a in archs]
+    served = client.predict_layers(service.device_id, [non_skip_keys(a) for a in archs])
+    assert got == pytest.approx(served.latency_ms, rel=1e-12)
+    assert not set(non_skip_keys(archs[0])) & set(UNMEASURED)
+    assert got[0] == pytest.approx(sum_ms(archs[0]), rel=1e-9)
+
+
+def test_calibrated_answers_are_post_predict_of_the_architecture(
+    service: Service, client: HwlatClient
+) -> None:
+    table = HwlatLatencyTable(client, service.device_id, space=SEED.name, calibrated=True)
+    archs = covering_architectures()
+    got = [table.predict_network_latency_given_config(ofa_net_config(SEED, a), 224) for a in archs]
+    served = client.predict(service.device_id, SEED.name, archs)
+    assert got == pytest.approx(served.latency_ms, rel=1e-12)
+    plain = client.predict_layers(service.device_id, [non_skip_keys(a) for a in archs])
+    assert got == pytest.approx(
+        [CALIBRATION_A * s + CALIBRATION_B for s in plain.latency_ms], rel=1e-6
+    )
+
+
+def test_it_answers_what_ofas_own_lookup_reads_from_the_exported_table(
+    service: Service, client: HwlatClient
+) -> None:
+    exported = client.runtime_table_file(service.device_id, SEED.name, "ofa")
+    reference = ProxylessReference(yaml.safe_load(exported))
+    table = HwlatLatencyTable(client, service.device_id, space=SEED.name)
+    for arch in covering_architectures():
+        config = ofa_net_config(SEED, arch)
+        assert table.predict_network_latency_given_config(config) == pytest.approx(
+            reference.predict_network_latency_given_config(config), rel=1e-12
+        )
+    # Both query forms, as ProxylessNASLatencyTable and MBv3LatencyTable ask.
+    block = ([56, 56, 24], [28, 28, 40])
+    proxyless = table.query("expanded_conv", *block, expand=6, ks=5, stride=2, id_skip=0)
+    mbv3 = table.query("expanded_conv", *block, mid=144, ks=5, stride=2, id_skip=0, se=0, h_swish=0)
+    assert proxyless == mbv3 == pytest.approx(layer_ms(parse("mbconv_hw56_i24_o40_k5_e6_s2")))
+    assert table.query("Conv", [224, 224, 3], [112, 112, 32]) == pytest.approx(
+        layer_ms(parse("conv_hw224_i3_o32_k3_s2"))
+    )
+    assert table.query("Conv_1", [7, 7, 320], [7, 7, 1280]) == pytest.approx(
+        layer_ms(parse("conv_hw7_i320_o1280_k1_s1"))
+    )
+    assert table.query("Logits", [7, 7, 1280], [1000]) == pytest.approx(
+        layer_ms(parse("logits_hw7_i1280_c1000"))
+    )
+
+
+def test_a_layer_never_measured_is_estimated_and_flagged_once(
+    service: Service, client: HwlatClient
+) -> None:
+    table = HwlatLatencyTable(client, service.device_id)
+    args = (
+        "expanded_conv",
+        [28, 28, 40],
+        [28, 28, 40],
+        6,
+        5,
+        1,
+        1,
+    )
+    with pytest.warns(EstimatedLatencyWarning, match=f"{UNMEASURED[0]} was never measured"):
+        first = table.query(*args)
+    assert table.estimated_layers == {UNMEASURED[0]}
+    served = client.predict_layers(service.device_id, [[UNMEASURED[0]]])
+    assert first == served.latency_ms[0]
+    assert [e.layer_key for e in served.estimated_layers] == [UNMEASURED[0]]
+    assert first > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second ask of the same layer warns no more
+        assert table.query(*args) == first
+
+
+def test_a_whole_space_is_one_request_then_answered_from_the_cache(service: Service) -> None:
+    transport = CountingTransport()
+    with HwlatClient(service.url, service.token, transport=transport) as counted:
+        with pytest.warns(EstimatedLatencyWarning):
+            table = HwlatLatencyTable(counted, service.device_id, space=SEED.name)
+        assert transport.predicts == 1
+        assert table.estimated_layers == set(UNMEASURED)
+        for arch in covering_architectures():
+            table.predict_network_latency_given_config(ofa_net_config(SEED, arch))
+        assert transport.predicts == 1
+
+
+def test_the_one_line_switch_in_ofa_style_code(service: Service) -> None:
+    class LatencyModel:
+        """As OFA's ProxylessNASLatencyModel keeps its tables, one per image size."""
+
+        def __init__(self) -> None:
+            self.latency_tables: dict[int, Any] = {}
+
+        def get_efficiency(self, net_config: dict[str, Any], image_size: int) -> float:
+            table = self.latency_tables[image_size]
+            latency: float = table.predict_network_latency_given_config(net_config, image_size)
+            return latency
+
+    model = LatencyModel()
+    # The line: in place of ProxylessNASLatencyTable(url=".../224_lookup_table.yaml").
+    model.latency_tables[224] = HwlatLatencyTable(
+        service.url, service.device_id, token=service.token, space=SEED.name
+    )
+    with model.latency_tables[224] as table:
+        arch = covering_architectures()[0]
+        config = ofa_net_config(SEED, arch)
+        assert model.get_efficiency(config, 224) == pytest.approx(sum_ms(arch), rel=1e-9)
+
+        class Net:  # what predict_network_latency reads of an OFA network object
+            def __init__(self, config: dict[str, Any]) -> None:
+                self.config = config
+
+        assert table.predict_network_latency(Net(config)) == model.get_efficiency(config, 224)
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (
+            lambda t: t.query("AvgPool2D", [7, 7, 960], [1, 1, 960]),
+            "hwlat cannot answer 'AvgPool2D-input:7x7x960-output:1x1x960'",
+        ),
+        (
+            lambda t: t.query("expanded_conv", [56, 56, 24], [28, 28, 40], ks=5, stride=2),
+            "id_skip, expand missing",
+        ),
+        (
+            lambda t: t.query("Conv", [224, 224, 3], [112, 112, 32], kernel=3),
+            "unexpected keyword",
+        ),
+        (
+            lambda t: t.query("expanded_conv", [56, 56, 24], [56, 56, 24], 6, 5, 1, 0),
+            "idskip:0 does not fit",
+        ),
+    ],
+)
+def test_bad_queries_raise_saying_why_not_keyerror(
+    service: Service, client: HwlatClient, call: Any, needle: str
+) -> None:
+    table = HwlatLatencyTable(client, service.device_id)
+    with pytest.raises((ValueError, TypeError), match=needle) as raised:
+        call(table)
+    assert not isinstance(raised.value, KeyError)
+
+
+def test_calibration_is_only_applied_to_networks_of_its_space(
+    service: Service, client: HwlatClient
+) -> None:
+    with pytest.raises(ValueError, match="pass space="):
+        HwlatLatencyTable(client, service.device_id, calibrated=True)
+    tiny = get_space("tiny-64")
+    table = HwlatLatencyTable(client, service.device_id, space=SEED.name, calibrated=True)
+    with pytest.raises(ValueError, match="not one of spnas-mobilenetv2-224"):
+        table.predict_network_latency_given_config(ofa_net_config(tiny, [0] * 4), 64)
+
+
+def test_a_device_without_a_predictor_is_the_services_error(client: HwlatClient) -> None:
+    device = client.register_device(
+        DeviceIn.model_validate({**HOST_DEVICE, "name": "bare", "model": "bare"})
+    )
+    table = HwlatLatencyTable(client, device.id)
+    with pytest.raises(ServiceError) as raised:
+        table.query("Conv", [224, 224, 3], [112, 112, 32])
+    assert raised.value.status == 409
+
+
+def test_a_new_predictor_version_drops_the_cache(client: HwlatClient) -> None:
+    device = profile(client, "refit", scale=1.0)
+    table = HwlatLatencyTable(client, device)
+    stem = ("Conv", [224, 224, 3], [112, 112, 32])
+    before = table.query(*stem)
+    assert table.predictor_version == 1
+    profile(client, "refit", scale=3.0)  # the same device: more measurements, version 2
+    with pytest.warns(PredictorChangedWarning, match="from v1 to v2"):
+        table.query("Conv_1", [7, 7, 320], [7, 7, 1280])
+    assert table.predictor_version == 2
+    after = table.query(*stem)
+    assert after == client.predict_layers(device, [["conv_hw224_i3_o32_k3_s2"]]).latency_ms[0]
+    assert after > before
