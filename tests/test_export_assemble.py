@@ -27,19 +27,47 @@ from models.export.assemble import (
     join_tflite,
     read_metadata,
 )
-from models.layer_key import LayerKey, Op
+from models.layer_key import LayerKey, Op, parse
 from models.spaces import get_space
 from models.tflite_inspect import load_interpreter, operator_names, run_float
 
 pytestmark = pytest.mark.slow
 
-SPNAS = "spnas-mobilenetv2-224"
+
+def network(space: str, arch: tuple[int, ...]) -> tuple[LayerKey, ...]:
+    return get_space(space).network(arch)
+
+
+SPNAS_ARCH = (1, 1, 1, 4, 2, 2, 4, 4, 0, 3, 3, 3, 1, 4, 1, 1, 3, 3, 3, 4)
+
+
 NETWORKS = [
-    pytest.param("tiny-64", (0, 1, 2, 3), id="tiny-0123"),
-    pytest.param("tiny-64", (3, 4, 1, 2), id="tiny-skip"),
-    pytest.param("tiny-64", (2, 4, 0, 4), id="tiny-2skips"),
+    pytest.param(network("tiny-64", (0, 1, 2, 3)), id="tiny-0123"),
+    pytest.param(network("tiny-64", (3, 4, 1, 2)), id="tiny-skip"),
+    pytest.param(network("tiny-64", (2, 4, 0, 4)), id="tiny-2skips"),
     # Skips, and the same key several times in a row (shared weights): both matter here.
-    pytest.param(SPNAS, (1, 1, 1, 4, 2, 2, 4, 4, 0, 3, 3, 3, 1, 4, 1, 1, 3, 3, 3, 4), id="spnas"),
+    pytest.param(
+        network(
+            "spnas-mobilenetv2-224", (1, 1, 1, 4, 2, 2, 4, 4, 0, 3, 3, 3, 1, 4, 1, 1, 3, 3, 3, 4)
+        ),
+        id="spnas",
+    ),
+    # The other operators keys can make: h-swish, swish (LOGISTIC, MUL), squeeze-excitation
+    # (MEAN, LOGISTIC, MUL), a 1x1 feature-mix conv and pooling + classifier (logits).
+    pytest.param(
+        tuple(
+            parse(k)
+            for k in (
+                "conv_hw32_i3_o16_k3_s2_hswish",
+                "mbconv_hw16_i16_o24_k3_e4_s2_se_hswish",
+                "mbconv_hw8_i24_o24_k5_e3_s1_se",
+                "mbconv_hw8_i24_o24_k3_e6_s1_swish",
+                "conv_hw8_i24_o64_k1_s1_hswish",
+                "logits_hw8_i64_c10",
+            )
+        ),
+        id="other-ops",
+    ),
 ]
 OP_NAMES = {value: name for name, value in vars(schema.BuiltinOperator).items() if name.isupper()}
 
@@ -190,11 +218,10 @@ def assert_same_outputs(assembled: bytes, converted: bytes, shape: tuple[int, ..
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-@pytest.mark.parametrize(("space", "arch"), NETWORKS)
+@pytest.mark.parametrize("keys", NETWORKS)
 def test_assembled_network_is_the_converted_network(
-    space: str, arch: tuple[int, ...], precision: str, cache_dir: Path
+    keys: tuple[LayerKey, ...], precision: str, cache_dir: Path
 ) -> None:
-    keys = get_space(space).network(arch)
     assembled = export_keys(keys, "tflite", precision, cache_dir=cache_dir)
     converted = export_keys(keys, "tflite", precision, cache_dir=cache_dir, method="convert")
     assert assembled != converted
@@ -274,8 +301,8 @@ def test_a_wrong_file_in_the_cache_is_caught(cache_dir: Path, tmp_path: Path) ->
     for key in keys:
         export_layer(key, "tflite", cache_dir=cache_dir)
     shutil.copytree(cache_dir, tmp_path / "cache")
-    # The head's file replaced by another head of the same input but 1000 classes.
-    other = export_layer("head_hw8_i32_o128_c1000", "tflite", cache_dir=tmp_path / "cache")
+    # The classifier's file replaced by one of the same input but 1000 classes.
+    other = export_layer("logits_hw8_i128_c1000", "tflite", cache_dir=tmp_path / "cache")
     head = export_layer(keys[-1], "tflite", cache_dir=tmp_path / "cache")
     head.write_bytes(other.read_bytes())
     with pytest.raises(AssemblyError, match=r"maps .* to \(1, 1000\).*delete it and export again"):
