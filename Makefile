@@ -40,7 +40,9 @@ bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_profile
 	$(BIN)/python -m scripts.bench_ingest
 	$(BIN)/python -m scripts.bench_predict
+	$(BIN)/python -m scripts.bench_interference
 	$(BIN)/python -m scripts.bench_accuracy
+	$(BIN)/python -m scripts.bench_accuracy --disturb
 	$(BIN)/python -m scripts.bench_report
 
 clean:

@@ -46,7 +46,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 # Declared for the OpenAPI security scheme; the raw header is read so that a malformed one gets
 # its own message rather than looking missing.
-_bearer = HTTPBearer(auto_error=False, description="API token from `hwlat token create`")
+bearer_scheme = HTTPBearer(auto_error=False, description="API token from `hwlat token create`")
 
 
 def principal_for(
@@ -69,7 +69,7 @@ def _principal(
     request: Request,
     session: ReadSessionDep,
     settings: SettingsDep,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> Principal:
     return principal_for(request, session, settings, request.headers.get("authorization"))
 

@@ -155,6 +155,28 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
             f"| {name} | {100 * m['within_5pct']:.1f}% | {100 * m['within_10pct']:.1f}% | "
             f"{m['mape']:.2f} | {m['rmse_ms']:.3f} | {m['kendall_tau']:.3f} |"
         )
+    floor = data.get("noise_floor") or {}
+    if floor.get("comparisons"):
+        lines.append(
+            f"| the measurement against itself (test-retest, {floor['networks']} networks) | "
+            f"{100 * floor['within_5pct']:.1f}% | {100 * floor['within_10pct']:.1f}% | "
+            f"{floor['mape']:.2f} | | |"
+        )
+    quality = data.get("measurement_quality")
+    if quality:
+        lines += [
+            "",
+            f"Quality gate {'on' if quality['gate'] else 'off'}: "
+            f"{quality['rejected_layer_measurements']} layer and "
+            f"{quality['rejected_network_measurements']} network measurements rejected, "
+            f"{quality['remeasured']} taken again.",
+        ]
+    if data.get("disturbed"):
+        lines += [
+            "",
+            f"A disturber loaded the other CPU in {data['disturbed']['bursts']} bursts of 1.5 s "
+            "during the run (`scripts/disturb.py`).",
+        ]
     held = data["held_out_layers"]
     seconds = data["profiling_seconds"]
     for space, cal in data["predictor_metrics"]["calibration"].items():
@@ -210,10 +232,63 @@ def profile_section(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def interference_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        _run_line(data),
+        "",
+        "The same models (whole networks and layers of `spnas-mobilenetv2-224`, pinned to CPU 0) "
+        f"measured {data['settings']['rounds']} rounds on a quiet machine, then as many while "
+        f"`scripts/disturb.py` loaded CPU 1 in {data['bursts']} bursts of 1.5 s. A window is "
+        "inflated when its median is more than 4% above its model's quiet median. For each "
+        "statistic and threshold: the share of inflated windows it flags (catch) and of clean "
+        "windows it flags (false alarm).",
+        "",
+        "| phase | statistic | threshold | catch | false alarm |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for phase, result in data["phases"].items():
+        for row in result["detectors"]:
+            catch, alarm = row["catch_rate"], row["false_alarm_rate"]
+            lines.append(
+                f"| {phase} | {row['statistic']} | {row['threshold']:g} | "
+                f"{'-' if catch is None else f'{100 * catch:.0f}%'} | "
+                f"{'-' if alarm is None else f'{100 * alarm:.0f}%'} |"
+            )
+    lines += [
+        "",
+        "A model's estimate from three windows (median), against its quiet median, without and "
+        "with the gate at its defaults:",
+        "",
+        "| phase | windows | inflated | rejected | error raw (mean / p90 / max %) | "
+        "error gated (mean / p90 / max %) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for phase, result in data["phases"].items():
+        gate = result["gate_at_defaults"]
+        raw, gated = gate["median_of_3_raw"], gate["median_of_3_gated"]
+        lines.append(
+            f"| {phase} | {result['windows']} | {result['inflated']} | "
+            f"{gate['windows_rejected']} | {_errors(raw)} | {_errors(gated)} |"
+        )
+    return lines
+
+
+def _errors(summary: dict[str, float]) -> str:
+    if not summary.get("n"):
+        return "-"
+    return (
+        f"{summary['mean_abs_error_pct']:.2f} / {summary['p90_abs_error_pct']:.2f} / "
+        f"{summary['max_abs_error_pct']:.2f}"
+    )
+
+
 def other_runs(name: str) -> list[str]:
     """One line per kept earlier run (docs/bench/<name>_*.json) with other settings."""
     lines = []
+    sections = {section for _, section, _ in SECTIONS}
     for path in sorted(BENCH.glob(f"{name}_*.json")):
+        if path.stem in sections:
+            continue
         data = json.loads(path.read_text())
         label = path.stem.removeprefix(f"{name}_")
         if name == "accuracy":
@@ -238,6 +313,8 @@ def other_runs(name: str) -> list[str]:
 
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("Accuracy", "accuracy", accuracy_section),
+    ("Accuracy while a neighbour disturbs", "accuracy_disturbed", accuracy_section),
+    ("Catching interference", "interference", interference_section),
     ("Prediction speed", "predict", predict_section),
     ("Profiling on the host", "profile", profile_section),
     ("Ingest throughput", "ingest", ingest_section),
@@ -258,7 +335,8 @@ def main() -> None:
     for title, name, render in SECTIONS:
         lines += ["", f"## {title}", ""]
         data = _load(name)
-        lines += render(data) if data else [f"Not run yet: `python -m scripts.bench_{name}`."]
+        command = name.replace("_disturbed", " --disturb")
+        lines += render(data) if data else [f"Not run yet: `python -m scripts.bench_{command}`."]
         lines += other_runs(name)
     PAGE.write_text("\n".join(lines) + "\n")
     print(f"wrote {PAGE}")

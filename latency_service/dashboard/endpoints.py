@@ -307,11 +307,13 @@ def history_data(
 
 @data.get("/jobs/states")
 def job_states_data(session: ReadSessionDep, _: DataUser, format: Format = "json") -> Response:
+    """Jobs per status (queued, leased, done, failed)."""
     return table(service.state_rows(session), format, "job-states")
 
 
 @data.get("/jobs/agents")
 def job_agents_data(session: ReadSessionDep, _: DataUser, format: Format = "json") -> Response:
+    """Agents seen, with their jobs by status, retries and last activity."""
     return table(service.agent_rows(session), format, "job-agents")
 
 

@@ -6,11 +6,12 @@ import ipaddress
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 
 from latency_api.schemas.enums import Scope
 from latency_service.auth.service import Principal, require
-from latency_service.deps import ReadSessionDep, SettingsDep, principal_for
+from latency_service.deps import ReadSessionDep, SettingsDep, bearer_scheme, principal_for
 from latency_service.errors import NotAuthenticated
 
 COOKIE = "hwlat_dashboard"
@@ -73,7 +74,19 @@ def _page_principal(request: Request, session: ReadSessionDep, settings: Setting
         raise LoginRequired(here, "that token is unknown or revoked; sign in again") from None
 
 
-def _data_principal(request: Request, session: ReadSessionDep, settings: SettingsDep) -> Principal:
+_cookie_scheme = APIKeyCookie(
+    name=COOKIE, auto_error=False, description="The dashboard's sign-in cookie"
+)
+
+
+def _data_principal(
+    request: Request,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    # Declared so that OpenAPI shows both ways in; the values are read in authorization().
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    _cookie: Annotated[str | None, Security(_cookie_scheme)],
+) -> Principal:
     # Data links answer 401 in the API's error shape rather than a login page.
     return require(principal_for(request, session, settings, authorization(request)), Scope.read)
 
