@@ -28,7 +28,10 @@ class SpeedProbe:
             self._invoke: Callable[[], None] = runner.prepare(model, options, seed=0)
             for _ in range(20):  # warm up the kernels and the caches once
                 self._invoke()
-        self.baseline = ProbeBaseline()
+        # One baseline per side: what ran just before a reading (a model's loading, or its
+        # timed runs) shifts the probe's time, so each side is compared with its own kind.
+        self.before = ProbeBaseline()
+        self.after = ProbeBaseline()
 
     def read_ms(self) -> float:
         """The fastest of a few invocations: what the machine can do right now."""
@@ -40,9 +43,11 @@ class SpeedProbe:
                 best = min(best, (time.perf_counter_ns() - started) / 1e6)
         return best
 
-    def ratio_and_learn(self, *readings_ms: float) -> float | None:
-        """The slowest reading against the baseline (before adding them to it)."""
-        ratios = [r for r in (self.baseline.ratio(x) for x in readings_ms) if r is not None]
-        for reading in readings_ms:
-            self.baseline.add(reading)
+    def ratio_and_learn(self, before_ms: float, after_ms: float) -> float | None:
+        """The slower side against its baseline (taken before adding the readings to it)."""
+        ratios = [
+            r for r in (self.before.ratio(before_ms), self.after.ratio(after_ms)) if r is not None
+        ]
+        self.before.add(before_ms)
+        self.after.add(after_ms)
         return max(ratios) if ratios else None

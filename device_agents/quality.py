@@ -131,14 +131,15 @@ class Gate:
 
 @dataclass
 class ProbeBaseline:
-    """The probe's undisturbed time: a low quantile of its recent readings.
+    """The probe's usual time: the median of its recent readings.
 
-    Bursts last seconds and probes come every few hundred milliseconds, so a burst is a
-    minority of the window of readings; a low quantile ignores it yet follows slow drift.
+    Bursts last a second or two and probes come every few hundred milliseconds, so a burst is
+    a minority of the readings and the median ignores it; a load that stays (a slower machine
+    for minutes) moves the median with it, and is no burst to re-measure around.
     """
 
     window: int = 60
-    quantile: float = 0.2
+    quantile: float = 0.5
     _readings: deque[float] = field(default_factory=deque, init=False, repr=False)
 
     def add(self, reading_ms: float) -> None:

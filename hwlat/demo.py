@@ -124,14 +124,27 @@ def _pipeline(
     typer.echo("[3/4] fitting the predictor on the layers and the calibration networks")
     predictor = client.fit_predictor(device_id, FitIn(holdout={space.name: validation}))
 
-    typer.echo(f"[4/4] validating it on the {len(validation)} other networks")
+    # A network whose every attempt the gate rejected (its retries spent) has no value to
+    # validate against; it is counted, not guessed.
+    accepted = {
+        tuple(m.architecture)
+        for m in client.iter_network_measurements(
+            device_id=device_id, space=space.name, accepted=True
+        )
+    }
+    measured = [a for a in validation if tuple(a) in accepted]
+    typer.echo(f"[4/4] validating it on the {len(measured)} other networks")
     result = client.validate(
         device_id,
         ValidationIn(
             space=space.name,
             predictor_version=predictor.version,
-            architectures=validation,
-            details={"seed": seed, "interleaved_with_calibration": True},
+            architectures=measured,
+            details={
+                "seed": seed,
+                "interleaved_with_calibration": True,
+                "validation_networks_without_accepted_measurement": len(validation) - len(measured),
+            },
         ),
     )
     device = client.get_device(device_id)
@@ -160,6 +173,7 @@ def _pipeline(
                 for job in client.iter_jobs(device_id=device_id)
             ),
             "network_jobs": len(jobs),
+            "validation_networks_without_accepted_measurement": len(validation) - len(measured),
         },
         "profiling_seconds": {
             "layers_export": profile_layers[0],

@@ -33,7 +33,7 @@ def test_a_repeat_far_above_the_others_is_the_outlier() -> None:
 
 
 def test_the_probe_baseline_ignores_a_burst_and_follows_drift() -> None:
-    baseline = ProbeBaseline(window=20, quantile=0.2)
+    baseline = ProbeBaseline(window=20)
     assert baseline.ratio(1.0) is None  # too few readings yet
     for _ in range(14):
         baseline.add(0.10)
