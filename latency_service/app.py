@@ -5,11 +5,14 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
 from latency_service import health, http_errors
 from latency_service.auth.endpoints import router as tokens_router
 from latency_service.auth.service import TokenCache
+from latency_service.auth.throttle import FailedAuthThrottle
+from latency_service.body_limit import BodyLimit
 from latency_service.db import READ_ONLY, make_engine, session_factory
 from latency_service.devices.endpoints import router as devices_router
 from latency_service.jobs.endpoints import router as jobs_router
@@ -34,12 +37,28 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.read_session_factory = session_factory(engine.execution_options(**READ_ONLY))
     app.state.token_cache = TokenCache(ttl_s=settings.token_cache_s)
     app.state.predictor_cache = CompiledCache(version_ttl_s=settings.predictor_refresh_s)
+    app.state.auth_throttle = FailedAuthThrottle(
+        settings.auth_failure_limit, settings.auth_failure_window_s
+    )
     http_errors.install(app)
-    app.include_router(health.router)
-    app.include_router(tokens_router)
-    app.include_router(devices_router)
-    app.include_router(measurements_router)
-    app.include_router(jobs_router)
-    app.include_router(predictors_router)
-    app.include_router(validations_router)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Bearer tokens, not cookies: no credentials mode is needed for browser clients.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
+    app.include_router(health.router, responses=http_errors.GENERAL_ERRORS)
+    for router in (
+        tokens_router,
+        devices_router,
+        measurements_router,
+        jobs_router,
+        predictors_router,
+        validations_router,
+    ):
+        app.include_router(router, responses=http_errors.ERROR_RESPONSES)
     return app

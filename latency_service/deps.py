@@ -18,6 +18,8 @@ from latency_service.auth.service import (
     bearer_secret,
     require,
 )
+from latency_service.auth.throttle import FailedAuthThrottle
+from latency_service.errors import NotAuthenticated
 from latency_service.settings import Settings
 
 
@@ -57,12 +59,22 @@ def _principal(
 ) -> Principal:
     if settings.auth_disabled:
         return LOCAL_PRINCIPAL
+    throttle: FailedAuthThrottle = request.app.state.auth_throttle
+    address = request.client.host if request.client else "unknown"
+    throttle.check(address)
+    header = request.headers.get("authorization")
     cache: TokenCache = request.app.state.token_cache
-    secret = bearer_secret(request.headers.get("authorization"))
-    principal = cache.get(secret)
-    if principal is None:
-        principal = authenticate(session, secret)
-        cache.put(secret, principal)
+    try:
+        secret = bearer_secret(header)
+        principal = cache.get(secret)
+        if principal is None:
+            principal = authenticate(session, secret)
+            cache.put(secret, principal)
+    except NotAuthenticated:
+        # A missing header is no guess; a wrong, revoked or malformed token is.
+        if header:
+            throttle.failed(address)
+        raise
     return principal
 
 
