@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.orm import Session
 
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
@@ -77,3 +77,12 @@ def network_rows(session: Session, device_id: int, space: str | None = None) -> 
         query = query.where(NetworkMeasurement.space == space)
     rows: Sequence[Any] = session.execute(query.order_by(NetworkMeasurement.id)).all()
     return rows
+
+
+def drop_job_uploads(session: Session, job_id: int) -> int:
+    """Delete what was uploaded under any lease of this job; the number of rows."""
+    dropped = 0
+    for table in (LayerMeasurement, NetworkMeasurement):
+        result = session.execute(delete(table).where(table.job_id == job_id))
+        dropped += int(getattr(result, "rowcount", 0) or 0)
+    return dropped

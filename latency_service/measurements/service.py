@@ -64,7 +64,8 @@ def ingest(
         # Checked (and the job row locked) in the same transaction as the insert, so an agent
         # whose lease ran out while it measured cannot store a second copy of the work.
         jobs.held(session, batch.job.id, batch.job.lease_token)
-    rows = [_row(batch.device_id, item, idempotency_key) for item in batch.measurements]
+    job_id = batch.job.id if batch.job is not None else None
+    rows = [_row(batch.device_id, item, idempotency_key, job_id) for item in batch.measurements]
     ids = repository.insert_many(session, table, rows)
     answer = IngestOut(stored=len(ids), ids=ids, idempotency_key=idempotency_key)
     if idempotency_key is not None:
@@ -108,12 +109,13 @@ def _request_digest(endpoint: str, batch: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _row(device_id: int, item: BaseModel, key: str | None) -> dict[str, Any]:
+def _row(device_id: int, item: BaseModel, key: str | None, job_id: int | None) -> dict[str, Any]:
     row = item.model_dump(exclude_none=True)
     if "architecture" in row:
         row["architecture"] = ",".join(str(i) for i in row["architecture"])
     row["device_id"] = device_id
     row["idempotency_key"] = key
+    row["job_id"] = job_id
     return row
 
 

@@ -32,6 +32,9 @@ class _Statistics:
     measured_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The job whose lease this was uploaded under: if that lease never completes, the rows are
+    # dropped when the job is leased again, so a job's work is stored once.
+    job_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
 
 
 class LayerMeasurement(_Statistics, Base):
