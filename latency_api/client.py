@@ -90,7 +90,7 @@ class HwlatClient:
         token: str | None = None,
         *,
         timeout_s: float = 30.0,
-        retries: int = 4,
+        retries: int = 6,
         backoff_s: float = 0.5,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from latency_api.schemas.enums import Scope
@@ -19,21 +21,42 @@ from latency_service.auth.service import (
     require,
 )
 from latency_service.auth.throttle import FailedAuthThrottle
+from latency_service.db_errors import is_unavailable
 from latency_service.errors import NotAuthenticated
 from latency_service.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+    session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        _close(session)
 
 
 def get_read_session(request: Request) -> Iterator[Session]:
     """A session for requests that only read: on SQLite its transaction takes no write lock."""
     # Bound to the engine with the read-only option, so no connection is taken until a
     # query needs one (a predict answered from caches needs none).
-    with request.app.state.read_session_factory() as session:
+    session = request.app.state.read_session_factory()
+    try:
         yield session
+    finally:
+        _close(session)
+
+
+def _close(session: Session) -> None:
+    """Close after the answer is decided (often already sent). A connection the database
+    dropped meanwhile fails the closing rollback; there is nothing left to roll back then, and
+    raising would cut off an answer that is right."""
+    try:
+        session.close()
+    except SQLAlchemyError as error:
+        if not is_unavailable(error):
+            raise
+        log.warning("session closed on a lost database connection: %s", type(error).__name__)
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -128,6 +128,19 @@ class ServiceProcess:
             raise ServerFailed(f"no exit within {timeout}s of SIGTERM; killed\n{self.log_tail()}")
         return returncode
 
+    def kill(self) -> None:
+        """SIGKILL the server and its workers at once, as a crash or an OOM kill would: no
+        shutdown, no finished requests, no closed connections."""
+        process, self.process = self.process, None
+        if process is None:
+            raise ServerFailed("not running")
+        _kill_group(process.pid)
+        process.wait(STOP_TIMEOUT_S)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
     def close(self) -> None:
         """Stop if running, never raising: for finalisers."""
         if self.process is not None:
