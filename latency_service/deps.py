@@ -6,11 +6,12 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.common import MAX_ID
 from latency_api.schemas.enums import Scope
 from latency_service.auth.service import (
     LOCAL_PRINCIPAL,
@@ -63,6 +64,10 @@ def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
+
+# Ids in paths and filters, in the stores' 32-bit range (a larger one is a 422, not a 500).
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 SessionDep = Annotated[Session, Depends(get_session)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]

@@ -42,6 +42,7 @@ def _documented(description: str) -> dict[str, Any]:
 # Every error answer any route can give, documented with the contract's shape so that the
 # OpenAPI schema describes what clients really get (FastAPI's default 422 shape is not ours).
 GENERAL_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _documented("A body that cannot be read (not UTF-8, not the declared type)"),
     413: _documented("Request body over HWLAT_MAX_BODY_BYTES"),
     422: _documented("Invalid input: what is wrong and how to fix it"),
     503: _documented("The database does not answer; repeat the request later"),

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from latency_api.schemas.common import MAX_ID, Id, Int32
 from latency_api.schemas.jobs import JobRef
 from latency_api.schemas.spaces import space_by_name
 from models import parse
@@ -20,7 +21,7 @@ ExportFormat = Literal["csv", "json"]
 class Statistics(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(ge=1, description="Number of timed runs")
+    count: int = Field(ge=1, le=MAX_ID, description="Number of timed runs")
     median_ms: PositiveMs
     mean_ms: PositiveMs
     std_ms: NonNegativeMs
@@ -84,7 +85,7 @@ class LayerMeasurementIn(Statistics):
 
 class NetworkMeasurementIn(Statistics):
     space: str = Field(max_length=100, examples=["spnas-mobilenetv2-224"])
-    architecture: list[int] = Field(max_length=1000, examples=[[0, 1, 4, 2] * 5])
+    architecture: list[Int32] = Field(max_length=1000, examples=[[0, 1, 4, 2] * 5])
 
     @model_validator(mode="after")
     def _fits_space(self) -> Self:
@@ -98,7 +99,7 @@ class LayerBatchIn(BaseModel):
         json_schema_extra={"examples": [{"device_id": 1, "measurements": [LAYER_EXAMPLE]}]},
     )
 
-    device_id: int
+    device_id: Id
     measurements: list[LayerMeasurementIn] = Field(min_length=1)
     job: JobRef | None = Field(
         default=None, description="The leased job this upload belongs to; checked atomically"
@@ -130,7 +131,7 @@ class NetworkBatchIn(BaseModel):
         },
     )
 
-    device_id: int
+    device_id: Id
     measurements: list[NetworkMeasurementIn] = Field(min_length=1)
     job: JobRef | None = None
 

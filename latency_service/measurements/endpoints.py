@@ -15,7 +15,15 @@ from latency_api.schemas.measurements import (
     NetworkBatchIn,
     NetworkMeasurementOut,
 )
-from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep, SettingsDep
+from latency_service.deps import (
+    IdFilter,
+    IdPath,
+    IngestToken,
+    ReadSessionDep,
+    ReadToken,
+    SessionDep,
+    SettingsDep,
+)
 from latency_service.measurements import service
 from latency_service.measurements.tables import LayerMeasurement, NetworkMeasurement
 
@@ -73,7 +81,7 @@ def ingest_networks(
 def list_layers(
     session: ReadSessionDep,
     _: ReadToken,
-    device_id: int | None = None,
+    device_id: IdFilter = None,
     layer_key: str | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
@@ -94,7 +102,7 @@ def list_layers(
 def list_networks(
     session: ReadSessionDep,
     _: ReadToken,
-    device_id: int | None = None,
+    device_id: IdFilter = None,
     space: str | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
@@ -111,7 +119,7 @@ def export_layers(
     session: ReadSessionDep,
     _: ReadToken,
     format: ExportFormat = "csv",
-    device_id: int | None = None,
+    device_id: IdFilter = None,
 ) -> StreamingResponse:
     """Every layer measurement (filtered by device) as CSV or JSON."""
     rows = service.export_rows(session, LayerMeasurement, format, device_id=device_id)
@@ -123,7 +131,7 @@ def export_networks(
     session: ReadSessionDep,
     _: ReadToken,
     format: ExportFormat = "csv",
-    device_id: int | None = None,
+    device_id: IdFilter = None,
 ) -> StreamingResponse:
     """Every network measurement (filtered by device) as CSV or JSON."""
     rows = service.export_rows(session, NetworkMeasurement, format, device_id=device_id)
@@ -131,6 +139,6 @@ def export_networks(
 
 
 @router.get("/v1/devices/{device_id}/layers", response_model=list[LayerCurrent])
-def current_layers(device_id: int, session: ReadSessionDep, _: ReadToken) -> list[LayerCurrent]:
+def current_layers(device_id: IdPath, session: ReadSessionDep, _: ReadToken) -> list[LayerCurrent]:
     """The current value of every measured layer of a device, outliers flagged."""
     return service.current_layers(session, device_id)

@@ -5,7 +5,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import Field
 
+from latency_api.schemas.common import MAX_ID
 from latency_api.schemas.predictors import (
     FitIn,
     PredictIn,
@@ -15,7 +17,7 @@ from latency_api.schemas.predictors import (
     PredictOut,
     TableFormat,
 )
-from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
+from latency_service.deps import AdminToken, IdPath, ReadSessionDep, ReadToken, SessionDep
 from latency_service.errors import Conflict, InvalidInput
 from latency_service.predictors import service
 from latency_service.predictors.predict import predict
@@ -37,7 +39,7 @@ CacheDep = Annotated[CompiledCache, Depends(get_cache)]
 
 @router.post("/v1/devices/{device_id}/predictors", response_model=PredictorOut, status_code=201)
 def fit_predictor(
-    device_id: int,
+    device_id: IdPath,
     session: SessionDep,
     cache: CacheDep,
     _: AdminToken,
@@ -51,7 +53,7 @@ def fit_predictor(
 
 
 @router.get("/v1/devices/{device_id}/predictors", response_model=PredictorList)
-def list_predictors(device_id: int, session: ReadSessionDep, _: ReadToken) -> PredictorList:
+def list_predictors(device_id: IdPath, session: ReadSessionDep, _: ReadToken) -> PredictorList:
     """The device's predictor versions, oldest first, with their fit metrics."""
     versions = service.list_versions(session, device_id)
     return PredictorList(items=[PredictorOut.model_validate(p) for p in versions])
@@ -63,8 +65,11 @@ def list_predictors(device_id: int, session: ReadSessionDep, _: ReadToken) -> Pr
     responses={409: {"description": "`latest` asked of a device without a predictor"}},
 )
 def get_predictor(
-    device_id: int,
-    version: Annotated[int | Literal["latest"], Path(description="A version number, or `latest`")],
+    device_id: IdPath,
+    version: Annotated[
+        Annotated[int, Field(ge=1, le=MAX_ID)] | Literal["latest"],
+        Path(description="A version number, or `latest`"),
+    ],
     session: ReadSessionDep,
     _: ReadToken,
 ) -> PredictorArtifactOut:
@@ -93,7 +98,7 @@ def predict_latency(
     responses={200: {"content": {"application/json": {}, "application/yaml": {}}}},
 )
 def runtime_table(
-    device_id: int,
+    device_id: IdPath,
     session: ReadSessionDep,
     cache: CacheDep,
     _: ReadToken,
@@ -138,7 +143,7 @@ def runtime_table(
 
 @router.post("/v1/devices/{device_id}/runtime-table", response_model=PredictorOut, status_code=201)
 def import_runtime_table(
-    device_id: int,
+    device_id: IdPath,
     session: SessionDep,
     cache: CacheDep,
     _: AdminToken,

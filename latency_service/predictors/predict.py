@@ -103,11 +103,12 @@ def _by_layers(session: Session, cache: CompiledCache, request: PredictIn) -> Pr
         found = lookup(artifact, keys)
     except MissingLayers as error:
         raise PredictorIncomplete(f"predictor v{version}: {error}") from None
-    bounds = np.cumsum([0] + [len(network) for network in networks])
-    sums = np.add.reduceat(found.ms, bounds[:-1]) if keys else np.zeros(len(networks))
-    variances = np.add.reduceat(found.var, bounds[:-1]) if keys else np.zeros(len(networks))
-    sums[bounds[:-1] == bounds[1:]] = 0.0  # reduceat repeats a value for empty networks
-    variances[bounds[:-1] == bounds[1:]] = 0.0
+    lengths = [len(network) for network in networks]
+    bounds = np.cumsum([0, *lengths])
+    # Which network each key belongs to; bincount sums per network, empty ones included.
+    owner = np.repeat(np.arange(len(networks)), lengths)
+    sums = np.bincount(owner, weights=found.ms, minlength=len(networks))
+    variances = np.bincount(owner, weights=found.var, minlength=len(networks))
     latency = calibration.a * sums + calibration.b
     uncertainty = np.sqrt(
         calibration.a**2 * variances + (latency * calibration.residual_rms_rel) ** 2

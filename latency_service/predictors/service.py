@@ -77,7 +77,12 @@ def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) 
         c.layer_key: LayerEntry(c.median_ms, "measured", c.n_used, c.spread_pct) for c in current
     }
     networks = _network_samples(session, device_id, holdout)
-    artifact = fit_predictor(layers, networks)
+    try:
+        artifact = fit_predictor(layers, networks)
+    except MissingLayers as error:
+        raise PredictorIncomplete(
+            f"cannot calibrate device {device_id} on its measured networks: {error}"
+        ) from None
     training = {
         "layers": {k: v.ms for k, v in sorted(layers.items())},
         "networks": {
