@@ -79,7 +79,8 @@ class CompiledSpace:
     @property
     def offsets(self) -> npt.NDArray[np.int64]:
         """Where each layer's row starts in the flattened (layer, candidate) table."""
-        return np.arange(self.space.num_layers, dtype=np.int64) * self.table_ms.shape[1]
+        starts: npt.NDArray[np.int64] = np.arange(self.space.num_layers, dtype=np.int64)
+        return starts * int(self.table_ms.shape[1])
 
     def _gather(
         self, table: npt.NDArray[np.float64], archs: npt.NDArray[np.int64]
