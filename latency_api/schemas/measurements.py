@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 from latency_api.schemas.common import MAX_ID, Id, Int32
 from latency_api.schemas.jobs import JobRef
@@ -39,7 +47,8 @@ class Statistics(BaseModel):
     frequencies_khz: dict[str, int] | None = None
     agent_version: str = Field(default="", max_length=64)
     tool_version: str = Field(default="", max_length=64)
-    measured_at: datetime | None = None
+    # With a zone: a naive time would be read in whatever zone the database is in.
+    measured_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -3,7 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from sqlalchemy import JSON, Select, delete, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
@@ -12,9 +16,63 @@ MeasurementTable = type[LayerMeasurement] | type[NetworkMeasurement]
 
 
 def insert_many(session: Session, table: MeasurementTable, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert in one statement batch (insertmanyvalues), returning ids in input order."""
+    """Insert in the session's transaction (all or nothing); the new ids in input order.
+
+    PostgreSQL takes the rows through COPY, with ids drawn from the table's sequence first:
+    a batch of 1,000 parsed as one INSERT with 20,000 parameters costs several times more.
+    SQLite takes one statement batch (insertmanyvalues).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy(session, table, rows)
     result = session.execute(insert(table).returning(table.id, sort_by_parameter_order=True), rows)
     return list(result.scalars())
+
+
+def _copy(session: Session, table: MeasurementTable, rows: list[dict[str, Any]]) -> list[int]:
+    name = table.__tablename__
+    connection = session.connection()
+    ids = sorted(
+        connection.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": name, "n": len(rows)},
+        ).scalars()
+    )
+    id_column = table.__table__.c.id
+    columns = [id_column, *(c for c in table.__table__.columns if c is not id_column)]
+    defaults = {c.name: _default(c) for c in columns if c.name != "id"}
+    json_columns = {c.name for c in columns if isinstance(c.type, JSON)}
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    )
+    raw = connection.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError(f"COPY needs a psycopg connection, not {type(raw).__name__}")
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row_id, row in zip(ids, rows, strict=True):
+                values: list[Any] = [row_id]
+                for column in columns[1:]:
+                    value = row[column.name] if column.name in row else defaults[column.name]()
+                    if column.name in json_columns and value is not None:
+                        value = Jsonb(value)
+                    values.append(value)
+                copy.write_row(values)
+    except psycopg.Error as error:
+        # As SQLAlchemy would have raised it, so that a lost connection is still a 503.
+        raise DBAPIError.instance("COPY", None, error, psycopg.Error) from error
+    return ids
+
+
+def _default(column: Any) -> Any:
+    """The column's Python-side default as a function of nothing (COPY applies none)."""
+    default = column.default
+    if default is None:
+        return lambda: None
+    if default.is_callable:
+        return lambda: default.arg(None)
+    return lambda: default.arg
 
 
 def get_ingest_request(session: Session, key: str) -> IngestRequest | None:
