@@ -288,9 +288,9 @@ def main() -> None:
             for backend in backends
             for size in batch_sizes
         ]
-        out = args.out or OUT.with_name("ingest_agents.json")
+        out = args.out or OUT.with_name("concurrent_ingest.json")
         report_agents = {
-            "benchmark": "ingest_agents",
+            "benchmark": "concurrent_ingest",
             "command": f"python -m scripts.bench_ingest --agents {args.agents} --workers "
             f"{args.workers} --batches {args.batches} --backends {args.backends} "
             f"--batch-sizes {args.batch_sizes}",
