@@ -99,7 +99,6 @@ def test_fit_with_networks_whose_layers_are_unknown_is_409_not_500(
         ("/v1/devices/2147483648", None),
         ("/v1/devices/1/predictors/99999999999", None),
         ("/v1/predict", {"device_id": 2**40, "layers": [[]]}),
-        ("/v1/predict", {"device_id": 1, "space": "tiny-64", "architectures": [[2**63, 0, 0, 0]]}),
         (
             "/v1/measurements/layers",
             {"device_id": 1, "measurements": [layer_measurement(count=2**40)]},
@@ -219,6 +218,12 @@ def test_unmeasured_layers_come_from_the_regression_and_are_named(
     [
         ({"space": "tiny-64", "architectures": [[0, 0, 9, 0]]}, 422, "invalid_input", "position 2"),
         ({"space": "tiny-64", "architectures": [[0, 0, 0]]}, 422, "invalid_input", "3 entries"),
+        (
+            {"space": "tiny-64", "architectures": [[2**64, 0, 0, 0]]},
+            422,
+            "invalid_input",
+            "64 bits",
+        ),
         (
             {"space": "tiny-64", "architectures": [[0, 0, 0, -1]]},
             422,

@@ -79,7 +79,9 @@ class PredictIn(BaseModel):
 
     device_id: Id
     space: str | None = Field(default=None, description="Needed with `architectures`")
-    architectures: list[list[Int32]] | None = Field(
+    # Plain ints: 200,000 of them per large request, each checked once by the service in NumPy
+    # (range per position) rather than twice per element here.
+    architectures: list[list[int]] | None = Field(
         default=None, description="One candidate index per searchable layer, per architecture"
     )
     layers: list[list[str]] | None = Field(

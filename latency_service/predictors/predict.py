@@ -49,7 +49,13 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
             f"architecture {bad} has {len(rows[bad])} entries; {space.name} has "
             f"{space.num_layers} searchable layers"
         )
-    archs = np.asarray(rows, dtype=np.int64).reshape(len(rows), space.num_layers)
+    try:
+        archs = np.asarray(rows, dtype=np.int64).reshape(len(rows), space.num_layers)
+    except OverflowError:
+        raise InvalidInput(
+            f"a candidate index is beyond 64 bits; {space.name} has at most "
+            f"{max(space.candidate_counts)} candidates per layer"
+        ) from None
     try:
         compiled.check(archs)
     except InvalidArchitecture as error:
