@@ -4,6 +4,9 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY requirements/service.lock ./requirements/
+# The locked versions only, each checked against its hash (make lock regenerates the file).
+RUN pip install --require-hashes -r requirements/service.lock
 COPY hwlat ./hwlat
 COPY models ./models
 COPY predictor ./predictor
@@ -11,7 +14,7 @@ COPY latency_api ./latency_api
 COPY latency_service ./latency_service
 COPY device_agents ./device_agents
 COPY migrations ./migrations
-RUN pip install '.[service]'
+RUN pip install --no-deps .
 
 RUN useradd --create-home hwlat
 USER hwlat
