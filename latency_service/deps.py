@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -29,15 +30,20 @@ from latency_service.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def get_session(request: Request) -> Iterator[Session]:
+# The dependencies below are coroutines wherever they need no I/O: FastAPI runs every plain
+# function dependency in a worker thread, and those hand-offs were most of the cost of a
+# predict answered from caches. Database work still happens in worker threads.
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     session = request.app.state.session_factory()
     try:
         yield session
     finally:
-        _close(session)
+        await _close_off_loop(session)
 
 
-def get_read_session(request: Request) -> Iterator[Session]:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
     """A session for requests that only read: on SQLite its transaction takes no write lock."""
     # Bound to the engine with the read-only option, so no connection is taken until a
     # query needs one (a predict answered from caches needs none).
@@ -45,7 +51,14 @@ def get_read_session(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
-        _close(session)
+        await _close_off_loop(session)
+
+
+async def _close_off_loop(session: Session) -> None:
+    if session.in_transaction():
+        await run_in_threadpool(_close, session)  # a rollback: database I/O
+    else:
+        _close(session)  # nothing was asked of the database: no I/O
 
 
 def _close(session: Session) -> None:
@@ -60,7 +73,7 @@ def _close(session: Session) -> None:
         log.warning("session closed on a lost database connection: %s", type(error).__name__)
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -79,7 +92,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 _bearer = HTTPBearer(auto_error=False, description="API token from `hwlat token create`")
 
 
-def _principal(
+async def _principal(
     request: Request,
     session: ReadSessionDep,
     settings: SettingsDep,
@@ -96,7 +109,7 @@ def _principal(
         secret = bearer_secret(header)
         principal = cache.get(secret)
         if principal is None:
-            principal = authenticate(session, secret)
+            principal = await run_in_threadpool(authenticate, session, secret)
             cache.put(secret, principal)
     except NotAuthenticated:
         # A missing header is no guess; a wrong, revoked or malformed token is.
@@ -106,8 +119,8 @@ def _principal(
     return principal
 
 
-def scoped(scope: Scope) -> Callable[..., Principal]:
-    def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+def scoped(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         return require(principal, scope)
 
     return dependency

@@ -30,7 +30,7 @@ from predictor.compiled import MissingLayers, lookup
 router = APIRouter(tags=["predictors"])
 
 
-def get_cache(request: Request) -> CompiledCache:
+async def get_cache(request: Request) -> CompiledCache:
     cache: CompiledCache = request.app.state.predictor_cache
     return cache
 
