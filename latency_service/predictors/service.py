@@ -234,6 +234,15 @@ class CompiledCache:
         self._latest[device_id] = (latest, now + self._version_ttl_s)
         return latest
 
+    def answers_from_memory(self, device_id: int) -> bool:
+        """Whether the device's newest version and its artifact are known without asking the
+        database (so a predict needs no I/O and may run on the event loop)."""
+        cached = self._latest.get(device_id)
+        if cached is None or cached[0] is None or cached[1] <= time.monotonic():
+            return False
+        artifact = self._artifacts.get(device_id)
+        return artifact is not None and artifact[0] == cached[0][1]
+
     def forget(self, device_id: int) -> None:
         """Drop the remembered newest version (this worker just stored a new one)."""
         self._latest.pop(device_id, None)
