@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -89,7 +90,13 @@ class LayerMeasurementIn(Statistics):
     @field_validator("layer_key")
     @classmethod
     def _canonical_key(cls, value: str) -> str:
-        return str(parse(value))
+        return _canonical(value)
+
+
+@lru_cache(maxsize=8192)
+def _canonical(key: str) -> str:
+    # A batch repeats the few dozen keys of a space many times; each is parsed once.
+    return str(parse(key))
 
 
 class NetworkMeasurementIn(Statistics):

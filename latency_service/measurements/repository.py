@@ -40,11 +40,15 @@ def _copy(session: Session, table: MeasurementTable, rows: list[dict[str, Any]])
         ).scalars()
     )
     id_column = table.__table__.c.id
-    columns = [id_column, *(c for c in table.__table__.columns if c is not id_column)]
-    defaults = {c.name: _default(c) for c in columns if c.name != "id"}
-    json_columns = {c.name for c in columns if isinstance(c.type, JSON)}
+    columns = [c for c in table.__table__.columns if c is not id_column]
+    # Python-side defaults (timestamps, empty strings), which COPY does not apply: evaluated
+    # once for the batch, as one upload is stored at one moment.
+    fill = {c.name: _default(c) for c in columns}
+    names = [c.name for c in columns]
+    json_positions = [i + 1 for i, c in enumerate(columns) if isinstance(c.type, JSON)]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        sql.Identifier(name),
+        sql.SQL(", ").join(sql.Identifier(n) for n in ["id", *names]),
     )
     raw = connection.connection.driver_connection
     if not isinstance(raw, psycopg.Connection):
@@ -52,12 +56,10 @@ def _copy(session: Session, table: MeasurementTable, rows: list[dict[str, Any]])
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row_id, row in zip(ids, rows, strict=True):
-                values: list[Any] = [row_id]
-                for column in columns[1:]:
-                    value = row[column.name] if column.name in row else defaults[column.name]()
-                    if column.name in json_columns and value is not None:
-                        value = Jsonb(value)
-                    values.append(value)
+                values = [row_id, *(row.get(n, fill[n]) for n in names)]
+                for i in json_positions:
+                    if values[i] is not None:
+                        values[i] = Jsonb(values[i])
                 copy.write_row(values)
     except psycopg.Error as error:
         # As SQLAlchemy would have raised it, so that a lost connection is still a 503.
@@ -66,13 +68,11 @@ def _copy(session: Session, table: MeasurementTable, rows: list[dict[str, Any]])
 
 
 def _default(column: Any) -> Any:
-    """The column's Python-side default as a function of nothing (COPY applies none)."""
+    """The value of the column's Python-side default now; None without one."""
     default = column.default
     if default is None:
-        return lambda: None
-    if default.is_callable:
-        return lambda: default.arg(None)
-    return lambda: default.arg
+        return None
+    return default.arg(None) if default.is_callable else default.arg
 
 
 def get_ingest_request(session: Session, key: str) -> IngestRequest | None:
