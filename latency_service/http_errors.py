@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from latency_api.schemas.common import ErrorOut
 from latency_service import errors
-from latency_service.db_errors import is_unavailable, unavailable
+from latency_service.db_errors import bad_data, is_bad_data, is_unavailable, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ def install(app: FastAPI) -> None:
             # Logged without the statement: its parameters may hold secrets' hashes or data.
             log.warning("database unavailable: %s", type(exc).__name__)
             return domain_response(unavailable(exc))
+        if is_bad_data(exc):
+            return domain_response(bad_data(exc))
         return unexpected(exc)
 
     @app.exception_handler(RequestValidationError)

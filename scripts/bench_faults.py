@@ -33,7 +33,7 @@ def main() -> None:
     for name, scenario in scenarios.items():
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"hwlat-{name}-") as tmp:
-            results[name] = scenario(Path(tmp)) | {"seconds": round(time.monotonic() - started, 1)}
+            results[name] = scenario(Path(tmp)) | {"wall_s": round(time.monotonic() - started, 1)}
         print(f"{name}: {json.dumps(results[name])[:300]}")
     report = {
         "benchmark": "faults",

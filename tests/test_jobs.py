@@ -319,6 +319,22 @@ def test_work_of_a_lease_that_never_completed_is_stored_once(
     ]
 
 
+def test_text_the_database_cannot_store_is_422_not_500(
+    client: TestClient, tokens: dict[str, Headers], device: int, backend: str
+) -> None:
+    """Found by Schemathesis: a NUL character in the agent's name broke PostgreSQL's UPDATE of
+    the leased job (SQLite stores it)."""
+    new_job(client, tokens, device_id=device)
+    body = {"device_id": device, "agent": "agent\u0000one", "lease_seconds": 60}
+    response = client.post("/v1/jobs/claim", json=body, headers=tokens["ingest"])
+    if backend == "postgresql":
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_input"
+        assert "NUL" in response.json()["detail"]
+    else:
+        assert response.status_code == 200, response.text
+
+
 # -- several agents at once, on committed data ---------------------------------------------
 
 
