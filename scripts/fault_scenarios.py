@@ -256,7 +256,9 @@ def kill_agent_mid_job(workdir: Path, *, lease_s: float = 3.0) -> dict[str, Any]
                 JobIn(
                     selector=DeviceSelector(name="fault-agent"),
                     payload=ProfileLayers(layer_keys=keys),
-                    timing=JobTiming(warmup_runs=1, num_runs=5),
+                    # At least 5 s of measuring (20 layers x 0.25 s): the kill lands mid-job
+                    # however fast the machine and however warm the export cache.
+                    timing=JobTiming(warmup_runs=1, num_runs=5, min_secs=0.25),
                 )
             )
             first_log = (workdir / "agent-1.log").open("wb")

@@ -131,7 +131,9 @@ def fuzz_section(data: dict[str, Any]) -> list[str]:
         "candidate indices beyond 32 bits reached the database and came back as 500s "
         "(`tests/test_predictors_api.py::test_numbers_beyond_the_stores_range_are_422_not_500`); "
         "a fit whose measured networks need layers that were neither measured nor estimable "
-        "was a 500 (`::test_fit_with_networks_whose_layers_are_unknown_is_409_not_500`); 400 "
+        "was a 500 (`::test_fit_with_networks_whose_layers_are_unknown_is_409_not_500`); a NUL "
+        "character in an agent's name was a 500 on PostgreSQL "
+        "(`tests/test_jobs.py::test_text_the_database_cannot_store_is_422_not_500`); 400 "
         "answers for unreadable bodies and the error shape of 422s were not in the schema. "
         "Hypothesis properties: `tests/test_properties.py` (the benchmark_model parser, the "
         "robust aggregate, predict = a·Σ+b and the flat gather).",
@@ -208,10 +210,18 @@ def load_section(data: dict[str, Any]) -> list[str]:
     ]
     for (what, now, aim), then in zip(rows, old, strict=True):
         lines.append(f"| {what} | {then} | {now} | {aim} |")
+    loads = [f"{x:.1f}" for x in data["environment"]["load_average_1_5_15min"]]
     lines += [
         "",
-        f"Machine: {data['environment']['cpus']} CPUs, load average "
-        f"{data['environment']['load_average_1_5_15min']} at the start of the run.",
+        f"Machine: {data['environment']['cpus']} CPUs; load average (1, 5, 15 min) at the start "
+        f"of this run {' / '.join(loads)}"
+        + (
+            ", of the previous run "
+            + " / ".join(f"{x:.1f}" for x in before["environment"]["load_average_1_5_15min"])
+            if before
+            else ""
+        )
+        + " (2 or more means the service shared its cores with other work).",
     ]
     return lines
 
