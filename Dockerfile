@@ -6,6 +6,9 @@ ARG EXTRAS=service
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY requirements/service.lock ./requirements/
+# The locked versions only, each checked against its hash (make lock regenerates the file).
+RUN pip install --require-hashes -r requirements/service.lock
 COPY hwlat ./hwlat
 COPY models ./models
 COPY predictor ./predictor
@@ -13,7 +16,14 @@ COPY latency_api ./latency_api
 COPY latency_service ./latency_service
 COPY device_agents ./device_agents
 COPY migrations ./migrations
-RUN pip install ".[${EXTRAS}]"
+# The service image installs exactly the hash-checked lock. An agent image (EXTRAS with
+# agents,convert: TensorFlow, torch, runtimes) adds those extras on top, resolved at build time:
+# the lock pins torch to the CPU wheel of the development machines, which no index serves.
+RUN if [ "${EXTRAS}" = "service" ]; then \
+      pip install --no-deps . ; \
+    else \
+      pip install ".[${EXTRAS}]" ; \
+    fi
 
 RUN useradd --create-home hwlat
 USER hwlat

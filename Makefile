@@ -3,15 +3,17 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every dependency pinned with its hashes; regenerated from pyproject.toml by `make lock`.
+LOCK   := requirements/dev.lock
 
-.PHONY: test lint typecheck unit bench demo clean
+.PHONY: test lint typecheck audit unit bench demo lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# torch first: the pinned CPU wheel is on local disk; an unpinned resolve downloads CUDA.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[all,dev]'
+	# Exactly the locked versions, each checked against its hash. torch is the local CPU wheel
+	# 2.13.0+cpu (pip's find-links); the lock pins it, so nothing resolves to a CUDA build.
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -27,13 +29,22 @@ unit: $(STAMP)
 	bash scripts/ensure_chromium.sh
 	$(BIN)/pytest -n 2
 
-test: lint typecheck unit
+# Known vulnerabilities in the locked versions (PyPI advisory data), without installing;
+# AUDIT_ARGS=--require-data also fails when the advisory data cannot be fetched.
+audit: $(STAMP)
+	$(BIN)/python -m scripts.audit $(LOCK) $(AUDIT_ARGS)
+
+test: lint typecheck audit unit
+
+# Regenerate requirements/*.lock from pyproject.toml after adding or changing a dependency.
+lock: $(STAMP)
+	BIN=$(BIN) ./scripts/lock.sh
 
 # The main job end to end on this machine; extra flags through DEMO_ARGS (e.g. --keep-serving).
 demo: $(STAMP)
 	$(BIN)/hwlat demo $(DEMO_ARGS)
 
-# Writes docs/bench/*.json, then docs/benchmarks.md from them.
+# Writes docs/bench/*.json, then docs/benchmarks.md and docs/reliability.md from them.
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_export
 	$(BIN)/python -m scripts.bench_assemble
@@ -44,6 +55,11 @@ bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_accuracy
 	$(BIN)/python -m scripts.bench_accuracy --disturb
 	$(BIN)/python -m scripts.bench_report
+	$(BIN)/python -m scripts.bench_ingest --agents 20 --workers 2 --backends postgresql --batch-sizes 1000
+	$(BIN)/python -m scripts.bench_faults
+	$(BIN)/python -m scripts.fuzz_api --max-examples 200
+	$(BIN)/python -m scripts.access_matrix
+	$(BIN)/python -m scripts.reliability_report
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hwlat-demo

@@ -4,8 +4,9 @@ Retries follow what is safe to repeat. Reads, predict, device registration (idem
 settings), uploads (each batch carries one Idempotency-Key for all its attempts), claims
 (each carries a request id the service remembers), heartbeats, complete and fail (the service
 answers a repeat with the same lease token as it answered the first) are retried on transport
-errors and on 502/503/504, with exponential backoff. Everything else is retried only when the
-connection was never made, so it cannot have reached the service.
+errors and on 502/503/504, with exponential backoff (by default 8 retries over about 40 s, long
+enough to ride out a restart of the service or of its database). Everything else is retried
+only when the connection was never made, so it cannot have reached the service.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ class HwlatClient:
         token: str | None = None,
         *,
         timeout_s: float = 30.0,
-        retries: int = 4,
+        retries: int = 8,
         backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         page_size: int = PAGE_LIMIT,
@@ -105,6 +107,7 @@ class HwlatClient:
         )
         self._retries = retries
         self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
         self._sleep = sleep
         if not 1 <= page_size <= PAGE_LIMIT:
             raise ValueError(f"page_size={page_size}; the service pages 1 to {PAGE_LIMIT} items")
@@ -463,7 +466,7 @@ class HwlatClient:
                     return response
                 if last or not retry or response.status_code not in RETRY_STATUS:
                     raise _error(response)
-            self._sleep(self._backoff_s * 2**attempt)
+            self._sleep(min(self._backoff_s * 2**attempt, self._max_backoff_s))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 

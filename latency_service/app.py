@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
 from latency_service import health, http_errors
 from latency_service.auth.endpoints import router as tokens_router
 from latency_service.auth.service import TokenCache
+from latency_service.auth.throttle import FailedAuthThrottle
+from latency_service.body_limit import BodyLimit
 from latency_service.dashboard import endpoints as dashboard
 from latency_service.db import READ_ONLY, make_engine, session_factory
 from latency_service.devices.endpoints import router as devices_router
@@ -47,15 +50,32 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.read_session_factory = session_factory(engine.execution_options(**READ_ONLY))
     app.state.token_cache = TokenCache(ttl_s=settings.token_cache_s)
     app.state.predictor_cache = CompiledCache(version_ttl_s=settings.predictor_refresh_s)
+    app.state.auth_throttle = FailedAuthThrottle(
+        settings.auth_failure_limit, settings.auth_failure_window_s
+    )
     http_errors.install(app)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Bearer tokens, not cookies: no credentials mode is needed for browser clients.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
+    # Added last, so outermost: it counts every answer, a refused body or a CORS one included.
     app.add_middleware(RequestMetrics)
-    app.include_router(health.router)
+    app.include_router(health.router, responses=http_errors.GENERAL_ERRORS)
     app.include_router(metrics_router)
-    app.include_router(tokens_router)
-    app.include_router(devices_router)
-    app.include_router(measurements_router)
-    app.include_router(jobs_router)
-    app.include_router(predictors_router)
-    app.include_router(validations_router)
+    for router in (
+        tokens_router,
+        devices_router,
+        measurements_router,
+        jobs_router,
+        predictors_router,
+        validations_router,
+    ):
+        app.include_router(router, responses=http_errors.ERROR_RESPONSES)
     dashboard.install(app)
     return app

@@ -49,3 +49,13 @@ class DatabaseUnavailable(DomainError):
     """The database does not answer; the request can be repeated once it is back."""
 
     code = "database_unavailable"
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed authentications from one address; ``retry_after_s`` says when to retry."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

@@ -5,8 +5,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from latency_service.db_errors import unavailable
 from latency_service.deps import ReadSessionDep
-from latency_service.http_errors import error_body
+from latency_service.http_errors import domain_response
 
 router = APIRouter(tags=["health"])
 
@@ -15,13 +16,12 @@ router = APIRouter(tags=["health"])
     "/healthz",
     responses={
         200: {"content": {"application/json": {"example": {"status": "ok", "database": "ok"}}}},
-        503: {"description": "The database does not answer"},
     },
 )
 def healthz(session: ReadSessionDep) -> JSONResponse:
-    """Service and database up."""
+    """Service and database up (503 database_unavailable when the database does not answer)."""
     try:
         session.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
-        return JSONResponse(error_body("database_unavailable", str(error).splitlines()[0]), 503)
+        return domain_response(unavailable(error))
     return JSONResponse({"status": "ok", "database": "ok"})

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from latency_api.schemas.common import ErrorOut
 from latency_service import errors
+from latency_service.db_errors import bad_data, is_bad_data, is_unavailable, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,34 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.NotAuthenticated: 401,
     errors.Forbidden: 403,
     errors.DatabaseUnavailable: 503,
+    errors.TooManyAttempts: 429,
 }
+
+# Starlette's own HTTP errors (unknown route, wrong method, body over the limit) in the
+# contract's words.
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+# Every error answer any route can give, documented with the contract's shape so that the
+# OpenAPI schema describes what clients really get (FastAPI's default 422 shape is not ours).
+GENERAL_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _documented("A body that cannot be read (not UTF-8, not the declared type)"),
+    413: _documented("Request body over HWLAT_MAX_BODY_BYTES"),
+    422: _documented("Invalid input: what is wrong and how to fix it"),
+    503: _documented("The database does not answer; repeat the request later"),
+}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _documented("No token, or an unknown or revoked one"),
+    403: _documented("The token's scope is not enough"),
+    404: _documented("No such resource"),
+    409: _documented("Conflicts with the stored state"),
+    429: _documented("Too many failed authentications from this address; see Retry-After"),
+}
+ERROR_RESPONSES = {**AUTH_ERRORS, **GENERAL_ERRORS}
 
 
 def error_body(code: str, detail: str) -> dict[str, str]:
@@ -50,10 +81,17 @@ def describe_validation_errors(raw: list[dict[str, Any]] | Any) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.DomainError)
     async def _domain(_: Request, exc: errors.DomainError) -> JSONResponse:
-        headers = (
-            {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.NotAuthenticated) else None
-        )
-        return JSONResponse(error_body(exc.code, exc.detail), status_of(exc), headers=headers)
+        return domain_response(exc)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if is_unavailable(exc):
+            # Logged without the statement: its parameters may hold secrets' hashes or data.
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return domain_response(unavailable(exc))
+        if is_bad_data(exc):
+            return domain_response(bad_data(exc))
+        return unexpected(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -63,14 +101,34 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # A bug: logged with its traceback by the server, answered in the contract's shape.
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
-            error_body("internal_error", f"unexpected {type(exc).__name__}; see the service log"),
-            500,
-        )
+        return unexpected(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+
+def domain_response(exc: errors.DomainError) -> JSONResponse:
+    headers = None
+    if isinstance(exc, errors.NotAuthenticated):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, errors.TooManyAttempts):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return JSONResponse(error_body(exc.code, exc.detail), status_of(exc), headers=headers)
+
+
+def unexpected(exc: Exception) -> JSONResponse:
+    # A bug: logged with its traceback by the server, answered in the contract's shape.
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        error_body("internal_error", f"unexpected {type(exc).__name__}; see the service log"),
+        500,
+    )
+
+
+def body_too_large_detail(limit: int) -> str:
+    return (
+        f"request body over the limit of {limit} bytes (HWLAT_MAX_BODY_BYTES); split it into "
+        "smaller requests"
+    )

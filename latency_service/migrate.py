@@ -14,7 +14,8 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from latency_service.errors import DatabaseUnavailable, InvalidInput
+from latency_service.db_errors import unavailable
+from latency_service.errors import InvalidInput
 
 
 def _script_location() -> Path:
@@ -72,8 +73,4 @@ def database_errors(url: str | None) -> Iterator[None]:
             "e.g. postgresql+psycopg://user@host:5432/hwlat, or leave it empty for SQLite"
         ) from None
     except OperationalError as error:
-        reason = str(error.orig or error).strip().splitlines()[0]
-        raise DatabaseUnavailable(
-            f"cannot reach the database at {where}: {reason}; check that it runs and that "
-            "HWLAT_DATABASE_URL is right"
-        ) from None
+        raise unavailable(error, where) from None

@@ -128,6 +128,25 @@ class ServiceProcess:
             raise ServerFailed(f"no exit within {timeout}s of SIGTERM; killed\n{self.log_tail()}")
         return returncode
 
+    def kill(self) -> None:
+        """SIGKILL the server and its workers at once, as a crash or an OOM kill would: no
+        shutdown, no finished requests, no closed connections."""
+        process, self.process = self.process, None
+        if process is None:
+            raise ServerFailed("not running")
+        _kill_group(process.pid)
+        process.wait(STOP_TIMEOUT_S)
+        # The workers die asynchronously; until the last one is gone it may hold the port.
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while not _port_free(self.port):
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"port {self.port} still taken {STOP_TIMEOUT_S}s after SIGKILL")
+            time.sleep(0.02)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
     def close(self) -> None:
         """Stop if running, never raising: for finalisers."""
         if self.process is not None:
@@ -214,6 +233,17 @@ class ServiceProcess:
         # A worker that outlived its supervisor would keep the port and the database open.
         _kill_group(process.pid)
         return returncode, killed
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As uvicorn binds: connections left in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 def _kill_group(pgid: int) -> None:

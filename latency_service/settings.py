@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "hwlat"
 
 
 class Settings(BaseSettings):
+    # Only the environment: no .env file or secrets directory is read, so the database password
+    # (in HWLAT_DATABASE_URL) never has to sit in a file the service loads.
     model_config = SettingsConfigDict(env_prefix="HWLAT_", extra="ignore")
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -27,6 +30,22 @@ class Settings(BaseSettings):
     token_cache_s: float = Field(default=5.0, ge=0)
     # /metrics is open by default, as Prometheus expects; set to require a read token.
     metrics_require_token: bool = False
+    # Largest request body in bytes, refused with a 413 before it is read or parsed. The
+    # default admits the largest ingest batch and predict request with room to spare.
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Browser origins allowed to call the API (comma-separated); empty: no CORS headers at all.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Failed authentications one client address may make per window before it gets 429s. Each
+    # worker process counts on its own.
+    auth_failure_limit: int = Field(default=20, ge=1)
+    auth_failure_window_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -1,6 +1,9 @@
 """Ingest throughput of a real ``hwlat serve`` over HTTP, on SQLite and PostgreSQL.
 
     .venv/bin/python -m scripts.bench_ingest [--reps 5] [--batch-sizes 1,100,1000]
+    .venv/bin/python -m scripts.bench_ingest --agents 20 --workers 2 --backends postgresql \
+        --batch-sizes 1000
+
 
 One client uploads layer-measurement batches back to back (keep-alive, one Idempotency-Key per
 batch, as a device agent does) to a one-worker service; a run is a fixed number of batches and
@@ -159,6 +162,78 @@ def bench_backend(backend: str, batch_sizes: list[int], reps: int) -> list[Resul
     return results
 
 
+def bench_agents(
+    backend: str, agents: int, batch_size: int, batches: int, workers: int
+) -> dict[str, Any]:
+    """``agents`` clients upload ``batches`` batches each at once (threads, keep-alive, one
+    Idempotency-Key per batch, bodies encoded before the clock starts); then the stored rows
+    are counted and compared with what was sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with tempfile.TemporaryDirectory(prefix=f"bench-agents-{backend}-") as tmp:
+        workdir = Path(tmp)
+        with database(backend, workdir) as url:
+            env = hwlat_env(workdir, url)
+            token = create_token(env, "ingest", name="bench")
+            with ServiceProcess(
+                env, workdir / "serve.log", workers=workers, log_level="warning"
+            ) as server:
+                with HwlatClient(server.url, token) as api:
+                    device_id = api.register_device(BENCH_DEVICE).id
+                bodies = [
+                    [batch_body(device_id, batch_size, 1_000 * a + b) for b in range(batches)]
+                    for a in range(agents)
+                ]
+
+                def agent(number: int) -> list[float]:
+                    seconds = []
+                    headers = {"Authorization": f"Bearer {token}"}
+                    with httpx.Client(base_url=server.url, headers=headers, timeout=300) as http:
+                        for b, body in enumerate(bodies[number]):
+                            started = time.perf_counter()
+                            answer = http.post(
+                                "/v1/measurements/layers",
+                                content=body,
+                                headers={
+                                    "Content-Type": "application/json",
+                                    "Idempotency-Key": f"agent-{number}-{b}",
+                                },
+                            )
+                            seconds.append(time.perf_counter() - started)
+                            if answer.status_code != 201:
+                                raise RuntimeError(f"{answer.status_code} {answer.text[:300]}")
+                    return seconds
+
+                started = time.perf_counter()
+                with ThreadPoolExecutor(agents) as pool:
+                    request_s = [s for run in pool.map(agent, range(agents)) for s in run]
+                wall_s = time.perf_counter() - started
+            engine = make_engine(url)
+            try:
+                with engine.connect() as conn:
+                    stored = conn.scalar(text("SELECT count(*) FROM layer_measurements"))
+            finally:
+                engine.dispose()
+    sent = agents * batches * batch_size
+    result = {
+        "backend": backend,
+        "agents": agents,
+        "service_workers": workers,
+        "batch_size": batch_size,
+        "batches_per_agent": batches,
+        "sent": sent,
+        "stored": stored,
+        "lost": sent - int(stored or 0),
+        "measurements_per_s": round(sent / wall_s, 1),
+        "median_request_ms": round(1e3 * statistics.median(request_s), 1),
+        "p99_request_ms": round(1e3 * sorted(request_s)[int(0.99 * (len(request_s) - 1))], 1),
+    }
+    print(f"  {agents} agents, {backend}: {result['measurements_per_s']:,.0f} measurements/s")
+    return result
+
+
 def environment(backends: list[str]) -> dict[str, Any]:
     env = bench_env.environment(("fastapi", "uvicorn", "sqlalchemy", "psycopg"))
     env["sqlite"] = sqlite3.sqlite_version
@@ -193,7 +268,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="runs per cell; the median is shown")
     parser.add_argument("--batch-sizes", default="1,100,1000", help="comma-separated")
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--agents", type=int, default=1, help="concurrent uploaders (more than 1: agents mode)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="hwlat serve --workers")
+    parser.add_argument("--batches", type=int, default=10, help="batches per agent (agents mode)")
     args = parser.parse_args()
     batch_sizes = [int(s) for s in args.batch_sizes.split(",")]
     backends = [b.strip() for b in args.backends.split(",")]
@@ -202,6 +282,27 @@ def main() -> None:
         parser.error(f"unknown backends {sorted(unknown)}; choose sqlite and/or postgresql")
 
     started = time.monotonic()
+    if args.agents > 1:
+        runs = [
+            bench_agents(backend, args.agents, size, args.batches, args.workers)
+            for backend in backends
+            for size in batch_sizes
+        ]
+        out = args.out or OUT.with_name("concurrent_ingest.json")
+        report_agents = {
+            "benchmark": "concurrent_ingest",
+            "command": f"python -m scripts.bench_ingest --agents {args.agents} --workers "
+            f"{args.workers} --batches {args.batches} --backends {args.backends} "
+            f"--batch-sizes {args.batch_sizes}",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "environment": environment(backends),
+            "seconds": round(time.monotonic() - started, 1),
+            "results": runs,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report_agents, indent=2) + "\n")
+        print(f"\n{out}")
+        return
     results = [r for backend in backends for r in bench_backend(backend, batch_sizes, args.reps)]
     report = {
         "benchmark": "ingest",
@@ -214,11 +315,12 @@ def main() -> None:
         "seconds": round(time.monotonic() - started, 1),
         "results": [asdict(r) for r in results],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out = args.out or OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print()
     print(markdown(results, args.reps))
-    print(f"\n{args.out} ({report['seconds']} s)")
+    print(f"\n{out} ({report['seconds']} s)")
 
 
 if __name__ == "__main__":

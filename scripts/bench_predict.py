@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 
 from latency_service.process import ServiceProcess, create_token, hwlat_env
+from latency_service.scratch import create_postgres_database, drop_postgres_database
 from models import SearchSpace, get_space
 from predictor.compiled import compile_space
 from predictor.formats import from_spnas
@@ -83,68 +84,88 @@ def in_process(space: SearchSpace, reps: int) -> dict[str, Any]:
 
 
 def over_http(
-    space: SearchSpace, reps: int, load_seconds: float, rate: float, workers: int
+    space: SearchSpace, reps: int, load_seconds: float, rate: float, workers: int, backend: str
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        env = hwlat_env(Path(tmp))
-        with ServiceProcess(
+        database_url = create_postgres_database() if backend == "postgresql" else None
+        try:
+            return _over_http(
+                space, reps, load_seconds, rate, workers, hwlat_env(Path(tmp), database_url)
+            ) | {"backend": backend}
+        finally:
+            if database_url is not None:
+                drop_postgres_database(database_url)
+
+
+def _over_http(
+    space: SearchSpace,
+    reps: int,
+    load_seconds: float,
+    rate: float,
+    workers: int,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ServiceProcess(
             env, Path(tmp) / "service.log", workers=workers, log_level="warning"
-        ) as server:
-            token = create_token(env, "admin", name="bench")
-            headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
-                device = client.post(
-                    "/v1/devices",
-                    json={
-                        "name": "pixel1-seed",
-                        "kind": "android",
-                        "model": "Pixel 1",
-                        "runtime": "benchmark_model",
-                        "runtime_version": "spnas-published",
-                    },
-                ).json()
-                client.post(
-                    f"/v1/devices/{device['id']}/runtime-table",
-                    params={"space": space.name, "constant_ms": SEED_CONSTANT_MS},
-                    content=PIXEL1.read_text(),
-                    headers={"Content-Type": "text/plain"},
-                ).raise_for_status()
-                body = {
-                    "device_id": device["id"],
-                    "space": space.name,
-                    "architectures": space.sample(10_000, seed=1).tolist(),
-                }
-                client.post("/v1/predict", json=body).raise_for_status()  # compile + warm
-                batch_ms = []
-                for _ in range(reps):
-                    started = time.perf_counter()
-                    response = client.post("/v1/predict", json=body)
-                    batch_ms.append(1000 * (time.perf_counter() - started))
-                    response.raise_for_status()
-            load = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "scripts.loadgen",
-                    "--url",
-                    server.url,
-                    "--token",
-                    token,
-                    "--device",
-                    str(device["id"]),
-                    "--space",
-                    space.name,
-                    "--rate",
-                    str(rate),
-                    "--seconds",
-                    str(load_seconds),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-                timeout=load_seconds + 120,
-            )
+        ) as server,
+    ):
+        token = create_token(env, "admin", name="bench")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+            device = client.post(
+                "/v1/devices",
+                json={
+                    "name": "pixel1-seed",
+                    "kind": "android",
+                    "model": "Pixel 1",
+                    "runtime": "benchmark_model",
+                    "runtime_version": "spnas-published",
+                },
+            ).json()
+            client.post(
+                f"/v1/devices/{device['id']}/runtime-table",
+                params={"space": space.name, "constant_ms": SEED_CONSTANT_MS},
+                content=PIXEL1.read_text(),
+                headers={"Content-Type": "text/plain"},
+            ).raise_for_status()
+            body = {
+                "device_id": device["id"],
+                "space": space.name,
+                "architectures": space.sample(10_000, seed=1).tolist(),
+            }
+            client.post("/v1/predict", json=body).raise_for_status()  # compile + warm
+            batch_ms = []
+            for _ in range(reps):
+                started = time.perf_counter()
+                response = client.post("/v1/predict", json=body)
+                batch_ms.append(1000 * (time.perf_counter() - started))
+                response.raise_for_status()
+        load = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scripts.loadgen",
+                "--url",
+                server.url,
+                "--token",
+                token,
+                "--device",
+                str(device["id"]),
+                "--space",
+                space.name,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(load_seconds),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            timeout=load_seconds + 120,
+        )
     return {
         "batch_10000_ms_median": statistics.median(batch_ms),
         "batch_10000_ms_runs": batch_ms,
@@ -155,9 +176,10 @@ def over_http(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--load-seconds", type=float, default=20)
-    parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--load-seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     args = parser.parse_args()
     space = get_space("spnas-mobilenetv2-224")
     result: dict[str, Any] = {
@@ -166,7 +188,9 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("numpy", "fastapi", "uvicorn", "httptools")),
         "in_process": in_process(space, args.reps),
-        "http": over_http(space, args.reps, args.load_seconds, args.rate, args.workers),
+        "http": over_http(
+            space, args.reps, args.load_seconds, args.rate, args.workers, args.backend
+        ),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")

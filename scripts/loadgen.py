@@ -7,7 +7,10 @@ lower rate; latency counts from each request's scheduled time, queueing included
 
 It speaks HTTP/1.1 over raw asyncio streams with pre-encoded requests on a pool of keep-alive
 connections: a general-purpose Python HTTP client costs about a millisecond of CPU per
-request, which on two cores would measure the client, not the service.
+request, which on two cores would measure the client, not the service. Locust has that cost,
+and wrk is closed-loop (a slow answer delays the next request, hiding queueing from the
+percentiles), so neither measures "1,000 requests/s with p99 <= 5 ms" as this does. The
+generator's own CPU time is reported, to show what it took from the service.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import sys
 import time
 from urllib.parse import urlsplit
@@ -100,7 +104,13 @@ async def run(
         "p90_ms": float(np.percentile(values, 90)),
         "p99_ms": float(np.percentile(values, 99)),
         "max_ms": float(np.max(values)),
+        "generator_cpu_s": round(_cpu_s(), 2),
     }
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

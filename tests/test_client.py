@@ -156,6 +156,38 @@ def test_lost_answers_to_safe_calls_are_repeated_and_change_nothing(
     assert api.claim(device, "agent-1", lease_s=60) is None
 
 
+def test_a_lost_answer_to_fail_or_to_one_batch_of_many_leaves_nothing_stuck_or_twice(
+    api: HwlatClient, faults: Faults
+) -> None:
+    device = api.register_device(DEVICE.model_copy(update={"name": "flaky", "threads": 7})).id
+    job = api.create_job(
+        JobIn(device_id=device, payload=ProfileLayers(layer_keys=LAYER_KEYS), max_attempts=3)
+    )
+    first = api.claim(device, "agent-3", lease_s=60)
+    assert first is not None
+
+    faults.drop_answer.append(once("POST", f"/v1/jobs/{job.id}/fail"))
+    given_back = api.fail(JobLease.of(first), "phone unplugged")
+    assert (given_back.status, given_back.attempts) == ("queued", 1)  # not spent twice
+    assert faults.seen.count(f"POST /v1/jobs/{job.id}/fail") == 2
+
+    second = api.claim(device, "agent-3", lease_s=60)  # not stuck: claimable again
+    assert second is not None
+    assert (second.id, second.attempts) == (job.id, 2)
+    lease = JobLease.of(second)
+    # The answer to the second of three batches is lost: that batch alone is repeated.
+    uploads = lambda r: r.method == "POST" and r.url.path == "/v1/measurements/layers"  # noqa: E731
+    calls = iter(range(100))
+    faults.drop_answer.append(lambda r: uploads(r) and next(calls) == 1)
+    ids = api.upload_layers(device, layers(9), job=lease, batch_size=3)
+    assert faults.seen.count("POST /v1/measurements/layers") == 4
+    assert len(set(ids)) == 9
+    assert [m.id for m in api.iter_layer_measurements(device_id=device)] == ids
+    done = api.complete(lease, JobResult(kind="layers", stored=9, ids=ids))
+    assert (done.status, done.attempts) == ("done", 2)
+    assert api.claim(device, "agent-3", lease_s=60) is None
+
+
 def test_unsafe_calls_are_not_repeated_but_reads_are(api: HwlatClient, faults: Faults) -> None:
     device = api.register_device(DEVICE.model_copy(update={"name": "careful", "threads": 4})).id
     faults.refuse.append(once("POST", "/v1/jobs"))

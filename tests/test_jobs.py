@@ -284,6 +284,57 @@ def test_uploads_tied_to_a_lost_lease_store_nothing(
     )
 
 
+def test_work_of_a_lease_that_never_completed_is_stored_once(
+    client: TestClient, tokens: dict[str, Headers], device: int, session: Session
+) -> None:
+    """An agent uploads, then dies before `complete`: the next lease's upload replaces it."""
+    new_job(client, tokens, device_id=device)
+    dead = claim(client, tokens, device, lease=0.2)
+
+    def upload(job: dict[str, Any], median_ms: float) -> list[int]:
+        batch = {
+            "device_id": device,
+            "measurements": [layer_measurement(k, median_ms) for k in LAYER_KEYS],
+            "job": {"id": job["id"], "lease_token": job["lease_token"]},
+        }
+        response = client.post("/v1/measurements/layers", json=batch, headers=tokens["ingest"])
+        assert response.status_code == 201, response.text
+        return list(response.json()["ids"])
+
+    upload(dead, 1.0)
+    time.sleep(0.3)
+    second = claim(client, tokens, device)
+    assert (second["id"], second["attempts"]) == (dead["id"], 2)
+    assert session.scalar(select(func.count()).select_from(LayerMeasurement)) == 0
+    ids = upload(second, 2.0)
+    done = client.post(
+        f"/v1/jobs/{second['id']}/complete",
+        json={"lease_token": second["lease_token"], "result": {**RESULT, "ids": ids}},
+        headers=tokens["ingest"],
+    )
+    assert done.status_code == 200, done.text
+    rows = session.scalars(select(LayerMeasurement).order_by(LayerMeasurement.id)).all()
+    assert [(r.id, r.layer_key, r.median_ms) for r in rows] == [
+        (i, k, 2.0) for i, k in zip(ids, LAYER_KEYS, strict=True)
+    ]
+
+
+def test_text_the_database_cannot_store_is_422_not_500(
+    client: TestClient, tokens: dict[str, Headers], device: int, backend: str
+) -> None:
+    """Found by Schemathesis: a NUL character in the agent's name broke PostgreSQL's UPDATE of
+    the leased job (SQLite stores it)."""
+    new_job(client, tokens, device_id=device)
+    body = {"device_id": device, "agent": "agent\u0000one", "lease_seconds": 60}
+    response = client.post("/v1/jobs/claim", json=body, headers=tokens["ingest"])
+    if backend == "postgresql":
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_input"
+        assert "NUL" in response.json()["detail"]
+    else:
+        assert response.status_code == 200, response.text
+
+
 # -- several agents at once, on committed data ---------------------------------------------
 
 

@@ -72,6 +72,64 @@ def test_fit_needs_measurements(
     assert "no layer measurements" in response.json()["detail"]
 
 
+def test_fit_with_networks_whose_layers_are_unknown_is_409_not_500(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    """Found by Schemathesis: two layers measured, too few for a regression, and a network of
+    a space none of whose other layers were measured."""
+    upload_layers(client, tokens, device, dict(list(HAND.items())[:2]))
+    stored = client.post(
+        "/v1/measurements/networks",
+        json={
+            "device_id": device,
+            "measurements": [network_measurement([0, 1, 2, 3], space="tiny-64")],
+        },
+        headers=tokens["ingest"],
+    )
+    assert stored.status_code == 201, stored.text
+    response = client.post(f"/v1/devices/{device}/predictors", headers=tokens["admin"])
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "predictor_incomplete"
+    assert "no measurement and no regression" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/devices/2147483648", None),
+        ("/v1/devices/1/predictors/99999999999", None),
+        ("/v1/predict", {"device_id": 2**40, "layers": [[]]}),
+        (
+            "/v1/measurements/layers",
+            {"device_id": 1, "measurements": [layer_measurement(count=2**40)]},
+        ),
+    ],
+)
+def test_numbers_beyond_the_stores_range_are_422_not_500(
+    client: TestClient, tokens: dict[str, Headers], path: str, body: dict[str, Any] | None
+) -> None:
+    """Found by Schemathesis: ids past PostgreSQL's integer overflowed in the database."""
+    headers = tokens["admin"]
+    response = (
+        client.get(path, headers=headers)
+        if body is None
+        else client.post(path, json=body, headers=headers)
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "validation_error"
+
+
+def test_empty_networks_in_a_layers_request_cost_only_the_calibration(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    upload_layers(client, tokens, device, HAND)
+    fit(client, tokens, device)
+    key = next(iter(HAND))
+    response = predict(client, tokens, {"device_id": device, "layers": [[key], [], [key, key], []]})
+    assert response.status_code == 200, response.text
+    assert response.json()["latency_ms"] == pytest.approx([HAND[key], 0.0, 2 * HAND[key], 0.0])
+
+
 def test_fit_then_predict_sums_the_table(
     client: TestClient, tokens: dict[str, Headers], device: int
 ) -> None:
@@ -160,6 +218,12 @@ def test_unmeasured_layers_come_from_the_regression_and_are_named(
     [
         ({"space": "tiny-64", "architectures": [[0, 0, 9, 0]]}, 422, "invalid_input", "position 2"),
         ({"space": "tiny-64", "architectures": [[0, 0, 0]]}, 422, "invalid_input", "3 entries"),
+        (
+            {"space": "tiny-64", "architectures": [[2**64, 0, 0, 0]]},
+            422,
+            "invalid_input",
+            "64 bits",
+        ),
         (
             {"space": "tiny-64", "architectures": [[0, 0, 0, -1]]},
             422,

@@ -124,7 +124,7 @@ def agent_host(
             write_results(results, output)
             typer.echo(f"wrote {len(results)} measurements to {output}")
         if upload and output is None:
-            with client(service, token) as api:
+            with client(service, token, agent=True) as api:
                 device_id = api.register_device(backend.describe()).id
                 stored = len(
                     api.upload_layers(
@@ -139,7 +139,7 @@ def agent_host(
                 )
             typer.echo(f"uploaded {stored} measurements for device {device_id}")
         return
-    with client(service, token) as api:
+    with client(service, token, agent=True) as api:
         device_id = api.register_device(backend.describe()).id
         typer.echo(f"device {device_id}: claiming jobs from {service}")
         stats = run_worker(
@@ -220,7 +220,7 @@ def agent_android(
         for s in serials
     ]
     defaults = _timing(warmup_runs, num_runs, min_secs, repeats)
-    with client(service, token) as api:
+    with client(service, token, agent=True) as api:
         outcomes = serve_phones(
             api,
             backends,

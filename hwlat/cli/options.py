@@ -21,5 +21,7 @@ Device = Annotated[int, typer.Option("--device", help="Device id (see `hwlat dev
 Space = Annotated[str, typer.Option(help="Search space name (see `hwlat space list`).")]
 
 
-def client(service: str, token: str | None) -> HwlatClient:
-    return HwlatClient(service, token)
+def client(service: str, token: str | None, *, agent: bool = False) -> HwlatClient:
+    """Agents keep the client's long retries (about 40 s), which ride out a restart of the
+    service; a person at a prompt learns within a few seconds that nothing answers."""
+    return HwlatClient(service, token) if agent else HwlatClient(service, token, retries=3)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
+
+# The stores keep ids and counts in 32-bit integer columns; the wire says so, so that a larger
+# number is a 422 naming the field rather than a database error.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=MAX_ID)]
 
 
 class ErrorOut(BaseModel):

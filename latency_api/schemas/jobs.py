@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from latency_api.schemas.common import Id, Int32
 from latency_api.schemas.enums import Delegate, DeviceKind, JobKind, JobStatus, Precision, Runtime
 from latency_api.schemas.spaces import space_by_name
 from models import LayerKey, parse
@@ -54,7 +55,7 @@ class DeviceSelector(BaseModel):
     runtime: Runtime | None = None
     runtime_version: str | None = None
     delegate: Delegate | None = None
-    threads: int | None = None
+    threads: Int32 | None = None
     precision: Precision | None = None
 
     def fields(self) -> dict[str, str]:
@@ -83,7 +84,7 @@ class ProfileNetworks(BaseModel):
 
     kind: Literal["profile_networks"] = "profile_networks"
     space: str = Field(max_length=100)
-    architectures: list[list[int]] = Field(min_length=1, max_length=MAX_JOB_ITEMS)
+    architectures: list[list[Int32]] = Field(min_length=1, max_length=MAX_JOB_ITEMS)
 
     @model_validator(mode="after")
     def _fit_space(self) -> Self:
@@ -149,7 +150,7 @@ class JobIn(BaseModel):
         },
     )
 
-    device_id: int | None = None
+    device_id: Id | None = None
     selector: DeviceSelector | None = None
     payload: JobPayload
     timing: JobTiming = Field(default_factory=JobTiming)
@@ -178,7 +179,7 @@ class ClaimIn(BaseModel):
         },
     )
 
-    device_id: int
+    device_id: Id
     agent: str = Field(min_length=1, max_length=200)
     lease_seconds: float = Field(default=300, gt=0, le=86_400)
     request_id: str | None = Field(
@@ -286,5 +287,5 @@ class JobRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: int
+    id: Id
     lease_token: str = Field(min_length=1, max_length=64)

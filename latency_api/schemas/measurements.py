@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
+from latency_api.schemas.common import MAX_ID, Id, Int32
 from latency_api.schemas.jobs import JobRef
 from latency_api.schemas.spaces import space_by_name
 from models import parse
@@ -20,7 +30,7 @@ ExportFormat = Literal["csv", "json"]
 class Statistics(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(ge=1, description="Number of timed runs")
+    count: int = Field(ge=1, le=MAX_ID, description="Number of timed runs")
     median_ms: PositiveMs
     mean_ms: PositiveMs
     std_ms: NonNegativeMs
@@ -38,7 +48,8 @@ class Statistics(BaseModel):
     frequencies_khz: dict[str, int] | None = None
     agent_version: str = Field(default="", max_length=64)
     tool_version: str = Field(default="", max_length=64)
-    measured_at: datetime | None = None
+    # With a zone: a naive time would be read in whatever zone the database is in.
+    measured_at: AwareDatetime | None = None
     accepted: bool = Field(
         default=True,
         description="The agent's quality gate accepted this window; rejected attempts are "
@@ -106,12 +117,18 @@ class LayerMeasurementIn(Statistics):
     @field_validator("layer_key")
     @classmethod
     def _canonical_key(cls, value: str) -> str:
-        return str(parse(value))
+        return _canonical(value)
+
+
+@lru_cache(maxsize=8192)
+def _canonical(key: str) -> str:
+    # A batch repeats the few dozen keys of a space many times; each is parsed once.
+    return str(parse(key))
 
 
 class NetworkMeasurementIn(Statistics):
     space: str = Field(max_length=100, examples=["spnas-mobilenetv2-224"])
-    architecture: list[int] = Field(max_length=1000, examples=[[0, 1, 4, 2] * 5])
+    architecture: list[Int32] = Field(max_length=1000, examples=[[0, 1, 4, 2] * 5])
 
     @model_validator(mode="after")
     def _fits_space(self) -> Self:
@@ -125,7 +142,7 @@ class LayerBatchIn(BaseModel):
         json_schema_extra={"examples": [{"device_id": 1, "measurements": [LAYER_EXAMPLE]}]},
     )
 
-    device_id: int
+    device_id: Id
     measurements: list[LayerMeasurementIn] = Field(min_length=1)
     job: JobRef | None = Field(
         default=None, description="The leased job this upload belongs to; checked atomically"
@@ -157,7 +174,7 @@ class NetworkBatchIn(BaseModel):
         },
     )
 
-    device_id: int
+    device_id: Id
     measurements: list[NetworkMeasurementIn] = Field(min_length=1)
     job: JobRef | None = None
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from latency_api.schemas.common import MAX_ID, Int32
+
 _METRICS_EXAMPLE: dict[str, JsonValue] = {
     "n": 200,
     "within_5pct": 0.96,
@@ -38,9 +40,9 @@ class ValidationIn(BaseModel):
 
     space: str = Field(max_length=100)
     predictor_version: int | None = Field(
-        default=None, ge=1, description="Default: the device's newest version"
+        default=None, ge=1, le=MAX_ID, description="Default: the device's newest version"
     )
-    architectures: list[list[int]] | None = Field(
+    architectures: list[list[Int32]] | None = Field(
         default=None,
         max_length=100_000,
         description="Validate on these measured networks only (default: every measured network "

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from latency_api.schemas.tokens import TokenCreated, TokenIn, TokenList, TokenOut
 from latency_service.auth import service
 from latency_service.auth.service import TokenCache
-from latency_service.deps import AdminToken, ReadSessionDep, SessionDep
+from latency_service.deps import AdminToken, IdPath, ReadSessionDep, SessionDep
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 
@@ -28,7 +28,9 @@ def list_tokens(session: ReadSessionDep, _: AdminToken) -> TokenList:
 
 
 @router.delete("/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, request: Request, session: SessionDep, _: AdminToken) -> TokenOut:
+def revoke_token(
+    token_id: IdPath, request: Request, session: SessionDep, _: AdminToken
+) -> TokenOut:
     """Revoke a token. This worker refuses it at once; every other within the token cache's
     lifetime (HWLAT_TOKEN_CACHE_S)."""
     token = service.revoke(session, token_id)

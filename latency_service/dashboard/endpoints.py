@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from latency_api.schemas.enums import Scope
+from latency_service import http_errors
 from latency_service.auth.service import require
 from latency_service.dashboard import service
 from latency_service.dashboard.service import Row
@@ -343,5 +344,9 @@ def install(app: FastAPI) -> None:
         f"{PREFIX}/static/plotly.min.js", plotly_js, methods=["GET"], include_in_schema=False
     )
     app.include_router(pages)
-    app.include_router(data)
+    # Every chart's rows, as JSON (the default) or CSV (format=csv).
+    table_formats: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"application/json": {}, "text/csv": {}}}
+    }
+    app.include_router(data, responses={**http_errors.ERROR_RESPONSES, **table_formats})
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from latency_api.schemas.devices import DeviceIn, DeviceList, DeviceOut
-from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep
+from latency_service.deps import IdPath, IngestToken, ReadSessionDep, ReadToken, SessionDep
 from latency_service.devices import service
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
@@ -34,6 +34,6 @@ def list_devices(session: ReadSessionDep, _: ReadToken, name: str | None = None)
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
-def get_device(device_id: int, session: ReadSessionDep, _: ReadToken) -> DeviceOut:
+def get_device(device_id: IdPath, session: ReadSessionDep, _: ReadToken) -> DeviceOut:
     """One device: hardware, runtime and settings."""
     return DeviceOut.model_validate(service.get(session, device_id))

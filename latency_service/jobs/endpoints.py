@@ -15,7 +15,15 @@ from latency_api.schemas.jobs import (
     JobOut,
     LeaseIn,
 )
-from latency_service.deps import AdminToken, IngestToken, ReadSessionDep, ReadToken, SessionDep
+from latency_service.deps import (
+    AdminToken,
+    IdFilter,
+    IdPath,
+    IngestToken,
+    ReadSessionDep,
+    ReadToken,
+    SessionDep,
+)
 from latency_service.jobs import service
 from latency_service.paging import decode_cursor, encode_cursor
 
@@ -33,7 +41,7 @@ def list_jobs(
     session: ReadSessionDep,
     _: ReadToken,
     status: JobStatus | None = None,
-    device_id: int | None = None,
+    device_id: IdFilter = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[JobOut]:
@@ -67,13 +75,13 @@ def claim_job(spec: ClaimIn, session: SessionDep, _: IngestToken) -> ClaimedJob 
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: int, session: ReadSessionDep, _: ReadToken) -> JobOut:
+def get_job(job_id: IdPath, session: ReadSessionDep, _: ReadToken) -> JobOut:
     """One job: what it measures, its state, lease and result."""
     return JobOut.model_validate(service.get(session, job_id))
 
 
 @router.post("/{job_id}/heartbeat", response_model=JobOut)
-def heartbeat(job_id: int, spec: LeaseIn, session: SessionDep, _: IngestToken) -> JobOut:
+def heartbeat(job_id: IdPath, spec: LeaseIn, session: SessionDep, _: IngestToken) -> JobOut:
     """Extend the lease; 409 lease_lost if it already ran out or was taken over."""
     return JobOut.model_validate(
         service.heartbeat(session, job_id, spec.lease_token, spec.lease_seconds)
@@ -81,13 +89,13 @@ def heartbeat(job_id: int, spec: LeaseIn, session: SessionDep, _: IngestToken) -
 
 
 @router.post("/{job_id}/complete", response_model=JobOut)
-def complete(job_id: int, spec: CompleteIn, session: SessionDep, _: IngestToken) -> JobOut:
+def complete(job_id: IdPath, spec: CompleteIn, session: SessionDep, _: IngestToken) -> JobOut:
     """Finish the job with its result; a repeat with the same lease is answered again."""
     return JobOut.model_validate(service.complete(session, job_id, spec.lease_token, spec.result))
 
 
 @router.post("/{job_id}/fail", response_model=JobOut)
-def fail(job_id: int, spec: FailIn, session: SessionDep, _: IngestToken) -> JobOut:
+def fail(job_id: IdPath, spec: FailIn, session: SessionDep, _: IngestToken) -> JobOut:
     """Give the job back (retried while attempts remain) or fail it for good."""
     return JobOut.model_validate(
         service.fail(session, job_id, spec.lease_token, spec.reason, spec.retry)

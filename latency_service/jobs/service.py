@@ -22,6 +22,7 @@ from latency_service.devices.tables import Device
 from latency_service.errors import LeaseLost, NotFound
 from latency_service.jobs import repository
 from latency_service.jobs.tables import Job
+from latency_service.measurements import repository as measurements
 
 CLAIM_SCAN = 50
 
@@ -101,6 +102,10 @@ def claim(session: Session, spec: ClaimIn, now: datetime | None = None) -> tuple
         for job in candidates:
             if not matches(job, device):
                 continue
+            if job.attempts > 0:
+                # An earlier lease ran out or gave the job back without completing it: what it
+                # uploaded is dropped, as LeaseLost tells agents, so the job is stored once.
+                measurements.drop_job_uploads(session, job.id)
             if job.status == JobStatus.leased and job.attempts >= job.max_attempts:
                 _finish(
                     job,

@@ -17,7 +17,15 @@ from latency_api.schemas.measurements import (
     NetworkBatchIn,
     NetworkMeasurementOut,
 )
-from latency_service.deps import IngestToken, ReadSessionDep, ReadToken, SessionDep, SettingsDep
+from latency_service.deps import (
+    IdFilter,
+    IdPath,
+    IngestToken,
+    ReadSessionDep,
+    ReadToken,
+    SessionDep,
+    SettingsDep,
+)
 from latency_service.measurements import drift, service
 from latency_service.measurements.tables import LayerMeasurement, NetworkMeasurement
 
@@ -79,7 +87,7 @@ def ingest_networks(
 def list_layers(
     session: ReadSessionDep,
     _: ReadToken,
-    device_id: int | None = None,
+    device_id: IdFilter = None,
     layer_key: str | None = None,
     accepted: Accepted = None,
     role: Annotated[
@@ -106,7 +114,7 @@ def list_layers(
 def list_networks(
     session: ReadSessionDep,
     _: ReadToken,
-    device_id: int | None = None,
+    device_id: IdFilter = None,
     space: str | None = None,
     accepted: Accepted = None,
     cursor: Cursor = None,
@@ -130,7 +138,7 @@ def export_layers(
     session: ReadSessionDep,
     _: ReadToken,
     format: ExportFormat = "csv",
-    device_id: int | None = None,
+    device_id: IdFilter = None,
 ) -> StreamingResponse:
     """Every layer measurement (filtered by device) as CSV or JSON."""
     rows = service.export_rows(session, LayerMeasurement, format, device_id=device_id)
@@ -142,7 +150,7 @@ def export_networks(
     session: ReadSessionDep,
     _: ReadToken,
     format: ExportFormat = "csv",
-    device_id: int | None = None,
+    device_id: IdFilter = None,
 ) -> StreamingResponse:
     """Every network measurement (filtered by device) as CSV or JSON."""
     rows = service.export_rows(session, NetworkMeasurement, format, device_id=device_id)
@@ -150,7 +158,7 @@ def export_networks(
 
 
 @router.get("/v1/devices/{device_id}/layers", response_model=list[LayerCurrent])
-def current_layers(device_id: int, session: ReadSessionDep, _: ReadToken) -> list[LayerCurrent]:
+def current_layers(device_id: IdPath, session: ReadSessionDep, _: ReadToken) -> list[LayerCurrent]:
     """The current value of every measured layer of a device, outliers flagged."""
     return service.current_layers(session, device_id)
 

@@ -3,7 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from sqlalchemy import JSON, Select, delete, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
@@ -12,9 +16,63 @@ MeasurementTable = type[LayerMeasurement] | type[NetworkMeasurement]
 
 
 def insert_many(session: Session, table: MeasurementTable, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert in one statement batch (insertmanyvalues), returning ids in input order."""
+    """Insert in the session's transaction (all or nothing); the new ids in input order.
+
+    PostgreSQL takes the rows through COPY, with ids drawn from the table's sequence first:
+    a batch of 1,000 parsed as one INSERT with 20,000 parameters costs several times more.
+    SQLite takes one statement batch (insertmanyvalues).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy(session, table, rows)
     result = session.execute(insert(table).returning(table.id, sort_by_parameter_order=True), rows)
     return list(result.scalars())
+
+
+def _copy(session: Session, table: MeasurementTable, rows: list[dict[str, Any]]) -> list[int]:
+    name = table.__tablename__
+    connection = session.connection()
+    ids = sorted(
+        connection.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": name, "n": len(rows)},
+        ).scalars()
+    )
+    id_column = table.__table__.c.id
+    columns = [c for c in table.__table__.columns if c is not id_column]
+    # Python-side defaults (timestamps, empty strings), which COPY does not apply: evaluated
+    # once for the batch, as one upload is stored at one moment.
+    fill = {c.name: _default(c) for c in columns}
+    names = [c.name for c in columns]
+    json_positions = [i + 1 for i, c in enumerate(columns) if isinstance(c.type, JSON)]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(name),
+        sql.SQL(", ").join(sql.Identifier(n) for n in ["id", *names]),
+    )
+    raw = connection.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError(f"COPY needs a psycopg connection, not {type(raw).__name__}")
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row_id, row in zip(ids, rows, strict=True):
+                values = [row_id, *(row.get(n, fill[n]) for n in names)]
+                for i in json_positions:
+                    if values[i] is not None:
+                        values[i] = Jsonb(values[i])
+                copy.write_row(values)
+    except psycopg.Error as error:
+        # As SQLAlchemy would have raised it, so that a lost connection is still a 503.
+        raise DBAPIError.instance("COPY", None, error, psycopg.Error) from error
+    return ids
+
+
+def _default(column: Any) -> Any:
+    """The value of the column's Python-side default now; None without one."""
+    default = column.default
+    if default is None:
+        return None
+    return default.arg(None) if default.is_callable else default.arg
 
 
 def get_ingest_request(session: Session, key: str) -> IngestRequest | None:
@@ -114,3 +172,12 @@ def reference_rows(session: Session, device_id: int) -> Sequence[Any]:
 def count_by_device(session: Session, table: MeasurementTable) -> dict[int, int]:
     rows = session.execute(select(table.device_id, func.count()).group_by(table.device_id)).all()
     return {int(device_id): int(n) for device_id, n in rows}
+
+
+def drop_job_uploads(session: Session, job_id: int) -> int:
+    """Delete what was uploaded under any lease of this job; the number of rows."""
+    dropped = 0
+    for table in (LayerMeasurement, NetworkMeasurement):
+        result = session.execute(delete(table).where(table.job_id == job_id))
+        dropped += int(getattr(result, "rowcount", 0) or 0)
+    return dropped

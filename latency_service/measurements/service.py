@@ -66,7 +66,9 @@ def ingest(
         # whose lease ran out while it measured cannot store a second copy of the work.
         jobs.held(session, batch.job.id, batch.job.lease_token)
     job_id = batch.job.id if batch.job is not None else None
-    rows = [_row(batch.device_id, item, idempotency_key, job_id) for item in batch.measurements]
+    # One dump of the whole batch rather than one per item.
+    items = batch.model_dump(include={"measurements"}, exclude_none=True)["measurements"]
+    rows = [_row(batch.device_id, item, idempotency_key, job_id) for item in items]
     ids = repository.insert_many(session, table, rows)
     answer = IngestOut(stored=len(ids), ids=ids, idempotency_key=idempotency_key)
     if idempotency_key is not None:
@@ -107,17 +109,19 @@ def _replay(session: Session, key: str, endpoint: str, digest: str) -> tuple[int
 
 
 def _request_digest(endpoint: str, batch: BaseModel) -> str:
-    canonical = json.dumps([endpoint, batch.model_dump(mode="json")], sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    # pydantic-core's serialisation of the parsed batch: the same for a repeat of the same
+    # upload, in a tenth of the time of dumping to Python and json.dumps with sorted keys.
+    return hashlib.sha256(endpoint.encode() + b"\n" + batch.model_dump_json().encode()).hexdigest()
 
 
-def _row(device_id: int, item: BaseModel, key: str | None, job_id: int | None) -> dict[str, Any]:
-    row = item.model_dump(exclude_none=True)
-    row["job_id"] = job_id
+def _row(
+    device_id: int, row: dict[str, Any], key: str | None, job_id: int | None
+) -> dict[str, Any]:
     if "architecture" in row:
         row["architecture"] = ",".join(str(i) for i in row["architecture"])
     row["device_id"] = device_id
     row["idempotency_key"] = key
+    row["job_id"] = job_id
     return row
 
 

@@ -38,8 +38,10 @@ class _Statistics:
     quality: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     pass_index: Mapped[int | None] = mapped_column(Integer, default=None)
-    # The job whose lease the upload carried (passes of one job, drift between jobs).
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), default=None)
+    # The job whose lease the upload carried: its passes and its drift reference belong
+    # together, and if that lease never completes the rows are dropped when the job is leased
+    # again, so a job's work is stored once.
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), default=None, index=True)
 
 
 class LayerMeasurement(_Statistics, Base):

@@ -49,7 +49,13 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
             f"architecture {bad} has {len(rows[bad])} entries; {space.name} has "
             f"{space.num_layers} searchable layers"
         )
-    archs = np.asarray(rows, dtype=np.int64).reshape(len(rows), space.num_layers)
+    try:
+        archs = np.asarray(rows, dtype=np.int64).reshape(len(rows), space.num_layers)
+    except OverflowError:
+        raise InvalidInput(
+            f"a candidate index is beyond 64 bits; {space.name} has at most "
+            f"{max(space.candidate_counts)} candidates per layer"
+        ) from None
     try:
         compiled.check(archs)
     except InvalidArchitecture as error:
@@ -103,11 +109,12 @@ def _by_layers(session: Session, cache: CompiledCache, request: PredictIn) -> Pr
         found = lookup(artifact, keys)
     except MissingLayers as error:
         raise PredictorIncomplete(f"predictor v{version}: {error}") from None
-    bounds = np.cumsum([0] + [len(network) for network in networks])
-    sums = np.add.reduceat(found.ms, bounds[:-1]) if keys else np.zeros(len(networks))
-    variances = np.add.reduceat(found.var, bounds[:-1]) if keys else np.zeros(len(networks))
-    sums[bounds[:-1] == bounds[1:]] = 0.0  # reduceat repeats a value for empty networks
-    variances[bounds[:-1] == bounds[1:]] = 0.0
+    lengths = [len(network) for network in networks]
+    bounds = np.cumsum([0, *lengths])
+    # Which network each key belongs to; bincount sums per network, empty ones included.
+    owner = np.repeat(np.arange(len(networks)), lengths)
+    sums = np.bincount(owner, weights=found.ms, minlength=len(networks))
+    variances = np.bincount(owner, weights=found.var, minlength=len(networks))
     latency = calibration.a * sums + calibration.b
     uncertainty = np.sqrt(
         calibration.a**2 * variances + (latency * calibration.residual_rms_rel) ** 2

@@ -119,7 +119,12 @@ def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) 
     layers = {
         c.layer_key: LayerEntry(c.median_ms, "measured", c.n_used, c.spread_pct) for c in current
     }
-    artifact, networks, correction = _with_drift_correction(session, device_id, layers, holdout)
+    try:
+        artifact, networks, correction = _with_drift_correction(session, device_id, layers, holdout)
+    except MissingLayers as error:
+        raise PredictorIncomplete(
+            f"cannot calibrate device {device_id} on its measured networks: {error}"
+        ) from None
     training = {
         "layers": {k: v.ms for k, v in sorted(layers.items())},
         "networks": {
@@ -271,6 +276,15 @@ class CompiledCache:
         latest = latest_version(session, device_id)
         self._latest[device_id] = (latest, now + self._version_ttl_s)
         return latest
+
+    def answers_from_memory(self, device_id: int) -> bool:
+        """Whether the device's newest version and its artifact are known without asking the
+        database (so a predict needs no I/O and may run on the event loop)."""
+        cached = self._latest.get(device_id)
+        if cached is None or cached[0] is None or cached[1] <= time.monotonic():
+            return False
+        artifact = self._artifacts.get(device_id)
+        return artifact is not None and artifact[0] == cached[0][1]
 
     def forget(self, device_id: int) -> None:
         """Drop the remembered newest version (this worker just stored a new one)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from latency_api.schemas.validations import ValidationIn, ValidationList, ValidationOut
-from latency_service.deps import AdminToken, ReadSessionDep, ReadToken, SessionDep
+from latency_service.deps import AdminToken, IdPath, ReadSessionDep, ReadToken, SessionDep
 from latency_service.predictions import service as predictions
 from latency_service.validations import service
 
@@ -22,7 +22,7 @@ router = APIRouter(tags=["validations"])
     },
 )
 def create_validation(
-    device_id: int, spec: ValidationIn, session: SessionDep, _: AdminToken
+    device_id: IdPath, spec: ValidationIn, session: SessionDep, _: AdminToken
 ) -> ValidationOut:
     """Validate a predictor version on the device's stored network measurements, against
     baselines fitted on the same data; the report is stored and returned."""
@@ -33,7 +33,7 @@ def create_validation(
 
 
 @router.get("/v1/devices/{device_id}/validations", response_model=ValidationList)
-def list_validations(device_id: int, session: ReadSessionDep, _: ReadToken) -> ValidationList:
+def list_validations(device_id: IdPath, session: ReadSessionDep, _: ReadToken) -> ValidationList:
     """The device's validation reports, oldest first."""
     rows = service.list_for_device(session, device_id)
     return ValidationList(items=[ValidationOut.model_validate(r) for r in rows])
