@@ -12,6 +12,7 @@ import typer
 from device_agents.cli import agent_app, jobs_app
 from device_agents.client import ServiceError
 from hwlat import model_cli
+from hwlat.search_cli import search_app
 from latency_service.cli import db_app, serve, token_app
 from models.cli import space_app
 from models.export_cli import export_app
@@ -33,6 +34,7 @@ app.add_typer(jobs_app, name="jobs")
 app.command("fit")(model_cli.fit)
 app.command("predict")(model_cli.predict)
 app.command("validate")(model_cli.validate)
+app.add_typer(search_app, name="search")
 
 
 @app.command("demo")
