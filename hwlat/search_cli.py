@@ -61,14 +61,19 @@ RunHostAgent = Annotated[
 MeasureTimeout = Annotated[
     float, typer.Option(help="Seconds to wait for the measuring job.", min=1)
 ]
+Threads = Annotated[
+    int | None, typer.Option(min=1, help="torch CPU threads (default: torch's choice).")
+]
 Resolution = Annotated[
     int, typer.Option(min=8, max=256, help="Training resolution of the proxy task (px).")
 ]
 DEFAULT_SERVICE = "http://127.0.0.1:8000"
+FORMULAS = ("exact", "seed")
+# How to fix a service error, by its code, unless the service's own detail already says so.
 HINTS = {
     "no_predictor": "fit one with `hwlat fit --device {device}`",
-    "not_found": "list the devices with `GET /v1/devices` and spaces with `hwlat space list`",
-    "unauthorized": "pass --token or set HWLAT_TOKEN (a token with read scope)",
+    "not_found": "list devices with `GET /v1/devices` and spaces with `hwlat space list`",
+    "unauthorized": "pass `--token` or set HWLAT_TOKEN (a token with read scope)",
 }
 
 
@@ -99,6 +104,7 @@ def spnas(
         str, typer.Option(help="Runtime term: exact (multilinear) or seed (the paper's).")
     ] = "exact",
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and split.")] = 0,
+    threads: Threads = None,
     measure: Measure = False,
     run_host_agent: RunHostAgent = False,
     measure_timeout: MeasureTimeout = 3600.0,
@@ -109,25 +115,32 @@ def spnas(
     """Single-Path NAS to a latency target: one architecture, predicted (or measured) on it."""
     with _user_errors(device):
         from models import get_space
-        from nas.runtime_term import RuntimeFormula
-        from nas.spnas import SpnasConfig
+        from nas.latency import device_table
 
         search_space = get_space(space)
-        config = SpnasConfig(
-            target_ms=target_ms,
-            epochs=epochs,
-            warmup_epochs=warmup_epochs,
-            resolution=resolution,
-            tolerance=tolerance_pct / 100 if land else None,
-            formula=_formula(formula, RuntimeFormula),
-            seed=seed,
-        )
+        if formula not in FORMULAS:
+            raise ValueError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
         with _source(service, token) as source:
+            # Everything the service can refuse is asked before torch is even imported.
+            table = device_table(source, device, search_space)
+            table.require_reachable(target_ms)
             measuring = _measuring(
                 source, service, token, device, space, measure, run_host_agent, measure_timeout
             )
             from nas.runs import spnas_run
+            from nas.runtime_term import RuntimeFormula
+            from nas.spnas import SpnasConfig
 
+            config = SpnasConfig(
+                target_ms=target_ms,
+                epochs=epochs,
+                warmup_epochs=warmup_epochs,
+                resolution=resolution,
+                tolerance=tolerance_pct / 100 if land else None,
+                formula=RuntimeFormula(formula),
+                seed=seed,
+                threads=threads,
+            )
             with _progress("searching") as advance:
                 result = spnas_run(
                     source,
@@ -136,6 +149,7 @@ def spnas(
                     config,
                     measuring=measuring,
                     progress=lambda step, total, _log: advance(step, total),
+                    table=table,
                 )
         _write(report, result)
         _spnas_summary(result, report)
@@ -159,6 +173,12 @@ def pareto(
         ),
     ] = None,
     study: Annotated[str, typer.Option(help="Study name inside the storage.")] = "hwlat-pareto",
+    wait_for_peers: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds to wait for other processes' running trials before reporting."
+        ),
+    ] = 600.0,
     supernet: Annotated[
         Path | None,
         typer.Option(
@@ -173,6 +193,7 @@ def pareto(
     seed: Annotated[
         int, typer.Option(help="Seed of the supernet; the sampler uses seed + worker index.")
     ] = 0,
+    threads: Threads = None,
     measure: Measure = False,
     run_host_agent: RunHostAgent = False,
     measure_timeout: MeasureTimeout = 3600.0,
@@ -187,21 +208,32 @@ def pareto(
 ) -> None:
     """Pareto search (NSGA-II): the accuracy/latency front of a space on a device."""
     with _user_errors(device):
-        import optuna
-
         from models import get_space
-        from nas.one_shot import OneShotConfig
-        from nas.pareto import ParetoConfig
-        from nas.plot import plot_front
-        from nas.runs import fetch_table, load_or_train_supernet, pareto_run, scored_trials
+        from nas.latency import device_table
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         search_space = get_space(space)
-        config = ParetoConfig(
-            trials=trials, population=population, seed=seed, storage=storage, study_name=study
-        )
         with _source(service, token) as source:
-            fetch_table(source, device, search_space)  # no predictor: fail before training
+            # Everything the service can refuse is asked before torch is even imported.
+            table = device_table(source, device, search_space)
+            import optuna
+            import torch
+
+            from nas.one_shot import OneShotConfig
+            from nas.pareto import ParetoConfig
+            from nas.plot import plot_front
+            from nas.runs import load_or_train_supernet, pareto_run, scored_trials
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            if threads is not None:
+                torch.set_num_threads(threads)
+            config = ParetoConfig(
+                trials=trials,
+                population=population,
+                seed=seed,
+                storage=storage,
+                study_name=study,
+                wait_for_peers_s=wait_for_peers,
+            )
             with _progress("training the supernet") as advance:
                 net = load_or_train_supernet(
                     search_space,
@@ -222,6 +254,7 @@ def pareto(
                     net,
                     measuring=measuring,
                     progress=advance,
+                    table=table,
                 )
         _write(report, result)
         measured = [
@@ -252,6 +285,8 @@ def _user_errors(device: int) -> Iterator[None]:
         yield
     except LatencyServiceError as error:
         hint = HINTS.get(error.code, "").format(device=device)
+        if hint and hint.split("`")[1] in error.detail:
+            hint = ""
         status = f" (HTTP {error.status})" if error.status else ""
         _fail(error.detail + (f"; {hint}" if hint else "") + status)
     except (ValueError, LookupError, FileNotFoundError, TimeoutError) as error:
@@ -273,13 +308,6 @@ def _source(service: str, token: str | None) -> Iterator[ServiceLatencySource]:
         yield source
     finally:
         source.close()
-
-
-def _formula(name: str, enum: Any) -> Any:
-    try:
-        return enum(name)
-    except ValueError:
-        raise ValueError(f"--formula {name!r}: choose exact or seed") from None
 
 
 def _measuring(

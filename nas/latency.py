@@ -39,6 +39,10 @@ class TableMismatch(ValueError):
     """A runtime table that does not describe the search space the client knows."""
 
 
+class TargetOutOfRange(ValueError):
+    """A latency target no architecture of the space can meet (or one every one beats)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TableEntry:
     index: int
@@ -146,6 +150,17 @@ class RuntimeTable:
         high = sum(max(e.ms for e in layer) for layer in self.layers)
         return self.a * low + self.offset_ms, self.a * high + self.offset_ms
 
+    def require_reachable(self, target_ms: float) -> tuple[float, float]:
+        """Raise unless some architecture's predicted latency is ``target_ms``; the range."""
+        low, high = self.range_ms()
+        if not (math.isfinite(target_ms) and low <= target_ms <= high):
+            raise TargetOutOfRange(
+                f"target {target_ms:g} ms is outside what {self.space} can reach on this "
+                f"device: {low:.3f} ms (every layer fastest) to {high:.3f} ms (every layer "
+                "slowest); pick a --target-ms in that range"
+            )
+        return low, high
+
     def estimated_entries(self) -> list[str]:
         return sorted({e.layer_key for layer in self.layers for e in layer if e.estimated})
 
@@ -156,6 +171,13 @@ class Prediction:
     uncertainty_ms: tuple[float, ...]
     predictor_version: int
     estimated_layers: tuple[str, ...] = ()
+
+
+def device_table(source: LatencySource, device_id: int, space: SearchSpace) -> RuntimeTable:
+    """The device's runtime table for ``space``, checked against the client's definition."""
+    table = source.runtime_table(device_id, space.name)
+    table.check_space(space)
+    return table
 
 
 class LatencySource(Protocol):

@@ -49,6 +49,9 @@ class ParetoConfig:
     seed: int = 0
     storage: str | None = None
     study_name: str = "hwlat-pareto"
+    # When its share is done, wait this long for other processes' running trials, so that
+    # the report covers the whole budget.
+    wait_for_peers_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -90,6 +93,7 @@ class ParetoResult:
     evaluated_here: int
     trials: tuple[TrialRecord, ...]  # every complete trial of the study, by number
     front: tuple[TrialRecord, ...]  # fastest first
+    running_elsewhere: int  # trials other processes had not finished when this one stopped
     wall_s: float
 
 
@@ -161,8 +165,10 @@ def run_pareto(
             worker,
             progress,
         )
+        _wait_for_peers(study, config, progress)
     finally:
         lock.close()
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     records = tuple(_record(space, t) for t in study.get_trials(states=(TrialState.COMPLETE,)))
     by_arch = {r.scored(): r for r in records}
     front = tuple(by_arch[s] for s in pareto_front(list(by_arch)))
@@ -173,6 +179,7 @@ def run_pareto(
         evaluated_here=evaluated,
         trials=records,
         front=front,
+        running_elsewhere=running,
         wall_s=time.monotonic() - started,
     )
 
@@ -269,6 +276,20 @@ def _loop(
             done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             progress(min(done, config.trials), config.trials)
     return evaluated
+
+
+def _wait_for_peers(
+    study: optuna.Study, config: ParetoConfig, progress: Callable[[int, int], None] | None
+) -> None:
+    deadline = time.monotonic() + config.wait_for_peers_s
+    while True:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        running = sum(t.state is TrialState.RUNNING for t in trials)
+        if progress is not None:
+            progress(min(len(trials) - running, config.trials), config.trials)
+        if running == 0 or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
 
 
 def _record(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> TrialRecord:

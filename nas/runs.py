@@ -17,10 +17,16 @@ from typing import Any
 from models import SearchSpace
 from nas.digits import load_digits
 from nas.front import Scored, hypervolume
-from nas.latency import LatencySource, NetworkMeasurer, RuntimeTable, ServiceLatencySource
+from nas.latency import (
+    LatencySource,
+    NetworkMeasurer,
+    RuntimeTable,
+    ServiceLatencySource,
+    device_table,
+)
 from nas.one_shot import OneShotConfig, OneShotSupernet, load, save, train_one_shot
 from nas.pareto import ParetoConfig, ParetoResult, run_pareto
-from nas.spnas import EpochLog, SpnasConfig, SpnasResult, check_target, run_spnas
+from nas.spnas import EpochLog, SpnasConfig, SpnasResult, run_spnas
 
 PROXY_NOTE = (
     "accuracy is a proxy: scikit-learn's digits upsampled to {resolution}x{resolution} px, "
@@ -45,12 +51,6 @@ class Measuring:
     run_agent: Callable[[], None] | None = None
 
 
-def fetch_table(source: LatencySource, device_id: int, space: SearchSpace) -> RuntimeTable:
-    table = source.runtime_table(device_id, space.name)
-    table.check_space(space)
-    return table
-
-
 def proxy_note(space: SearchSpace, resolution: int) -> str:
     return PROXY_NOTE.format(resolution=resolution, space=space.name, input_hw=space.input_hw)
 
@@ -63,10 +63,12 @@ def spnas_run(
     *,
     measuring: Measuring | None = None,
     progress: Callable[[int, int, EpochLog | None], None] | None = None,
+    table: RuntimeTable | None = None,
 ) -> dict[str, Any]:
+    """``table``: the device's runtime table if the caller has fetched it already."""
     started = time.monotonic()
-    table = fetch_table(source, device_id, space)
-    low, high = check_target(table, config.target_ms)
+    table = table or device_table(source, device_id, space)
+    low, high = table.require_reachable(config.target_ms)
     result = run_spnas(space, table, config, progress)
     archs = [list(result.architecture)]
     if result.decoded != result.architecture:
@@ -160,9 +162,10 @@ def pareto_run(
     *,
     measuring: Measuring | None = None,
     progress: Callable[[int, int], None] | None = None,
+    table: RuntimeTable | None = None,
 ) -> tuple[dict[str, Any], ParetoResult]:
     started = time.monotonic()
-    table = fetch_table(source, device_id, space)
+    table = table or device_table(source, device_id, space)
     digits = load_digits(supernet.resolution, space.input_channels, supernet.config.seed)
     result = run_pareto(
         space, device_id, table.predictor_version, source, supernet, digits, config, progress
@@ -207,6 +210,7 @@ def pareto_run(
         },
         "trials_requested": config.trials,
         "trials_in_study": len(result.trials),
+        "trials_running_elsewhere": result.running_elsewhere,
         "evaluated_here": result.evaluated_here,
         "hypervolume": {
             "value": hypervolume([r.scored() for r in result.trials], 0.0, high),

@@ -28,10 +28,6 @@ from nas.runtime_term import RuntimeFormula, RuntimeTerm
 from nas.supernet import Supernet
 
 
-class TargetOutOfRange(ValueError):
-    """A latency target no architecture of the space can meet (or one every one beats)."""
-
-
 @dataclass(frozen=True)
 class SpnasConfig:
     target_ms: float
@@ -88,18 +84,6 @@ class SpnasResult:
     lambda_history: tuple[float, ...] = field(repr=False, default=())
 
 
-def check_target(table: RuntimeTable, target_ms: float) -> tuple[float, float]:
-    """Raise unless ``target_ms`` lies inside the space's predicted range; the range."""
-    low, high = table.range_ms()
-    if not (math.isfinite(target_ms) and low <= target_ms <= high):
-        raise TargetOutOfRange(
-            f"target {target_ms:g} ms is outside what {table.space} can reach on this device: "
-            f"{low:.3f} ms (every layer fastest) to {high:.3f} ms (every layer slowest); "
-            "pick a --target-ms in that range"
-        )
-    return low, high
-
-
 Progress = Callable[[int, int, EpochLog | None], None]
 
 
@@ -116,7 +100,7 @@ def run_spnas(
     the end of an epoch, else None).
     """
     table.check_space(space)
-    check_target(table, config.target_ms)
+    table.require_reachable(config.target_ms)
     started = time.monotonic()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
