@@ -30,13 +30,16 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/hwlat demo $(DEMO_ARGS)
 
-# Writes docs/bench/*.json, then docs/benchmarks.md from them.
+# Writes docs/bench/*.json, then docs/benchmarks.md from them. The search benchmark uses its
+# own service with the seed's Pixel 1 table unless SEARCH_BENCH_ARGS names a device, e.g.
+# SEARCH_BENCH_ARGS="--device 1 --measure --run-host-agent" with HWLAT_SERVICE_URL/HWLAT_TOKEN.
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_export
 	$(BIN)/python -m scripts.bench_profile
 	$(BIN)/python -m scripts.bench_ingest
 	$(BIN)/python -m scripts.bench_predict
 	$(BIN)/python -m scripts.bench_accuracy
+	$(BIN)/python -m scripts.bench_search $(SEARCH_BENCH_ARGS)
 	$(BIN)/python -m scripts.bench_report
 
 clean:

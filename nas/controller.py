@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 @dataclass
 class LambdaController:
     target_ms: float
-    step: float = 0.02
-    proportional: float = 0.5
+    step: float = 0.05
+    proportional: float = 1.0
     lambda_max: float = 10.0
     integral: float = 0.0
     value: float = 0.0

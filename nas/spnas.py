@@ -36,9 +36,9 @@ class SpnasConfig:
     batch_size: int = 64
     resolution: int = 32
     weight_lr: float = 3e-3
-    threshold_lr: float = 3e-3
-    lambda_step: float = 0.02
-    lambda_proportional: float = 0.5
+    threshold_lr: float = 1e-2
+    lambda_step: float = 0.05
+    lambda_proportional: float = 1.0
     lambda_max: float = 10.0
     formula: RuntimeFormula = RuntimeFormula.EXACT
     # Landing band around the target (0.02: +-2%); None decodes the thresholds and stops.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from models import get_space
 from nas.digits import load_digits
@@ -17,6 +19,15 @@ from tests.nas_tables import TableSource, table_for
 
 TINY = get_space("tiny-64")
 RESOLUTION = 12
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models: a second thread only adds contention with the other test workers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_front_keeps_exactly_the_non_dominated_points() -> None:

@@ -228,10 +228,14 @@ def postgres_url() -> Iterator[str]:
 def test_two_pareto_processes_share_one_postgres_study(
     service: Service, postgres_url: str, tmp_path: Path
 ) -> None:
-    torch.set_num_threads(1)
     supernet = tmp_path / "tiny.pt"
     digits = load_digits(12, TINY.input_channels, seed=0)
-    save(train_one_shot(TINY, digits, OneShotConfig(epochs=1, seed=0)), supernet)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        save(train_one_shot(TINY, digits, OneShotConfig(epochs=1, seed=0)), supernet)
+    finally:
+        torch.set_num_threads(threads)
     trials, population = 24, 4
     processes = [
         hwlat_search(
