@@ -315,7 +315,8 @@ class ServiceLatencySource:
         if settings:
             body["settings"] = dict(settings)
         self.calls.jobs += 1
-        job = self._request("POST", "/v1/jobs", json=body)
+        # Not retried: a retry after a lost answer would queue the measurement twice.
+        job = self._request("POST", "/v1/jobs", json=body, retry=False)
         if run_agent is not None:
             run_agent()
         done = self._wait_for_job(int(job["id"]), timeout_s)
@@ -370,13 +371,16 @@ class ServiceLatencySource:
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
+        retry: bool = True,
     ) -> Any:
-        response: httpx.Response | None = None
-        for attempt in range(self.retries + 1):
+        """The JSON answer; transport errors and 502-504 are retried (when ``retry``)."""
+        retries = self.retries if retry else 0
+        attempt = 0
+        while True:
             try:
                 response = self._http.request(method, path, json=json, params=params)
             except httpx.TransportError as error:
-                if attempt == self.retries:
+                if attempt >= retries:
                     raise LatencyServiceError(
                         0,
                         "unreachable",
@@ -384,16 +388,18 @@ class ServiceLatencySource:
                         "start it (hwlat serve) or pass --service / HWLAT_SERVICE_URL",
                     ) from error
             else:
-                if response.status_code not in RETRY_STATUS or attempt == self.retries:
-                    break
+                if response.status_code not in RETRY_STATUS or attempt >= retries:
+                    return _answer(response)
             time.sleep(0.25 * 2**attempt)
-        if response is None:
-            raise AssertionError("unreachable: the loop either answered or raised")
-        if response.status_code >= 400:
-            try:
-                error_body = response.json()
-                code, detail = str(error_body["error"]), str(error_body["detail"])
-            except (ValueError, KeyError, TypeError):
-                code, detail = "http_error", response.text[:500]
-            raise LatencyServiceError(response.status_code, code, detail)
-        return response.json()
+            attempt += 1
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            error_body = response.json()
+            code, detail = str(error_body["error"]), str(error_body["detail"])
+        except (ValueError, KeyError, TypeError):
+            code, detail = "http_error", response.text[:500]
+        raise LatencyServiceError(response.status_code, code, detail)
+    return response.json()

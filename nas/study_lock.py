@@ -47,9 +47,9 @@ class StudyLock:
                     "an in-memory SQLite storage cannot be shared; give a file "
                     "(sqlite:///study.db) or a PostgreSQL URL"
                 )
-            self._path = Path(url.database).with_name(
-                f"{Path(url.database).name}.{study_name}.lock"
-            )
+            database = Path(url.database)
+            # The key, not the name: a study name may hold characters a file name cannot.
+            self._path = database.with_name(f"{database.name}.{self._key & (2**64 - 1):016x}.lock")
         else:
             raise UnsupportedStorage(
                 f"--storage {url.render_as_string(hide_password=True)}: several processes "
