@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from nas.front import Scored, hypervolume, pareto_front
 from nas.one_shot import OneShotConfig, load, save, train_one_shot
 from nas.pareto import ParetoConfig, StudyMismatch, run_pareto
 from nas.plot import plot_front
+from nas.runs import Measuring, pareto_run
 from tests.nas_tables import TableSource, table_for
 
 TINY = get_space("tiny-64")
@@ -110,3 +112,47 @@ def test_the_plot_is_a_png(tmp_path: Path) -> None:
     plot_front(path, points, title="t", accuracy_label="acc", latency_label="ms")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5_000
+
+
+class FixedFactorMeasurer:
+    """Stands in for an agent: 'measures' each network at 1.05 x its table latency."""
+
+    def __init__(self, source: TableSource) -> None:
+        self.source = source
+        self.batches: list[list[list[int]]] = []
+
+    def measure(
+        self,
+        device_id: int,
+        space: str,
+        architectures: Sequence[Sequence[int]],
+        *,
+        timeout_s: float,
+        settings: Mapping[str, Any] | None = None,
+        run_agent: Callable[[], None] | None = None,
+    ) -> list[float]:
+        self.batches.append([list(a) for a in architectures])
+        return [1.05 * self.source.table.latency_ms(a) for a in architectures]
+
+
+def test_measure_puts_the_measured_front_beside_the_predicted(supernet_file: Path) -> None:
+    source = TableSource(table_for(TINY))
+    measurer = FixedFactorMeasurer(source)
+    config = ParetoConfig(trials=8, population=4, study_name="unit-measure")
+    report, result = pareto_run(
+        source, 1, TINY, config, load(TINY, supernet_file), measuring=Measuring(measurer)
+    )
+    assert measurer.batches == [[list(r.architecture) for r in result.front]]  # one job
+    assert report["latency"] == "front measured on the device"
+    for row in report["front"]:
+        assert row["measured_ms"] == pytest.approx(1.05 * row["latency_ms"])
+        assert row["prediction_error_pct"] == pytest.approx(100 * (1 / 1.05 - 1))
+    unmeasured, _ = pareto_run(
+        source,
+        1,
+        TINY,
+        dataclasses.replace(config, study_name="unit-predicted"),
+        load(TINY, supernet_file),
+    )
+    assert unmeasured["latency"].startswith("predicted only")
+    assert all(row["measured_ms"] is None for row in unmeasured["front"])
