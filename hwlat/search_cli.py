@@ -96,7 +96,7 @@ def spnas(
             help="Landing band around the target in %: the decoded architecture is moved into "
             "it by flipping the decisions the search was least sure of.",
         ),
-    ] = 2.0,
+    ] = 1.0,
     land: Annotated[
         bool, typer.Option(help="Land on the target; --no-land keeps the decoded architecture.")
     ] = True,

@@ -13,7 +13,7 @@ from torch import nn
 from nas.digits import Digits
 from nas.supernet import Supernet
 
-RECALIBRATION_IMAGES = 512
+RECALIBRATION_IMAGES = 256
 EVAL_BATCH = 512
 
 

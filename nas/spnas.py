@@ -41,8 +41,8 @@ class SpnasConfig:
     lambda_proportional: float = 1.0
     lambda_max: float = 10.0
     formula: RuntimeFormula = RuntimeFormula.EXACT
-    # Landing band around the target (0.02: +-2%); None decodes the thresholds and stops.
-    tolerance: float | None = 0.02
+    # Landing band around the target (0.01: +-1%); None decodes the thresholds and stops.
+    tolerance: float | None = 0.01
     seed: int = 0
     threads: int | None = None
 

@@ -125,13 +125,8 @@ class SuperMBConv(nn.Module):
         weight = self.depthwise.weight
         kernel = weight * (1 - ring_mask) + weight * ring_mask * d[KERNEL]
         h = self.expand(x) if self.expand is not None else x
-        h = F.conv2d(
-            h,
-            kernel,
-            stride=self.depthwise.stride,
-            padding=self.depthwise.padding,
-            groups=self.mid,
-        )
+        kernel, padding = _crop_to_input(kernel, min(h.shape[-2:]))
+        h = F.conv2d(h, kernel, stride=self.depthwise.stride, padding=padding, groups=self.mid)
         h = self.act(self.depthwise_bn(h))
         if self.mid > self.mid_low:
             mask = torch.cat(
@@ -207,6 +202,22 @@ class Supernet(nn.Module):
 
     def searchable(self) -> list[SuperMBConv]:
         return [layer for layer in self.layers if isinstance(layer, SuperMBConv)]
+
+
+def _crop_to_input(kernel: torch.Tensor, size: int) -> tuple[torch.Tensor, int]:
+    """The kernel's taps that can reach an input of ``size`` pixels, and their padding.
+
+    At the proxy task's small resolutions the late layers see 1x1 or 2x2 inputs, where a 5x5
+    depthwise conv multiplies mostly padding, and torch's depthwise path is slow on such
+    shapes. Taps more than ``size - 1`` pixels from the centre only ever meet zero padding,
+    so dropping them changes neither the output's size nor its values.
+    """
+    k = kernel.shape[-1]
+    reach = 2 * (size - 1) + 1
+    if reach >= k:
+        return kernel, k // 2
+    cut = (k - reach) // 2
+    return kernel[..., cut : cut + reach, cut : cut + reach], reach // 2
 
 
 def _mean_square(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
