@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from models import SearchSpace
 from nas.controller import LambdaController
-from nas.digits import CLASSES, Digits, load_digits
+from nas.digits import CLASSES, load_digits
 from nas.evaluation import path_accuracy
 from nas.landing import Landing, land
 from nas.latency import RuntimeTable
@@ -92,7 +92,6 @@ def run_spnas(
     table: RuntimeTable,
     config: SpnasConfig,
     progress: Progress | None = None,
-    data: Digits | None = None,
 ) -> SpnasResult:
     """Search ``space`` for ``config.target_ms`` on the device whose runtime table is given.
 
@@ -106,7 +105,7 @@ def run_spnas(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    digits = data or load_digits(config.resolution, space.input_channels, config.seed)
+    digits = load_digits(config.resolution, space.input_channels, config.seed)
     model = Supernet(space, CLASSES)
     term = RuntimeTerm(table, model.grids, config.formula)
     weights = torch.optim.Adam(model.weight_parameters(), lr=config.weight_lr)
@@ -128,7 +127,6 @@ def run_spnas(
         searching = epoch >= config.warmup_epochs
         model.train()
         ce_sum, correct, seen = 0.0, 0, 0
-        runtime_ms = float("nan")
         for batch in digits.batches(config.batch_size, generator):
             x, y = digits.train_x[batch], digits.train_y[batch]
             d = model.indicators()
@@ -143,22 +141,22 @@ def run_spnas(
             if searching:
                 thresholds.step()
                 annealing.step()
-            runtime_ms = float(runtime.detach())
             if searching:
-                controller.update(runtime_ms)
+                controller.update(float(runtime.detach()))
             ce_sum += float(ce.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             step += 1
             if progress is not None:
                 progress(step, total, None)
+        held = model.decode()
         log = EpochLog(
             epoch=epoch,
             lambda_value=controller.value,
-            runtime_ms=float(term(model.fixed_indicators(model.decode()).double())),
+            runtime_ms=table.latency_ms(held),
             cross_entropy=ce_sum / seen,
             train_accuracy=correct / seen,
-            architecture=model.decode(),
+            architecture=held,
             seconds=time.monotonic() - epoch_started,
         )
         logs.append(log)
