@@ -47,7 +47,10 @@ ServiceUrl = Annotated[
     typer.Option("--service", envvar="HWLAT_SERVICE_URL", help="Base URL of the latency service."),
 ]
 Token = Annotated[
-    str | None, typer.Option("--token", envvar="HWLAT_TOKEN", help="API token (read scope).")
+    str | None,
+    typer.Option(
+        "--token", envvar="HWLAT_TOKEN", help="API token: read scope; admin to queue --measure."
+    ),
 ]
 Measure = Annotated[
     bool,
