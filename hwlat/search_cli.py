@@ -191,7 +191,7 @@ def pareto(
     ] = None,
     supernet_epochs: Annotated[
         int, typer.Option(min=1, help="Epochs to train the one-shot supernet.")
-    ] = 6,
+    ] = 10,
     resolution: Resolution = 32,
     seed: Annotated[
         int, typer.Option(help="Seed of the supernet; the sampler uses seed + worker index.")

@@ -30,7 +30,7 @@ FILE_FORMAT = 1
 
 @dataclass(frozen=True)
 class OneShotConfig:
-    epochs: int = 6
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0

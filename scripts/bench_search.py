@@ -321,7 +321,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--population", type=int, default=20)
-    parser.add_argument("--supernet-epochs", type=int, default=6)
+    parser.add_argument("--supernet-epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--measure", action="store_true")
