@@ -324,7 +324,8 @@ def test_bad_input_is_a_one_line_error_with_status_2(
     args = ["--device", str(device), "--space", space, "--report", str(tmp_path / "r.json")]
     runs = [hwlat_search(service, "spnas", *args, "--target-ms", str(target))]
     if case != "target outside the range":  # pareto takes no target
-        runs.append(hwlat_search(service, "pareto", *args, "--trials", "4"))
+        plot = str(tmp_path / "front.png")
+        runs.append(hwlat_search(service, "pareto", *args, "--trials", "4", "--plot", plot))
     for code, out, err in map(finish, runs):
         assert code == 2, (out, err)
         lines = err.strip().splitlines()
@@ -332,6 +333,7 @@ def test_bad_input_is_a_one_line_error_with_status_2(
         assert lines[0].startswith("error: ")
         assert expected in lines[0]
     assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "front.png").exists()
 
 
 def test_search_help_explains_both_searches() -> None:
