@@ -44,7 +44,10 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hwlat demo $(DEMO_ARGS)
 
-# Writes docs/bench/*.json, then docs/benchmarks.md and docs/reliability.md from them.
+# Writes docs/bench/*.json, then docs/benchmarks.md and docs/reliability.md from them. The
+# search benchmark uses its own service with the seed's Pixel 1 table unless SEARCH_BENCH_ARGS
+# names a device, e.g. SEARCH_BENCH_ARGS="--device 1 --measure --run-host-agent" with
+# HWLAT_SERVICE_URL/HWLAT_TOKEN.
 bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_export
 	$(BIN)/python -m scripts.bench_assemble
@@ -54,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_interference
 	$(BIN)/python -m scripts.bench_accuracy
 	$(BIN)/python -m scripts.bench_accuracy --disturb
+	$(BIN)/python -m scripts.bench_search $(SEARCH_BENCH_ARGS)
 	$(BIN)/python -m scripts.bench_report
 	$(BIN)/python -m scripts.bench_ingest --agents 20 --workers 2 --backends postgresql --batch-sizes 1000
 	$(BIN)/python -m scripts.bench_faults

@@ -284,6 +284,48 @@ def _errors(summary: dict[str, float]) -> str:
     )
 
 
+def search_section(data: dict[str, Any]) -> list[str]:
+    spnas, pareto = data["spnas"], data["pareto"]
+    lines = [
+        _run_line(data),
+        "",
+        f"`{data['space']}` on {data['device']['origin']} (predictor v"
+        f"{data['predictor_version']}); latency: {data['latency']}. Accuracy is a proxy "
+        f"(digits at {spnas['resolution']} px).",
+        "",
+        f"Single-Path NAS, {spnas['epochs']} epochs ({spnas['warmup_epochs']} warm-up) per "
+        "target; aim: measured within ±5% of the target.",
+        "",
+        "| target ms | predicted ms | measured ms | landing flips | wall s | predict requests |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in spnas["results"]:
+        measured = (
+            "-"
+            if r["measured_ms"] is None
+            else f"{r['measured_ms']:.3f} ({r['measured_error_pct']:+.1f}%)"
+        )
+        lines.append(
+            f"| {r['target_ms']:.3f} | {r['predicted_ms']:.3f} "
+            f"({r['predicted_error_pct']:+.1f}%) | {measured} | {r['landing_flips']} | "
+            f"{r['wall_s']:.0f} | {r['predict_requests']} |"
+        )
+    lines += [
+        "",
+        f"Pareto (NSGA-II, {pareto['trials']} trials, population {pareto['population']}, "
+        f"{pareto['predict_requests']} predict requests) against {pareto['trials']} random "
+        f"architectures scored the same way: hypervolume {pareto['hypervolume']:.3f} vs "
+        f"{pareto['random_hypervolume']:.3f} (reference: accuracy 0, "
+        f"{pareto['reference']['latency_ms']:.2f} ms); the front ({pareto['front_size']} "
+        f"architectures) dominates {pareto['random_points_dominated_pct']:.0f}% of the random "
+        f"ones. Supernet training {pareto['supernet_train_s']:.0f} s, search "
+        f"{pareto['search_s']:.0f} s. Accuracy: {pareto['accuracy_estimate']}.",
+        "",
+        "![Pareto front against a random sample](bench/search_pareto.png)",
+    ]
+    return lines
+
+
 def other_runs(name: str) -> list[str]:
     """One line per kept earlier run (docs/bench/<name>_*.json) with other settings."""
     lines = []
@@ -322,6 +364,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("Ingest throughput", "ingest", ingest_section),
     ("Export", "export", export_section),
     ("Network assembly", "assemble", assemble_section),
+    ("NAS search", "search", search_section),
 ]
 
 

@@ -11,7 +11,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from hwlat.cli import agent, demo, export, jobs, model, service, space
+from hwlat.cli import agent, demo, export, jobs, model, search, service, space
 from latency_api import HwlatError
 from latency_service.errors import DomainError
 
@@ -32,6 +32,7 @@ app.add_typer(jobs.app, name="jobs")
 app.command("fit")(model.fit)
 app.command("predict")(model.predict)
 app.command("validate")(model.validate)
+app.add_typer(search.app, name="search")
 app.command("demo")(demo.demo)
 
 # Errors whose message is written for the user (what was wrong, how to fix it); anything else

@@ -1,0 +1,432 @@
+"""``hwlat search spnas|pareto``: the NAS search engine (``nas/``) driven by the service.
+
+torch, Optuna and the data set are imported inside the commands, so ``hwlat --help`` stays
+fast. Bad input (unknown device or space, no predictor yet, a target the space cannot reach)
+ends with a one-line ``error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from nas.latency import ServiceLatencySource
+    from nas.runs import Measuring
+
+app = typer.Typer(
+    name="search",
+    help=(
+        "Search a space for architectures that are fast on a device. Both searches ask the "
+        "service for the device's latencies, so the device needs a predictor first "
+        "(hwlat fit).\n\n"
+        "spnas: Single-Path NAS. Trains one supernet whose per-layer thresholds pick kernel, "
+        "expansion, SE and skip, with the loss pulled toward a latency you give "
+        "(--target-ms); returns one architecture that meets it.\n\n"
+        "pareto: an NSGA-II search (Optuna) for the trade-off between accuracy and latency; "
+        "returns the Pareto front as JSON and a plot. Several processes, on several machines, "
+        "can share one study (--storage, --study).\n\n"
+        "Accuracy is a proxy (a small digits task trained on this CPU); latency is the "
+        "device's, predicted by the service, or measured with --measure."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+Device = Annotated[
+    int, typer.Option("--device", help="Device id with a fitted predictor (GET /v1/devices).")
+]
+Space = Annotated[str, typer.Option(help="Search space (hwlat space list).")]
+ServiceUrl = Annotated[
+    str,
+    typer.Option("--service", envvar="HWLAT_SERVICE_URL", help="Base URL of the latency service."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="HWLAT_TOKEN", help="API token: read scope; admin to queue --measure."
+    ),
+]
+Measure = Annotated[
+    bool,
+    typer.Option(
+        help="Measure the result on the device: queue a job and wait for an agent to run it."
+    ),
+]
+RunHostAgent = Annotated[
+    bool, typer.Option(help="With --measure on a host device: run the host agent in-process.")
+]
+MeasureTimeout = Annotated[
+    float, typer.Option(help="Seconds to wait for the measuring job.", min=1)
+]
+Threads = Annotated[
+    int | None, typer.Option(min=1, help="torch CPU threads (default: torch's choice).")
+]
+Resolution = Annotated[
+    int, typer.Option(min=8, max=256, help="Training resolution of the proxy task (px).")
+]
+DEFAULT_SERVICE = "http://127.0.0.1:8000"
+FORMULAS = ("exact", "seed")
+# How to fix a service error, by its code, unless the service's own detail already says so.
+HINTS = {
+    "no_predictor": "fit one with `hwlat fit --device {device}`",
+    "not_found": "list devices with `GET /v1/devices` and spaces with `hwlat space list`",
+    "unauthorized": "pass `--token` or set HWLAT_TOKEN (a token with read scope)",
+}
+
+
+@app.command("spnas")
+def spnas(
+    device: Device,
+    target_ms: Annotated[
+        float, typer.Option("--target-ms", help="Latency to land on, in ms (predicted).")
+    ],
+    space: Space = "spnas-mobilenetv2-224",
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs in all.")] = 8,
+    warmup_epochs: Annotated[
+        int, typer.Option(min=0, help="Epochs of weights only, before the latency term.")
+    ] = 2,
+    resolution: Resolution = 32,
+    tolerance_pct: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Landing band around the target in %: the decoded architecture is moved into "
+            "it by flipping the decisions the search was least sure of.",
+        ),
+    ] = 1.0,
+    land: Annotated[
+        bool, typer.Option(help="Land on the target; --no-land keeps the decoded architecture.")
+    ] = True,
+    formula: Annotated[
+        str, typer.Option(help="Runtime term: exact (multilinear) or seed (the paper's).")
+    ] = "exact",
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches and split.")] = 0,
+    threads: Threads = None,
+    measure: Measure = False,
+    run_host_agent: RunHostAgent = False,
+    measure_timeout: MeasureTimeout = 3600.0,
+    report: Annotated[Path, typer.Option(help="JSON report.")] = Path("spnas-report.json"),
+    service: ServiceUrl = DEFAULT_SERVICE,
+    token: Token = None,
+) -> None:
+    """Single-Path NAS to a latency target: one architecture, predicted (or measured) on it."""
+    with _user_errors(device):
+        from models import get_space
+        from nas.latency import device_table
+
+        search_space = get_space(space)
+        if formula not in FORMULAS:
+            raise ValueError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
+        with _source(service, token) as source:
+            # Everything the service can refuse is asked before torch is even imported.
+            table = device_table(source, device, search_space)
+            table.require_reachable(target_ms)
+            measuring = _measuring(
+                source, service, token, device, space, measure, run_host_agent, measure_timeout
+            )
+            from nas.runs import spnas_run
+            from nas.runtime_term import RuntimeFormula
+            from nas.spnas import SpnasConfig
+
+            config = SpnasConfig(
+                target_ms=target_ms,
+                epochs=epochs,
+                warmup_epochs=warmup_epochs,
+                resolution=resolution,
+                tolerance=tolerance_pct / 100 if land else None,
+                formula=RuntimeFormula(formula),
+                seed=seed,
+                threads=threads,
+            )
+            with _progress("searching") as advance:
+                result = spnas_run(
+                    source,
+                    device,
+                    search_space,
+                    config,
+                    measuring=measuring,
+                    progress=lambda step, total, _log: advance(step, total),
+                    table=table,
+                )
+        _write(report, result)
+        _spnas_summary(result, report)
+
+
+@app.command("pareto")
+def pareto(
+    device: Device,
+    trials: Annotated[
+        int, typer.Option(min=1, help="Trials the study should hold, counting every process.")
+    ],
+    space: Space = "spnas-mobilenetv2-224",
+    population: Annotated[
+        int, typer.Option(min=2, help="NSGA-II population; one predict request per population.")
+    ] = 16,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage shared by several processes, e.g. "
+            "postgresql+psycopg://user@host/db (default: in memory, this process only)."
+        ),
+    ] = None,
+    study: Annotated[str, typer.Option(help="Study name inside the storage.")] = "hwlat-pareto",
+    wait_for_peers: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds to wait for other processes' running trials before reporting."
+        ),
+    ] = 600.0,
+    supernet: Annotated[
+        Path | None,
+        typer.Option(
+            help="Supernet weights: loaded if the file exists, else trained and saved there. "
+            "Every process of a shared study must score with the same file."
+        ),
+    ] = None,
+    supernet_epochs: Annotated[
+        int, typer.Option(min=1, help="Epochs to train the one-shot supernet.")
+    ] = 10,
+    resolution: Resolution = 32,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the supernet; the sampler uses seed + worker index.")
+    ] = 0,
+    threads: Threads = None,
+    measure: Measure = False,
+    run_host_agent: RunHostAgent = False,
+    measure_timeout: MeasureTimeout = 3600.0,
+    report: Annotated[Path, typer.Option(help="JSON report with the front.")] = Path(
+        "pareto-report.json"
+    ),
+    plot: Annotated[Path, typer.Option(help="PNG plot of accuracy vs latency.")] = Path(
+        "pareto-front.png"
+    ),
+    service: ServiceUrl = DEFAULT_SERVICE,
+    token: Token = None,
+) -> None:
+    """Pareto search (NSGA-II): the accuracy/latency front of a space on a device."""
+    with _user_errors(device):
+        from models import get_space
+        from nas.latency import device_table
+
+        search_space = get_space(space)
+        with _source(service, token) as source:
+            # Everything the service can refuse is asked before torch is even imported.
+            table = device_table(source, device, search_space)
+            import optuna
+            import torch
+
+            from nas.one_shot import OneShotConfig
+            from nas.pareto import ParetoConfig
+            from nas.plot import plot_front
+            from nas.runs import load_or_train_supernet, pareto_run, scored_trials
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            if threads is not None:
+                torch.set_num_threads(threads)
+            config = ParetoConfig(
+                trials=trials,
+                population=population,
+                seed=seed,
+                storage=storage,
+                study_name=study,
+                wait_for_peers_s=wait_for_peers,
+            )
+            with _progress("training the supernet") as advance:
+                net = load_or_train_supernet(
+                    search_space,
+                    resolution,
+                    OneShotConfig(epochs=supernet_epochs, seed=seed),
+                    supernet,
+                    advance,
+                )
+            measuring = _measuring(
+                source, service, token, device, space, measure, run_host_agent, measure_timeout
+            )
+            with _progress("trials in the study") as advance:
+                result, outcome = pareto_run(
+                    source,
+                    device,
+                    search_space,
+                    config,
+                    net,
+                    measuring=measuring,
+                    progress=advance,
+                    table=table,
+                )
+        _write(report, result)
+        measured = [
+            (float(row["measured_ms"]), float(row["accuracy"]))
+            for row in result["front"]
+            if row["measured_ms"] is not None
+        ]
+        plot_front(
+            plot,
+            scored_trials(outcome),
+            title=f"{space} on device {device}: {len(outcome.trials)} trials",
+            accuracy_label=f"one-shot accuracy, digits {net.resolution} px (proxy)",
+            latency_label="latency, ms (predicted" + ("; x: measured)" if measuring else ")"),
+            measured=measured,
+        )
+        _pareto_summary(result, report, plot)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _user_errors(device: int) -> Iterator[None]:
+    """Errors of the user's input or setup: one line on stderr, exit status 2."""
+    from nas.latency import LatencyServiceError
+
+    try:
+        yield
+    except LatencyServiceError as error:
+        hint = HINTS.get(error.code, "").format(device=device)
+        if hint and hint.split("`")[1] in error.detail:
+            hint = ""
+        status = f" (HTTP {error.status})" if error.status else ""
+        _fail(error.detail + (f"; {hint}" if hint else "") + status)
+    except (ValueError, LookupError, FileNotFoundError, TimeoutError) as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    typer.secho(f"error: {first}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _source(service: str, token: str | None) -> Iterator[ServiceLatencySource]:
+    from nas.latency import ServiceLatencySource
+
+    source = ServiceLatencySource(service, token)
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+def _measuring(
+    source: ServiceLatencySource,
+    service: str,
+    token: str | None,
+    device: int,
+    space: str,
+    measure: bool,
+    run_host_agent: bool,
+    timeout_s: float,
+) -> Measuring | None:
+    from nas.runs import Measuring
+
+    if run_host_agent and not measure:
+        raise ValueError("--run-host-agent measures; add --measure")
+    if not measure:
+        return None
+    run_agent = _host_agent(service, token, device, space) if run_host_agent else None
+    return Measuring(source, timeout_s=timeout_s, run_agent=run_agent)
+
+
+def _host_agent(service: str, token: str | None, device: int, space: str) -> Callable[[], None]:
+    from hwlat.pipeline import host_agent_runner
+    from latency_api import HwlatClient
+
+    def run() -> None:
+        with HwlatClient(service, token) as client:
+            host_agent_runner(client, device)()
+
+    return run
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        f"[bold]{label}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _write(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _spnas_summary(report: dict[str, Any], path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    result = report["result"]
+    table = Table(title=f"Single-Path NAS on device {report['device_id']} ({report['space']})")
+    for column in ("target ms", "predicted ms", "measured ms", "proxy accuracy"):
+        table.add_column(column, justify="right")
+    measured = result["measured_ms"]
+    table.add_row(
+        f"{result['target_ms']:.3f}",
+        f"{result['predicted_ms']:.3f} ({result['predicted_error_pct']:+.1f}%)",
+        "-" if measured is None else f"{measured:.3f} ({result['measured_error_pct']:+.1f}%)",
+        f"{result['proxy_accuracy']:.3f}",
+    )
+    console = Console()
+    console.print(table)
+    console.print(f"architecture: {','.join(map(str, result['architecture']))}")
+    console.print(f"              {' '.join(result['labels'])}")
+    landing = report["landing"]
+    if landing is not None and landing["flips"]:
+        console.print(
+            f"decoded {','.join(map(str, report['decoded']['architecture']))} "
+            f"({report['decoded']['predicted_ms']:.3f} ms), landed with "
+            f"{len(landing['flips'])} flip(s)"
+        )
+    console.print(f"latency: {report['latency']}")
+    console.print(report["note"])
+    console.print(f"report: {path}")
+
+
+def _pareto_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"Pareto front: {len(report['front'])} of {report['trials_in_study']} trials "
+        f"(study {report['study']}, device {report['device_id']}, {report['space']})"
+    )
+    for column in ("trial", "accuracy", "predicted ms", "measured ms", "architecture"):
+        table.add_column(column, justify="right" if column != "architecture" else "left")
+    for row in report["front"]:
+        measured = row["measured_ms"]
+        table.add_row(
+            str(row["trial"]),
+            f"{row['accuracy']:.3f}",
+            f"{row['latency_ms']:.3f}",
+            "-" if measured is None else f"{measured:.3f}",
+            ",".join(map(str, row["architecture"])),
+        )
+    console = Console()
+    console.print(table)
+    hv = report["hypervolume"]
+    console.print(
+        f"hypervolume {hv['value']:.3f} {hv['unit']} (reference: accuracy 0, "
+        f"{hv['reference']['latency_ms']:.3f} ms); {report['evaluated_here']} trials evaluated "
+        "by this process"
+    )
+    console.print(f"accuracy: {report['accuracy_estimate']}")
+    console.print(f"latency: {report['latency']}")
+    console.print(report["note"])
+    console.print(f"report: {path}, plot: {plot}")

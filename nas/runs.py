@@ -1,0 +1,281 @@
+"""Whole searches against the service, as the CLI and the benchmark run them, with reports.
+
+Each run fetches the device's runtime table (which also proves the device exists and has a
+predictor), searches, asks the service to predict the result, optionally measures it on the
+device through the job queue, and returns a JSON-ready report that says which figures are
+predicted and which measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models import SearchSpace
+from nas.digits import load_digits
+from nas.front import Scored, hypervolume
+from nas.latency import (
+    LatencySource,
+    NetworkMeasurer,
+    RuntimeTable,
+    ServiceLatencySource,
+    device_table,
+)
+from nas.one_shot import OneShotConfig, OneShotSupernet, load, save, train_one_shot
+from nas.pareto import ParetoConfig, ParetoResult, run_pareto
+from nas.spnas import EpochLog, SpnasConfig, SpnasResult, run_spnas
+
+PROXY_NOTE = (
+    "accuracy is a proxy: scikit-learn's digits upsampled to {resolution}x{resolution} px, "
+    "10 classes; latency is real: the device's predictor for {space} at its own input size "
+    "({input_hw}x{input_hw})"
+)
+ONE_SHOT_NOTE = (
+    "one-shot estimate: validation accuracy of the path inherited from a weight-sharing "
+    "supernet trained single-path one-shot (uniform path sampling), batch norm recalibrated "
+    "per path"
+)
+PREDICTED_ONLY = "predicted only: not measured on the device (pass --measure to measure)"
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """How to close the loop: measure the result end to end through the job queue."""
+
+    measurer: NetworkMeasurer
+    timeout_s: float = 3600.0
+    settings: Mapping[str, Any] = field(default_factory=lambda: {"repeats": 3})
+    run_agent: Callable[[], None] | None = None
+
+
+def proxy_note(space: SearchSpace, resolution: int) -> str:
+    return PROXY_NOTE.format(resolution=resolution, space=space.name, input_hw=space.input_hw)
+
+
+def spnas_run(
+    source: LatencySource,
+    device_id: int,
+    space: SearchSpace,
+    config: SpnasConfig,
+    *,
+    measuring: Measuring | None = None,
+    progress: Callable[[int, int, EpochLog | None], None] | None = None,
+    table: RuntimeTable | None = None,
+) -> dict[str, Any]:
+    """``table``: the device's runtime table if the caller has fetched it already."""
+    started = time.monotonic()
+    table = table or device_table(source, device_id, space)
+    low, high = table.require_reachable(config.target_ms)
+    result = run_spnas(space, table, config, progress)
+    archs = [list(result.architecture)]
+    if result.decoded != result.architecture:
+        archs.append(list(result.decoded))
+    prediction = source.predict(device_id, space.name, archs)
+    predicted_ms = prediction.latency_ms[0]
+    measured_ms = None
+    if measuring is not None:
+        measured_ms = measuring.measurer.measure(
+            device_id,
+            space.name,
+            [list(result.architecture)],
+            timeout_s=measuring.timeout_s,
+            settings=measuring.settings,
+            run_agent=measuring.run_agent,
+        )[0]
+    return {
+        "search": "spnas",
+        "device_id": device_id,
+        "space": space.name,
+        "predictor_version": prediction.predictor_version,
+        "note": proxy_note(space, config.resolution),
+        "latency": "measured on the device" if measured_ms is not None else PREDICTED_ONLY,
+        "space_range_ms": [low, high],
+        "config": _spnas_config(config),
+        "result": {
+            "architecture": list(result.architecture),
+            "labels": list(result.labels),
+            "target_ms": config.target_ms,
+            "predicted_ms": predicted_ms,
+            "uncertainty_ms": prediction.uncertainty_ms[0],
+            "measured_ms": measured_ms,
+            "predicted_error_pct": _pct(predicted_ms, config.target_ms),
+            "measured_error_pct": None
+            if measured_ms is None
+            else _pct(measured_ms, config.target_ms),
+            "runtime_term_ms": result.runtime_ms,
+            "proxy_accuracy": result.val_accuracy,
+            "estimated_layers": list(prediction.estimated_layers),
+        },
+        "decoded": {
+            "architecture": list(result.decoded),
+            "runtime_term_ms": result.decoded_ms,
+            "predicted_ms": prediction.latency_ms[-1],
+        },
+        "landing": None
+        if result.landing is None
+        else {
+            "within_tolerance": result.landing.within_tolerance,
+            "flips": [
+                {"position": f.position, "from": f.before, "to": f.after, "delta_ms": f.delta_ms}
+                for f in result.landing.flips
+            ],
+        },
+        "epochs": [_epoch(log) for log in result.epochs],
+        "service_calls": _calls(source),
+        "wall_s": time.monotonic() - started,
+        "search_s": result.wall_s,
+    }
+
+
+def load_or_train_supernet(
+    space: SearchSpace,
+    resolution: int,
+    config: OneShotConfig,
+    path: Path | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> OneShotSupernet:
+    """The supernet in ``path`` if it exists; else trained (and saved there if given)."""
+    if path is not None and path.exists():
+        supernet = load(space, path)
+        if supernet.resolution != resolution:
+            raise ValueError(
+                f"{path} was trained at {supernet.resolution} px; pass --resolution "
+                f"{supernet.resolution} or another --supernet file"
+            )
+        return supernet
+    digits = load_digits(resolution, space.input_channels, config.seed)
+    supernet = train_one_shot(space, digits, config, progress)
+    if path is not None:
+        save(supernet, path)
+    return supernet
+
+
+def pareto_run(
+    source: LatencySource,
+    device_id: int,
+    space: SearchSpace,
+    config: ParetoConfig,
+    supernet: OneShotSupernet,
+    *,
+    measuring: Measuring | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    table: RuntimeTable | None = None,
+) -> tuple[dict[str, Any], ParetoResult]:
+    started = time.monotonic()
+    table = table or device_table(source, device_id, space)
+    digits = load_digits(supernet.resolution, space.input_channels, supernet.config.seed)
+    result = run_pareto(
+        space, device_id, table.predictor_version, source, supernet, digits, config, progress
+    )
+    low, high = table.range_ms()
+    measured: list[float | None] = [None] * len(result.front)
+    if measuring is not None and result.front:
+        measured = list(
+            measuring.measurer.measure(
+                device_id,
+                space.name,
+                [list(r.architecture) for r in result.front],
+                timeout_s=measuring.timeout_s,
+                settings=measuring.settings,
+                run_agent=measuring.run_agent,
+            )
+        )
+    front = [
+        {
+            **r.to_dict(),
+            "measured_ms": m,
+            "prediction_error_pct": None if m is None else _pct(r.latency_ms, m),
+        }
+        for r, m in zip(result.front, measured, strict=True)
+    ]
+    report = {
+        "search": "pareto",
+        "device_id": device_id,
+        "space": space.name,
+        "predictor_version": table.predictor_version,
+        "study": config.study_name,
+        "storage": "in memory" if config.storage is None else _redact(config.storage),
+        "worker": result.worker,
+        "sampler": f"NSGA-II, population {config.population}, seed {result.sampler_seed}",
+        "note": proxy_note(space, supernet.resolution),
+        "accuracy_estimate": ONE_SHOT_NOTE,
+        "latency": "front measured on the device" if measuring is not None else PREDICTED_ONLY,
+        "supernet": {
+            "sha256": supernet.sha256,
+            "epochs": supernet.config.epochs,
+            "resolution": supernet.resolution,
+        },
+        "trials_requested": config.trials,
+        "trials_in_study": len(result.trials),
+        "trials_running_elsewhere": result.running_elsewhere,
+        "evaluated_here": result.evaluated_here,
+        "hypervolume": {
+            "value": hypervolume([r.scored() for r in result.trials], 0.0, high),
+            "reference": {"accuracy": 0.0, "latency_ms": high},
+            "unit": "accuracy x ms",
+        },
+        "space_range_ms": [low, high],
+        "front": front,
+        "trials": [r.to_dict() for r in result.trials],
+        "service_calls": _calls(source),
+        "wall_s": time.monotonic() - started,
+    }
+    return report, result
+
+
+def scored_trials(result: ParetoResult) -> list[Scored]:
+    return [r.scored() for r in result.trials]
+
+
+def _spnas_config(config: SpnasConfig) -> dict[str, Any]:
+    return {
+        "epochs": config.epochs,
+        "warmup_epochs": config.warmup_epochs,
+        "batch_size": config.batch_size,
+        "resolution": config.resolution,
+        "formula": config.formula.value,
+        "tolerance": config.tolerance,
+        "lambda_step": config.lambda_step,
+        "lambda_proportional": config.lambda_proportional,
+        "seed": config.seed,
+    }
+
+
+def _epoch(log: EpochLog) -> dict[str, Any]:
+    return {
+        "epoch": log.epoch,
+        "lambda": log.lambda_value,
+        "runtime_ms": log.runtime_ms,
+        "cross_entropy": log.cross_entropy,
+        "train_accuracy": log.train_accuracy,
+        "architecture": list(log.architecture),
+        "seconds": log.seconds,
+    }
+
+
+def _calls(source: LatencySource) -> dict[str, int] | None:
+    if isinstance(source, ServiceLatencySource):
+        calls = source.calls
+        return {
+            "runtime_table": calls.runtime_table,
+            "predict": calls.predict,
+            "predicted_architectures": calls.predicted_architectures,
+            "measuring_jobs": calls.jobs,
+        }
+    return None
+
+
+def _pct(value: float, reference: float) -> float:
+    return 100.0 * (value - reference) / reference
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+__all__ = ["Measuring", "SpnasResult", "load_or_train_supernet", "pareto_run", "spnas_run"]

@@ -1,0 +1,81 @@
+"""Runtime tables for the search tests, built in memory the way the service answers them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from models import LayerKey, Op, SearchSpace
+from nas.latency import Prediction, RuntimeTable
+
+
+def macs_ms(key: LayerKey) -> float:
+    """A plausible latency: 1 ms per 10 M MACs plus 0.01 ms overhead; skip costs nothing."""
+    return 0.0 if key.op is Op.SKIP else 0.01 + key.macs / 1e7
+
+
+def table_json(
+    space: SearchSpace,
+    ms_of: Callable[[LayerKey], float] = macs_ms,
+    *,
+    a: float = 1.0,
+    b: float = 0.0,
+    fixed_in_sum: bool = True,
+    version: int = 1,
+) -> dict[str, Any]:
+    fixed = sum(ms_of(k) for k in (*space.prefix, *space.suffix))
+    return {
+        "space": space.name,
+        "predictor_version": version,
+        "layers": [
+            {
+                "position": p,
+                "candidates": [
+                    {
+                        "index": i,
+                        "candidate": c.label,
+                        "layer_key": str(slot.key(i)),
+                        "ms": ms_of(slot.key(i)),
+                        "estimated": False,
+                    }
+                    for i, c in enumerate(slot.candidates)
+                ],
+            }
+            for p, slot in enumerate(space.layers)
+        ],
+        "fixed_ms": fixed if fixed_in_sum else None,
+        "calibration": {"a": a, "b": b, "fixed_in_sum": fixed_in_sum},
+    }
+
+
+def table_for(
+    space: SearchSpace, ms_of: Callable[[LayerKey], float] = macs_ms, **kw: Any
+) -> RuntimeTable:
+    return RuntimeTable.from_json(table_json(space, ms_of, **kw))
+
+
+def random_table(space: SearchSpace, seed: int, **kw: Any) -> RuntimeTable:
+    """Positive random latencies per key (skip 0): no structure a test could lean on."""
+    rng = np.random.default_rng(seed)
+    values = {k: float(rng.uniform(0.5, 5.0)) for k in space.variants(include_skip=False)}
+    return table_for(space, lambda k: 0.0 if k.op is Op.SKIP else values[k], **kw)
+
+
+class TableSource:
+    """A LatencySource over a fixed table, counting predict requests."""
+
+    def __init__(self, table: RuntimeTable) -> None:
+        self.table = table
+        self.predict_calls = 0
+
+    def runtime_table(self, device_id: int, space: str) -> RuntimeTable:
+        return self.table
+
+    def predict(
+        self, device_id: int, space: str, architectures: Sequence[Sequence[int]]
+    ) -> Prediction:
+        self.predict_calls += 1
+        latency = tuple(self.table.latency_ms(a) for a in architectures)
+        return Prediction(latency, tuple(0.0 for _ in latency), self.table.predictor_version)

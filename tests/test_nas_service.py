@@ -1,0 +1,357 @@
+"""``hwlat search`` against a real service process: a short search, the loop closed through the
+job queue, two Pareto processes sharing a PostgreSQL study, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import optuna
+import pytest
+import torch
+
+from latency_service.process import HWLAT
+from models import get_space
+from nas.digits import load_digits
+from nas.one_shot import OneShotConfig, save, train_one_shot
+from tests.live_server import LiveServer, create_token, hwlat_env, register_device
+from tests.postgres import create_postgres_database, drop_postgres_database
+from tests.service_data import layer_measurement, network_measurement
+
+TINY = get_space("tiny-64")
+# Distinct, MAC-shaped layer latencies: larger candidates are slower, as on a device.
+LAYER_MS = {str(k): round(0.05 + k.macs / 2e6, 4) for k in TINY.variants()}
+SEARCH_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str
+    token: str
+    device_id: int
+    bare_device_id: int  # registered, never fitted
+    env: dict[str, str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+
+    def search_env(self) -> dict[str, str]:
+        return {**self.env, "HWLAT_SERVICE_URL": self.url, "HWLAT_TOKEN": self.token}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("nas-service")
+    env = hwlat_env(root)
+    token = create_token(env, "admin")
+    with LiveServer(env, root / "serve.log") as server, server.client(token) as client:
+        device_id = register_device(client)
+        bare_id = register_device(client, name="no-predictor-yet", model="never fitted")
+        assert bare_id != device_id
+        items = [layer_measurement(key, ms) for key, ms in LAYER_MS.items()]
+        stored = client.post(
+            "/v1/measurements/layers", json={"device_id": device_id, "measurements": items}
+        )
+        assert stored.status_code == 201, stored.text
+        fitted = client.post(f"/v1/devices/{device_id}/predictors")
+        assert fitted.status_code == 201, fitted.text
+        yield Service(server.url, token, device_id, bare_id, env)
+
+
+def hwlat_search(service: Service, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(HWLAT), "search", *args, "--threads", "1"],
+        env=service.search_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=SEARCH_TIMEOUT_S)
+    return process.returncode, out, err
+
+
+def reachable_target(service: Service) -> float:
+    """The predicted latency of a mid-sized architecture: a target the space can hit."""
+    with service.client() as client:
+        answer = client.post(
+            "/v1/predict",
+            json={
+                "device_id": service.device_id,
+                "space": TINY.name,
+                "architectures": [[1, 2, 0, 4]],
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    return float(answer.json()["latency_ms"][0])
+
+
+def predicted(service: Service, architecture: list[int]) -> float:
+    with service.client() as client:
+        body = {"device_id": service.device_id, "space": TINY.name, "architectures": [architecture]}
+        return float(client.post("/v1/predict", json=body).json()["latency_ms"][0])
+
+
+def spnas_args(service: Service, target: float, report: Path, *extra: str) -> list[str]:
+    return [
+        "spnas",
+        "--device",
+        str(service.device_id),
+        "--space",
+        TINY.name,
+        "--target-ms",
+        f"{target}",
+        "--epochs",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--resolution",
+        "12",
+        "--report",
+        str(report),
+        *extra,
+    ]
+
+
+def test_a_short_spnas_search_lands_on_the_target(service: Service, tmp_path: Path) -> None:
+    target = reachable_target(service)
+    report_path = tmp_path / "spnas.json"
+    code, out, err = finish(hwlat_search(service, *spnas_args(service, target, report_path)))
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    result = report["result"]
+    assert report["space"] == TINY.name
+    assert report["latency"].startswith("predicted only")
+    assert "accuracy is a proxy" in report["note"]
+    assert "latency is real" in report["note"]
+    # The predicted latency is the service's own, for the architecture reported.
+    assert result["predicted_ms"] == pytest.approx(predicted(service, result["architecture"]))
+    assert abs(result["predicted_ms"] - target) <= 0.02 * target
+    assert result["measured_ms"] is None
+    assert result["runtime_term_ms"] == pytest.approx(result["predicted_ms"], rel=1e-9)
+    assert len(result["labels"]) == TINY.num_layers
+    assert report["service_calls"] == {
+        "runtime_table": 1,
+        "predict": 1,
+        "predicted_architectures": 1
+        if report["decoded"]["architecture"] == result["architecture"]
+        else 2,
+        "measuring_jobs": 0,
+    }
+    assert "predicted only" in out
+    assert "Single-Path NAS" in out
+
+
+class FakeAgent:
+    """Claims the device's job over HTTP and uploads networks at ``factor`` x predicted."""
+
+    def __init__(self, service: Service, factor: float) -> None:
+        self.service = service
+        self.factor = factor
+        self.uploaded: dict[tuple[int, ...], float] = {}
+
+    def serve_one_job(self) -> None:
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        with self.service.client() as client:
+            while time.monotonic() < deadline:
+                claim = client.post(
+                    "/v1/jobs/claim",
+                    json={"device_id": self.service.device_id, "agent": "test-agent"},
+                )
+                if claim.status_code == 200:
+                    break
+                time.sleep(0.2)
+            else:
+                raise TimeoutError("no job was queued")
+            job = claim.json()
+            archs = job["payload"]["architectures"]
+            items = []
+            for arch in archs:
+                ms = round(self.factor * predicted(self.service, arch), 6)
+                self.uploaded[tuple(arch)] = ms
+                items.append(network_measurement(arch, ms, space=job["payload"]["space"]))
+            lease = {"id": job["id"], "lease_token": job["lease_token"]}
+            stored = client.post(
+                "/v1/measurements/networks",
+                json={"device_id": self.service.device_id, "measurements": items, "job": lease},
+            )
+            stored.raise_for_status()
+            done = client.post(
+                f"/v1/jobs/{job['id']}/complete",
+                json={
+                    "lease_token": job["lease_token"],
+                    "result": {
+                        "kind": "networks",
+                        "stored": len(items),
+                        "ids": stored.json()["ids"],
+                    },
+                },
+            )
+            done.raise_for_status()
+
+
+def test_measure_reports_target_predicted_and_measured(service: Service, tmp_path: Path) -> None:
+    target = reachable_target(service)
+    agent = FakeAgent(service, factor=1.03)
+    report_path = tmp_path / "measured.json"
+    args = spnas_args(service, target, report_path, "--measure", "--measure-timeout", "120")
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(agent.serve_one_job)
+        code, out, err = finish(hwlat_search(service, *args))
+        served.result(timeout=30)  # re-raises whatever went wrong in the agent
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    result = report["result"]
+    assert report["latency"] == "measured on the device"
+    assert result["measured_ms"] == pytest.approx(agent.uploaded[tuple(result["architecture"])])
+    assert result["measured_ms"] == pytest.approx(1.03 * result["predicted_ms"], rel=1e-5)
+    assert result["measured_error_pct"] == pytest.approx(
+        100 * (result["measured_ms"] - target) / target
+    )
+    assert report["service_calls"]["measuring_jobs"] == 1
+    assert "measured ms" in out
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+def test_two_pareto_processes_share_one_postgres_study(
+    service: Service, postgres_url: str, tmp_path: Path
+) -> None:
+    supernet = tmp_path / "tiny.pt"
+    digits = load_digits(12, TINY.input_channels, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        save(train_one_shot(TINY, digits, OneShotConfig(epochs=1, seed=0)), supernet)
+    finally:
+        torch.set_num_threads(threads)
+    trials, population = 24, 4
+    processes = [
+        hwlat_search(
+            service,
+            "pareto",
+            "--device",
+            str(service.device_id),
+            "--space",
+            TINY.name,
+            "--trials",
+            str(trials),
+            "--population",
+            str(population),
+            "--storage",
+            postgres_url,
+            "--study",
+            "shared-study",
+            "--supernet",
+            str(supernet),
+            "--resolution",
+            "12",
+            "--report",
+            str(tmp_path / f"report-{n}.json"),
+            "--plot",
+            str(tmp_path / f"front-{n}.png"),
+        )
+        for n in range(2)
+    ]
+    outcomes = [finish(p) for p in processes]
+    for code, _, err in outcomes:
+        assert code == 0, err
+    reports = [json.loads((tmp_path / f"report-{n}.json").read_text()) for n in range(2)]
+    study = optuna.load_study(study_name="shared-study", storage=postgres_url)
+    all_trials = study.get_trials(deepcopy=False)
+    # Exactly the budget, every trial finished once, by one of the two processes.
+    assert len(all_trials) == trials
+    assert sorted(t.number for t in all_trials) == list(range(trials))
+    assert {t.state for t in all_trials} == {optuna.trial.TrialState.COMPLETE}
+    assert {t.user_attrs["worker"] for t in all_trials} <= {0, 1}
+    assert sorted(r["worker"] for r in reports) == [0, 1]
+    assert sum(r["evaluated_here"] for r in reports) == trials
+    assert all(r["trials_in_study"] == trials for r in reports)
+    # Latencies were asked a population at a time, never one architecture per request.
+    batches = sum(r["service_calls"]["predict"] for r in reports)
+    assert batches <= trials // population + 2
+    for trial in all_trials:
+        arch = [int(TINY.layers[n].candidates.index(c)) for n, c in enumerate(_labels(trial))]
+        assert trial.values[1] == pytest.approx(predicted(service, arch))
+    front = reports[1]["front"]
+    assert front
+    assert [row["latency_ms"] for row in front] == sorted(row["latency_ms"] for row in front)
+    assert [row["accuracy"] for row in front] == sorted(row["accuracy"] for row in front)
+    assert "one-shot" in reports[0]["accuracy_estimate"]
+    assert reports[0]["latency"].startswith("predicted only")
+    assert (tmp_path / "front-0.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _labels(trial: optuna.trial.FrozenTrial) -> list[Any]:
+    return [
+        next(c for c in TINY.layers[n].candidates if c.label == trial.params[f"layer_{n:02d}"])
+        for n in range(TINY.num_layers)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown device", "no device with id 987654"),
+        ("unknown space", "unknown search space 'no-such-space'"),
+        ("target outside the range", "outside what tiny-64 can reach"),
+        ("no predictor yet", "hwlat fit --device"),
+    ],
+)
+def test_bad_input_is_a_one_line_error_with_status_2(
+    service: Service, tmp_path: Path, case: str, expected: str
+) -> None:
+    device, space, target = service.device_id, TINY.name, reachable_target(service)
+    if case == "unknown device":
+        device = 987654
+    elif case == "unknown space":
+        space = "no-such-space"
+    elif case == "target outside the range":
+        target = 0.001
+    else:
+        device = service.bare_device_id
+    args = ["--device", str(device), "--space", space, "--report", str(tmp_path / "r.json")]
+    runs = [hwlat_search(service, "spnas", *args, "--target-ms", str(target))]
+    if case != "target outside the range":  # pareto takes no target
+        plot = str(tmp_path / "front.png")
+        runs.append(hwlat_search(service, "pareto", *args, "--trials", "4", "--plot", plot))
+    for code, out, err in map(finish, runs):
+        assert code == 2, (out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith("error: ")
+        assert expected in lines[0]
+    assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "front.png").exists()
+
+
+def test_search_help_explains_both_searches() -> None:
+    result = subprocess.run(
+        [str(HWLAT), "search", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for words in ("spnas", "pareto", "Single-Path NAS", "Pareto front", "--storage", "proxy"):
+        assert words in result.stdout

@@ -1,0 +1,158 @@
+"""The superkernel: hand-set thresholds decode to every candidate, and each path computes
+exactly the candidate's own MBConv (the small kernel inside the large, the low-expansion
+channels first, SE as a part, skip as the identity)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import Op, SearchSpace, get_space
+from models.search_space import Stage, build_space
+from models.torch_blocks import MBConv
+from nas.superkernel import EXPAND, KERNEL, ON, SE, NotASuperkernelSpace, space_grids
+from nas.supernet import SuperMBConv, Supernet
+
+TINY = get_space("tiny-64")
+# A small space with searchable SE, so the SE part is decoded and checked in seconds.
+TINY_SE = build_space(
+    "tiny-se",
+    input_hw=32,
+    input_channels=3,
+    prefix=("conv_hw32_i3_o8_k3_s2",),
+    stages=(Stage(8, 2, 1), Stage(16, 1, 2)),
+    candidates=("k3e3", "k3e6", "k5e3", "k5e6", "k3e3se", "k3e6se", "k5e3se", "k5e6se"),
+    suffix=("head_hw8_i16_o32_c10",),
+)
+ON_T, OFF_T = -1.0, 10.0  # the hand-set weights below have mean squares of 1 or less
+
+
+def set_weights_to_one(layer: SuperMBConv) -> None:
+    with torch.no_grad():
+        layer.depthwise.weight.fill_(1.0)
+        if layer.se_reduce is not None and layer.se_expand is not None:
+            layer.se_reduce.weight.fill_(1.0)
+            layer.se_expand.weight.fill_(1.0)
+
+
+def thresholds_for(indicators: tuple[float, float, float, float]) -> torch.Tensor:
+    return torch.tensor([ON_T if value >= 0.5 else OFF_T for value in indicators])
+
+
+@pytest.mark.parametrize(
+    "space", [TINY, TINY_SE, get_space("spnas-mobilenetv2-224")], ids=lambda s: s.name
+)
+def test_hand_set_thresholds_decode_to_every_candidate(space: SearchSpace) -> None:
+    net = Supernet(space, classes=10)
+    layers = net.searchable()
+    for layer in layers:
+        set_weights_to_one(layer)
+    seen: set[tuple[int, str]] = set()
+    for position in range(space.num_layers):
+        for candidate, choice in enumerate(space.layers[position].candidates):
+            arch = [0] * space.num_layers
+            arch[position] = candidate
+            for layer, g, index in zip(layers, net.grids, arch, strict=True):
+                with torch.no_grad():
+                    layer.thresholds.copy_(thresholds_for(g.indicators(index)))
+            assert net.decode() == tuple(arch), f"layer {position}: {choice.label}"
+            seen.add((position, choice.label))
+    labels = {label for _, label in seen}
+    assert "skip" in labels
+    assert labels == {c.label for slot in space.layers for c in slot.candidates}
+
+
+def test_thresholds_cut_at_the_mean_square() -> None:
+    """d = 1[mean(w_part^2) >= t]: a threshold just above or below the part flips it."""
+    net = Supernet(TINY, classes=10)
+    layer = net.searchable()[1]
+    with torch.no_grad():
+        layer.depthwise.weight.fill_(0.5)  # every part's mean square is 0.25
+        layer.thresholds.copy_(torch.tensor([0.24, 0.24, 0.26, 0.0]))
+    kernel, on, expand, _ = layer.hard_indicators()
+    assert (kernel, on, expand) == (1.0, 1.0, 0.0)
+    assert net.grids[1].candidate(layer.hard_indicators()) == TINY.layers[1].candidates.index(
+        TINY.layers[1].candidates[2]
+    )  # k5e3
+    with torch.no_grad():
+        layer.thresholds[ON] = 0.26
+    assert net.grids[1].candidate(layer.hard_indicators()) == net.grids[1].skip_index
+
+
+def sliced_mbconv(layer: SuperMBConv, space: SearchSpace, position: int, index: int) -> MBConv:
+    """The candidate's own MBConv with the superkernel's weights cut to its shape."""
+    key = space.layers[position].key(index)
+    block = MBConv(key).eval()
+    mid, k = key.mid, key.kernel
+    pad = (layer.grid.kernel - k) // 2
+    state = layer.state_dict()
+    own = block.state_dict()
+    for name in own:
+        if name.endswith("num_batches_tracked"):
+            continue
+        source = (
+            name.replace("depthwise.conv.weight", "depthwise.weight")
+            .replace("depthwise.bn.", "depthwise_bn.")
+            .replace("se.reduce.", "se_reduce.")
+            .replace("se.expand.", "se_expand.")
+        )
+        value = state[source]
+        if source == "depthwise.weight":
+            value = value[:mid, :, pad : pad + k, pad : pad + k]
+        elif source.startswith(("expand.", "depthwise_bn.", "se_expand.")):
+            value = value[:mid]
+        elif source in ("se_reduce.weight", "project.conv.weight"):
+            value = value[:, :mid]
+        own[name] = value.clone()
+    block.load_state_dict(own)
+    return block.eval()
+
+
+@pytest.mark.parametrize("space", [TINY, TINY_SE], ids=lambda s: s.name)
+def test_every_path_computes_its_own_candidate(space: SearchSpace) -> None:
+    torch.manual_seed(0)
+    net = Supernet(space, classes=10)
+    for layer in net.searchable():
+        with torch.no_grad():  # non-trivial BN statistics, so a wrong slice would show
+            for module in layer.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.running_mean.uniform_(-0.2, 0.2)  # type: ignore[union-attr]
+                    module.running_var.uniform_(0.5, 1.5)  # type: ignore[union-attr]
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.uniform_(-0.2, 0.2)
+    net.eval()
+    for position, (layer, grid) in enumerate(zip(net.searchable(), net.grids, strict=True)):
+        assert isinstance(layer, SuperMBConv)
+        slot = space.layers[position]
+        x = torch.randn(2, slot.cin, slot.hw, slot.hw)
+        for index, choice in enumerate(slot.candidates):
+            d = torch.tensor(grid.indicators(index))
+            with torch.no_grad():
+                got = layer(x, d)
+                want = (
+                    x if choice.op is Op.SKIP else sliced_mbconv(layer, space, position, index)(x)
+                )
+            assert torch.allclose(got, want, atol=1e-5), f"layer {position}: {choice.label}"
+
+
+def test_a_space_that_cannot_share_a_superkernel_is_refused() -> None:
+    odd = build_space(
+        "odd",
+        input_hw=16,
+        input_channels=3,
+        prefix=("conv_hw16_i3_o8_k3_s2",),
+        stages=(Stage(8, 2, 1),),
+        candidates=("k3e3", "k5e6"),  # not every (kernel, expansion) combination
+        suffix=("head_hw8_i8_o16_c10",),
+    )
+    with pytest.raises(NotASuperkernelSpace, match="not every combination"):
+        space_grids(odd)
+
+
+def test_indicator_columns_are_what_the_paper_calls_them() -> None:
+    grid = space_grids(TINY)[1]
+    k5e6 = TINY.layers[1].candidates.index(TINY.layers[1].candidates[3])
+    assert grid.indicators(k5e6)[KERNEL] == 1.0
+    assert grid.indicators(k5e6)[EXPAND] == 1.0
+    assert grid.indicators(grid.skip_index)[ON] == 0.0  # type: ignore[arg-type]
+    assert grid.indicators(0)[SE] == 0.0
