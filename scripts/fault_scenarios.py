@@ -250,13 +250,16 @@ def kill_agent_mid_job(workdir: Path, *, lease_s: float = 3.0) -> dict[str, Any]
             "--max-busy-pct",
             "100",
             "--until-idle",
+            # Exactly one measurement per layer: this is about the lease, not the quality gate
+            # (whose re-measurements are rows of their own).
+            "--no-gate",
         ]
         with HwlatClient(server.url, admin) as api:
             job = api.create_job(
                 JobIn(
                     selector=DeviceSelector(name="fault-agent"),
                     payload=ProfileLayers(layer_keys=keys),
-                    # At least 5 s of measuring (20 layers x 0.25 s): the kill lands mid-job
+                    # At least 5 s of measuring (21 layers x 0.25 s): the kill lands mid-job
                     # however fast the machine and however warm the export cache.
                     timing=JobTiming(warmup_runs=1, num_runs=5, min_secs=0.25),
                 )
@@ -292,7 +295,12 @@ def kill_agent_mid_job(workdir: Path, *, lease_s: float = 3.0) -> dict[str, Any]
             )
             final = api.get_job(job.id)
             device_id = final.claimed_device_id
-            rows = list(api.iter_layer_measurements(device_id=device_id)) if device_id else []
+            # The job's layers, not the drift reference timed around it.
+            rows = (
+                list(api.iter_layer_measurements(device_id=device_id, role="layer"))
+                if device_id
+                else []
+            )
     counts = Counter(r.layer_key for r in rows)
     return {
         "lease_s": lease_s,

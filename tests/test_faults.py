@@ -41,8 +41,8 @@ def test_agent_sigkilled_mid_job_is_taken_over_after_its_lease(tmp_path: Path) -
     assert result["status_at_kill"] == "leased"
     assert result["second_agent_exit"] == 0, result["second_agent_output"]
     assert (result["final_status"], result["attempts"]) == ("done", 2)
-    assert result["rows"] == result["distinct_layers"] == result["layers_in_job"] == 20
-    assert result["result_stored"] == 20
+    assert result["rows"] == result["distinct_layers"] == result["layers_in_job"] == 21
+    assert result["result_stored"] == 21
     assert (result["duplicated"], result["missing"]) == (0, 0)
 
 
