@@ -168,7 +168,8 @@ def profile(
     load) spread over all targets instead of biasing the ones measured last. With a ``gate``, a
     measurement that shows interference is kept as rejected and measured again at the end of
     its pass (at least RETRY_GAP_S later); after the passes, every repeat far above its model's
-    other repeats is rejected and measured again; all within the gate's bounds.
+    other repeats is rejected and measured again, and a model with no accepted window at all is
+    measured a few more times; all within the gate's bounds.
     """
     if len(architectures) and space is None:
         raise ValueError("architectures need the search space they index")
@@ -187,6 +188,7 @@ def profile(
                     sleep(timing.cooldown_secs)
         if gate is not None:
             session.settle_disagreements(work, gate)
+            session.rescue_unmeasured(work, gate)
     return session.results
 
 
@@ -254,6 +256,23 @@ class _Session:
         self.retries += 1
         self.bar.update(self.task, total=(self.bar.tasks[self.task].total or 0) + 1)
         return True
+
+    def rescue_unmeasured(self, work: list[Target], gate: Gate) -> None:
+        """Measure again, up to ``gate.rescue_attempts`` times each, the models whose every
+        window was rejected, while the job's share of re-measurements lasts."""
+        for _ in range(gate.rescue_attempts):
+            empty = [t for t in work if not any(r.verdict.accepted for r in self._of(t))]
+            if not empty or self.retries >= self.budget:
+                return
+            for target in empty:
+                if self.retries >= self.budget:
+                    return
+                self.retries += 1
+                self.bar.update(self.task, total=(self.bar.tasks[self.task].total or 0) + 1)
+                self.measure(target, pass_index=max(r.pass_index for r in self._of(target)))
+
+    def _of(self, target: Target) -> list[Result]:
+        return [r for r in self.results if r.target == target]
 
     def settle_disagreements(self, work: list[Target], gate: Gate) -> None:
         """Reject repeats far above their model's other repeats and measure those passes again,

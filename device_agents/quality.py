@@ -77,13 +77,21 @@ class Gate:
     # never quiet must not re-measure forever.
     max_retries_per_target: int = 2
     max_retry_share: float = 0.5
+    # A model left with no accepted window at all after its passes is measured up to this many
+    # more times (still within the job's share): without any accepted value the fit would have
+    # to estimate a layer that was in fact measured, and a validation network would be lost.
+    rescue_attempts: int = 3
 
     def __post_init__(self) -> None:
         for name in ("probe_limit", "tail_limit", "repeat_limit"):
             value = getattr(self, name)
             if value is not None and value <= 1.0:
                 raise ValueError(f"{name}={value}; a limit is a ratio above 1 (e.g. 1.1)")
-        if self.max_retries_per_target < 0 or not 0 <= self.max_retry_share <= 10:
+        if (
+            self.max_retries_per_target < 0
+            or self.rescue_attempts < 0
+            or not 0 <= self.max_retry_share <= 10
+        ):
             raise ValueError("retry bounds must be non-negative")
 
     def judge(self, evidence: Evidence) -> Verdict:

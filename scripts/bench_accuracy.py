@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--n-validate", type=int, default=200)
     parser.add_argument("--n-calibrate", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--network-runs", type=int, default=15, help="Timed runs per network.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--disturb", action="store_true", help="Bursts on the other CPU.")
     parser.add_argument("--gate", action=argparse.BooleanOptionalAction, default=True)
@@ -78,6 +79,7 @@ def main() -> None:
             n_calibrate=args.n_calibrate,
             repeats=args.repeats,
             num_runs=50,
+            network_runs=args.network_runs,
             seed=args.seed,
             keep_serving=False,
             port=None,
@@ -101,6 +103,8 @@ def main() -> None:
             "n_validate": args.n_validate,
             "n_calibrate": args.n_calibrate,
             "repeats": args.repeats,
+            "layer_runs": 50,
+            "network_runs": args.network_runs,
             "seed": args.seed,
             "gate": args.gate,
         },

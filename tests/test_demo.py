@@ -36,6 +36,8 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
             "1",
             "--num-runs",
             "5",
+            "--network-runs",
+            "5",
             "--workdir",
             str(tmp_path / "demo"),
             "--report",

@@ -44,9 +44,12 @@ def store_networks(
     assert response.status_code == 201, response.text
 
 
-def fitted_device(client: TestClient, tokens: dict[str, Headers], device: int) -> list[list[int]]:
-    """Layers, 8 calibration networks, a fit; the calibration architectures."""
-    items = [layer_measurement(k, ms) for k, ms in HAND.items()]
+def fitted_device(
+    client: TestClient, tokens: dict[str, Headers], device: int, without: str | None = None
+) -> list[list[int]]:
+    """Layers (all but ``without``), 8 calibration networks, a fit; the calibration
+    architectures."""
+    items = [layer_measurement(k, ms) for k, ms in HAND.items() if k != without]
     client.post(
         "/v1/measurements/layers",
         json={"device_id": device, "measurements": items},
@@ -97,6 +100,23 @@ def test_the_service_scores_a_version_on_networks_it_was_not_calibrated_on(
     listed = client.get(f"/v1/devices/{device}/validations", headers=tokens["read"]).json()
     assert [v["id"] for v in listed["items"]] == [report["id"]]
     assert listed["items"][0]["predictor_id"] == report["predictor_id"]
+
+
+def test_a_layer_never_measured_leaves_the_baselines_in_place(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    # Every window of one layer was rejected: the version estimates it, and so does the plain
+    # table sum it is compared with; the report still has all three baselines.
+    unmeasured = str(TINY.layers[0].key(0))  # a searchable candidate
+    calibration = fitted_device(client, tokens, device, without=unmeasured)
+    fresh = [[int(i) for i in a] for a in TINY.sample(30, seed=3) if list(a) not in calibration]
+    store_networks(client, tokens, device, list({tuple(a): a for a in fresh}.values()))
+    response = validate(client, tokens, device)
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert report["details"]["estimated_layers"] == 1
+    assert set(report["baselines"]) == {"macs_proportional", "table_sum", "per_op_forest"}
+    assert all(np.isfinite(m["mape"]) for m in report["baselines"].values())
 
 
 def test_named_networks_are_validated_and_bad_names_are_refused(

@@ -13,7 +13,10 @@ def demo(
     n_validate: Annotated[int, typer.Option(min=2, help="Validation architectures.")] = 200,
     n_calibrate: Annotated[int, typer.Option(min=0, help="Calibration networks.")] = 50,
     repeats: Annotated[int, typer.Option(min=1, help="Interleaved measurements each.")] = 3,
-    num_runs: Annotated[int, typer.Option(min=1, help="Timed runs per measurement.")] = 50,
+    num_runs: Annotated[int, typer.Option(min=1, help="Timed runs per layer measurement.")] = 50,
+    network_runs: Annotated[
+        int, typer.Option(min=1, help="Timed runs per network measurement.")
+    ] = 15,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     workdir: Annotated[Path, typer.Option(help="Service data and log.")] = Path(".hwlat-demo"),
     report: Annotated[Path, typer.Option(help="Report file.")] = Path("hwlat-report.json"),
@@ -38,6 +41,7 @@ def demo(
         n_calibrate=n_calibrate,
         repeats=repeats,
         num_runs=num_runs,
+        network_runs=network_runs,
         seed=seed,
         keep_serving=keep_serving,
         port=port,

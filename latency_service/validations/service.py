@@ -24,8 +24,8 @@ from latency_service.predictors import service as predictors
 from latency_service.predictors.tables import Predictor
 from latency_service.spaces import space_or_404
 from latency_service.validations.tables import Validation
-from models import InvalidArchitecture, SearchSpace
-from predictor import baselines
+from models import InvalidArchitecture, Op, SearchSpace
+from predictor import baselines, compiled
 from predictor.accuracy import accuracy, test_retest
 from predictor.artifact import PredictorArtifact
 
@@ -170,9 +170,17 @@ def _baselines(
     layer_ms = {key: entry.ms for key, entry in artifact.layers.items()}
     if not layer_ms:
         return {}
-    needed = {str(k) for k in space.variants()}
-    if not needed <= set(layer_ms):
-        return {}  # some layers were never measured: a plain table sum cannot be formed
+    # A layer never measured (every window of it rejected, say) enters the plain table sum as
+    # the version's own estimate, as it does the version's prediction; the forest and the
+    # MACs baseline need no value for it.
+    missing = [k for k in space.variants() if str(k) not in layer_ms and k.op is not Op.SKIP]
+    table_ms = dict(layer_ms)
+    if missing:
+        try:
+            estimates = compiled.lookup(artifact, missing).ms
+        except compiled.MissingLayers:
+            return {}  # nothing to sum them with
+        table_ms.update({str(k): float(v) for k, v in zip(missing, estimates, strict=True)})
     cal_archs = np.asarray(list(calibrated_on), dtype=np.int64).reshape(
         len(calibrated_on), space.num_layers
     )
@@ -183,6 +191,6 @@ def _baselines(
         "macs_proportional": accuracy(
             ms_per_mac * baselines.network_macs(space, archs), measured_ms
         ),
-        "table_sum": accuracy(baselines.table_sum(space, archs, layer_ms), measured_ms),
+        "table_sum": accuracy(baselines.table_sum(space, archs, table_ms), measured_ms),
         "per_op_forest": accuracy(baselines.per_op_forest(space, archs, layer_ms), measured_ms),
     }
