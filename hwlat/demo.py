@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,6 +51,9 @@ def run_demo(
 ) -> dict[str, Any]:
     space = get_space(space_name)
     started = time.monotonic()
+    # `kill` (SIGTERM) stops the demo the way Ctrl-C does, so that its service goes down with
+    # it instead of being left serving on its port.
+    signal.signal(signal.SIGTERM, _interrupt)
     data_dir = workdir / "data"
     # A fresh database each run: the report speaks of this run's measurements only. The
     # export cache (~/.cache/hwlat) is kept, so a second run skips the conversions.
@@ -256,6 +260,10 @@ def _summary(report: dict[str, Any], path: Path) -> None:
         f"again ({quality['remeasured']} re-measurements)"
     )
     typer.echo(f"\nwrote {path}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _wait_forever() -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from latency_service.process import HWLAT
 from models import get_space
 from tests.live_server import run_hwlat
 
@@ -92,3 +95,33 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     # The service was stopped: its port no longer answers.
     with pytest.raises(httpx.TransportError):
         httpx.get(report["service_url"] + "/healthz", timeout=2)
+
+
+def test_a_demo_kept_serving_takes_its_service_down_when_killed(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HWLAT_")}
+    env["HWLAT_CACHE_DIR"] = str(tmp_path / "cache")
+    small = ["--space", "tiny-64", "--n-validate", "2", "--n-calibrate", "0", "--repeats", "1"]
+    fast = ["--num-runs", "2", "--network-runs", "2", "--max-busy-pct", "100", "--no-gate"]
+    files = ["--workdir", str(tmp_path / "demo"), "--report", str(tmp_path / "r.json")]
+    demo = subprocess.Popen(
+        [str(HWLAT), "demo", *small, *fast, *files, "--keep-serving"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        url = None
+        for line in demo.stdout:
+            if line.startswith("service kept up at "):
+                url = line.split()[4]
+                break
+        assert url is not None, "the demo ended without keeping its service up"
+        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+        demo.send_signal(signal.SIGTERM)  # what `kill` sends
+        demo.wait(timeout=60)
+    finally:
+        demo.kill()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url + "/healthz", timeout=2)
