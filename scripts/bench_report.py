@@ -185,7 +185,8 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
         verdict = (
             "rejected: it did not beat the plain sum in leave-one-out, so a = 1, b = 0"
             if cal.get("rejected")
-            else f"latency = {cal['a']:.3f} · Σ + {cal['b']:.3f} ms"
+            else f"latency = {cal['a']:.3f} · Σ {'-' if cal['b'] < 0 else '+'} "
+            f"{abs(cal['b']):.3f} ms"
         )
         lines += [
             "",
@@ -284,7 +285,7 @@ def _errors(summary: dict[str, float]) -> str:
     )
 
 
-def search_section(data: dict[str, Any]) -> list[str]:
+def search_section(data: dict[str, Any], stem: str = "search") -> list[str]:
     spnas, pareto = data["spnas"], data["pareto"]
     lines = [
         _run_line(data),
@@ -321,37 +322,54 @@ def search_section(data: dict[str, Any]) -> list[str]:
         f"ones. Supernet training {pareto['supernet_train_s']:.0f} s, search "
         f"{pareto['search_s']:.0f} s. Accuracy: {pareto['accuracy_estimate']}.",
         "",
-        "![Pareto front against a random sample](bench/search_pareto.png)",
+        f"![Pareto front against a random sample](bench/{stem}_pareto.png)",
     ]
     return lines
 
 
 def other_runs(name: str) -> list[str]:
-    """One line per kept earlier run (docs/bench/<name>_*.json) with other settings."""
+    """Earlier or side runs kept beside a section (docs/bench/<name>_*.json), one line each,
+    or a whole section for a search run; a file of a more specific section is left to it."""
     lines = []
     sections = {section for _, section, _ in SECTIONS}
     for path in sorted(BENCH.glob(f"{name}_*.json")):
-        if path.stem in sections:
+        if any(
+            path.stem == s or path.stem.startswith(s + "_")
+            for s in sections
+            if s != name and s.startswith(name)
+        ):
             continue
         data = json.loads(path.read_text())
         label = path.stem.removeprefix(f"{name}_")
-        if name == "accuracy":
-            m = data["validation"]
+        note = f" ({data['note']})" if data.get("note") else ""
+        if "validation" in data:
+            m, floor = data["validation"], data.get("noise_floor") or {}
             best = max(data["baselines"].items(), key=lambda kv: kv[1]["within_5pct"])
-            lines.append(
-                f"- `{label}` ({data['date']}): hwlat {100 * m['within_5pct']:.1f}% within ±5%, "
-                f"{100 * m['within_10pct']:.1f}% within ±10%, MAPE {m['mape']:.2f}%; best "
-                f"baseline {best[0]} {100 * best[1]['within_5pct']:.1f}% within ±5%."
+            settings = data["settings"]
+            retest = (
+                f", test-retest {100 * floor['within_5pct']:.1f}% within ±5%"
+                if floor.get("comparisons")
+                else ""
             )
-        else:
+            lines.append(
+                f"- `{label}`{note}, {data['date']}, gate "
+                f"{'on' if settings.get('gate', True) else 'off'}"
+                f"{', disturbed' if data.get('disturbed') else ''}: hwlat "
+                f"{100 * m['within_5pct']:.1f}% within ±5%, {100 * m['within_10pct']:.1f}% within "
+                f"±10%, MAPE {m['mape']:.2f}%{retest}; best baseline {best[0]} "
+                f"{100 * best[1]['within_5pct']:.1f}% within ±5%; {data['seconds_total']:.0f} s."
+            )
+        elif "repeatability" in data:
             rep = data["repeatability"]
             lines.append(
                 f"- `{label}` ({data['date']}): median spread {rep['median_spread_pct']:.2f}%, "
                 f"worst {rep['max_spread_pct']:.2f}%, {100 * rep['layers_under_3pct']:.0f}% of "
                 "layers under 3%."
             )
+        elif "spnas" in data:
+            lines += ["", f"### `{label}`{note}", "", *search_section(data, path.stem)]
     if lines:
-        lines = ["", f"Earlier runs kept for comparison (`docs/bench/{name}_*.json`):", *lines]
+        lines = ["", f"Other runs kept for comparison (`docs/bench/{name}_*.json`):", *lines]
     return lines
 
 
