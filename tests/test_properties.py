@@ -184,9 +184,10 @@ def test_predict_is_a_times_the_sum_of_the_layers_plus_b(
 
 @SETTINGS
 @given(predictors(), architectures)
-def test_the_flat_gather_equals_the_two_index_gather_bit_for_bit(
+def test_the_flat_gather_equals_the_two_index_gather(
     artifact: PredictorArtifact, archs: list[tuple[int, ...]]
 ) -> None:
+    # Equal up to the order of the additions (the row sums are a BLAS product).
     compiled = compile_space(artifact, TINY, version=1)
     rows = np.asarray(archs, dtype=np.int64)
     positions = np.arange(TINY.num_layers)
@@ -194,8 +195,11 @@ def test_the_flat_gather_equals_the_two_index_gather_bit_for_bit(
     two_index = cal.a * (compiled.table_ms[positions, rows].sum(axis=1) + compiled.fixed_ms) + cal.b
     variance = compiled.var[positions, rows].sum(axis=1) + compiled.fixed_var
     latency, uncertainty = compiled.predict(rows)
-    assert np.array_equal(latency, two_index)
-    assert np.array_equal(
-        uncertainty, np.sqrt(cal.a**2 * variance + (two_index * cal.residual_rms_rel) ** 2)
+    np.testing.assert_allclose(latency, two_index, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        uncertainty,
+        np.sqrt(cal.a**2 * variance + (two_index * cal.residual_rms_rel) ** 2),
+        rtol=1e-12,
+        atol=1e-12,
     )
     assert np.array_equal(compiled.estimated_positions(rows), compiled.estimated[positions, rows])
