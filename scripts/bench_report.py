@@ -130,6 +130,19 @@ def predict_section(data: dict[str, Any]) -> list[str]:
         f"| latency p50 / p90 / p99 | {load['p50_ms']:.1f} / {load['p90_ms']:.1f} / "
         f"{load['p99_ms']:.1f} ms | p99 ≤ 5 ms |",
         f"| errors | {sum(load['errors'].values())} | 0 |",
+        *_load_runs_line(http),
+    ]
+
+
+def _load_runs_line(http: dict[str, Any]) -> list[str]:
+    runs = http.get("load_runs") or []
+    if len(runs) < 2:
+        return []
+    p99s = ", ".join(f"{r['p99_ms']:.1f}" for r in runs)
+    return [
+        "",
+        f"The load ran {len(runs)} times; the row above is the run with the median p99 "
+        f"(p99 of each run: {p99s} ms).",
     ]
 
 
