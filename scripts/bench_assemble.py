@@ -21,7 +21,6 @@ docs/bench/assemble.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -197,14 +196,10 @@ def main() -> None:
         ),
         "environment": environment(),
         "seconds": round(time.monotonic() - started, 1),
-        "load_average_1_5_15min": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "load_average_1_5_15min": bench_env.load_around(load_before),
         "results": [asdict(r) for r in results],
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    bench_env.write_report(OUT, report)
     print(table(results, args.space))
 
 

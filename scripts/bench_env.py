@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from device_agents.host import cpu_model
@@ -39,3 +41,17 @@ def environment(packages: tuple[str, ...]) -> dict[str, Any]:
         "packages": found,
         "git": git_revision(),
     }
+
+
+def load_around(before: tuple[float, float, float]) -> dict[str, list[float]]:
+    """The load average (1, 5, 15 min) before the run and now: other work on the machine
+    shows here."""
+    return {
+        "before": [round(x, 2) for x in before],
+        "after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

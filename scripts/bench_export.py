@@ -15,7 +15,6 @@ markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -144,14 +143,10 @@ def main() -> None:
         ),
         "environment": environment(),
         "seconds": round(time.monotonic() - started, 1),
-        "load_average_1_5_15min": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "load_average_1_5_15min": bench_env.load_around(load_before),
         "results": [asdict(r) for r in results],
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    bench_env.write_report(OUT, report)
     print(table(results, args.space, args.format, args.precision))
 
 
