@@ -113,3 +113,47 @@ def test_0005_carries_rows_of_the_old_shapes_over(fresh_url: str) -> None:
     assert [(r[0], json.loads(r[1]) if isinstance(r[1], str) else r[1]) for r in reports] == [
         (3, [])
     ]
+
+
+def test_a_database_at_the_landed_0006_gains_the_quality_columns(fresh_url: str) -> None:
+    # 0006 (measurements remember their job) shipped before the quality gate; a database
+    # stamped there must still get every later column, and its rows count as accepted.
+    upgrade(fresh_url, revision="0006")
+    engine = make_engine(fresh_url)
+    now = "CURRENT_TIMESTAMP"
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO devices (id, fingerprint, name, kind, model, soc, abi, os_version,"
+                    " runtime, runtime_version, delegate, threads, precision, affinity_mask,"
+                    " governor, extra, created_at) VALUES (1, 'f', 'old', 'host', '', '', '', '',"
+                    f" 'litert', '2', 'xnnpack', 1, 'fp32', '', '', '{{}}', {now})"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, device_id, payload, timing, status, attempts,"
+                    " max_attempts, created_at, updated_at) VALUES (7, 'profile_layers', 1,"
+                    ' \'{"kind": "profile_layers", "layer_keys": ["skip_hw8_i8_o8"]}\','
+                    f" '{{}}', 'done', 1, 3, {now}, {now})"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO layer_measurements (id, layer_key, device_id, count, median_ms,"
+                    " mean_ms, std_ms, min_ms, max_ms, agent_version, tool_version, measured_at,"
+                    " created_at, median_is_average, job_id) VALUES (5, 'skip_hw8_i8_o8', 1, 3,"
+                    f" 0.1, 0.1, 0.0, 0.1, 0.1, 'a', 't', {now}, {now}, false, 7)"
+                )
+            )
+        upgrade(fresh_url)
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT job_id, accepted, attempt, role FROM layer_measurements")
+            ).one()
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert (row[0], bool(row[1]), row[2], row[3]) == (7, True, 1, "layer")
+    assert diff == []

@@ -1,7 +1,7 @@
 """BI views and stored network predictions
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-27
 
 Read-only views for BI tools (Grafana, Superset, Metabase), with the same names and columns on
@@ -31,8 +31,8 @@ from typing import Final
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,9 @@
 """measurement quality: every attempt stored with the gate's verdict and evidence, its pass and
-its job; drift references; validations keep their noise floor
+its job (the job_id column of 0006 becomes a foreign key); drift references; validations keep
+their noise floor
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-27 05:00:00
 """
 
@@ -11,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -32,7 +33,6 @@ def upgrade() -> None:
                 sa.Column("attempt", sa.Integer(), nullable=False, server_default="1")
             )
             batch_op.add_column(sa.Column("pass_index", sa.Integer(), nullable=True))
-            batch_op.add_column(sa.Column("job_id", sa.Integer(), nullable=True))
             batch_op.create_foreign_key(
                 batch_op.f(f"fk_{table}_job_id_jobs"), "jobs", ["job_id"], ["id"]
             )
@@ -57,5 +57,5 @@ def downgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_constraint(batch_op.f(f"fk_{table}_job_id_jobs"), type_="foreignkey")
-            for column in ("job_id", "pass_index", "attempt", "quality", "rejection", "accepted"):
+            for column in ("pass_index", "attempt", "quality", "rejection", "accepted"):
                 batch_op.drop_column(column)
