@@ -250,25 +250,28 @@ class _Session:
         """Whether the bounds allow measuring ``target`` once more; counts it if so."""
         if self.gate is None or self.retries >= self.budget:
             return False
-        taken_again = sum(1 for r in self.results if r.target == target and r.attempt > 1)
+        taken_again = sum(1 for r in self._of(target) if r.attempt > 1)
         if taken_again >= self.gate.max_retries_per_target:
             return False
+        self._spend_retry()
+        return True
+
+    def _spend_retry(self) -> None:
+        """One more measurement than planned: counted against the budget and on the bar."""
         self.retries += 1
         self.bar.update(self.task, total=(self.bar.tasks[self.task].total or 0) + 1)
-        return True
 
     def rescue_unmeasured(self, work: list[Target], gate: Gate) -> None:
         """Measure again, up to ``gate.rescue_attempts`` times each, the models whose every
         window was rejected, while the job's share of re-measurements lasts."""
         for _ in range(gate.rescue_attempts):
             empty = [t for t in work if not any(r.verdict.accepted for r in self._of(t))]
-            if not empty or self.retries >= self.budget:
+            if not empty:
                 return
             for target in empty:
                 if self.retries >= self.budget:
                     return
-                self.retries += 1
-                self.bar.update(self.task, total=(self.bar.tasks[self.task].total or 0) + 1)
+                self._spend_retry()
                 self.measure(target, pass_index=max(r.pass_index for r in self._of(target)))
 
     def _of(self, target: Target) -> list[Result]:

@@ -24,7 +24,7 @@ from latency_service.predictors import service as predictors
 from latency_service.predictors.tables import Predictor
 from latency_service.spaces import space_or_404
 from latency_service.validations.tables import Validation
-from models import InvalidArchitecture, Op, SearchSpace
+from models import InvalidArchitecture, SearchSpace
 from predictor import baselines, compiled
 from predictor.accuracy import accuracy, test_retest
 from predictor.artifact import PredictorArtifact
@@ -173,7 +173,7 @@ def _baselines(
     # A layer never measured (every window of it rejected, say) enters the plain table sum as
     # the version's own estimate, as it does the version's prediction; the forest and the
     # MACs baseline need no value for it.
-    missing = [k for k in space.variants() if str(k) not in layer_ms and k.op is not Op.SKIP]
+    missing = [k for k in space.variants() if str(k) not in layer_ms]
     table_ms = dict(layer_ms)
     if missing:
         try:

@@ -75,8 +75,9 @@ def assemble_network(spec: ExportSpec, layer_files: Sequence[Path]) -> bytes:
     # neither belongs in the import of models.export.
     from models.export import assemble
 
-    read: dict[Path, bytes] = {}
-    layers = [read.setdefault(path, path.read_bytes()) for path in layer_files]
+    # A network repeats layer files (the same block at several positions): read each once.
+    read = {path: path.read_bytes() for path in set(layer_files)}
+    layers = [read[path] for path in layer_files]
     labels = [str(key) for key in spec.keys]
     if spec.precision is Precision.FP32:
         data = assemble.join_tflite(layers, labels)

@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,20 +81,26 @@ def tflite_bytes(spec: ExportSpec) -> bytes:
     model = build_keras(spec)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if spec.precision is Precision.INT8:
-        shape = spec.input_shape_nhwc
-
-        def representative() -> Iterator[list[npt.NDArray[np.float32]]]:
-            for sample in calibration_inputs(shape):
-                yield [sample]
-
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
+        converter.representative_dataset = _representative(spec.input_shape_nhwc)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     with _converter_output(f"TFLite {spec.precision.value} conversion of {spec.label}"):
         data: bytes = converter.convert()
     return data
+
+
+def _representative(
+    shape: tuple[int, ...],
+) -> Callable[[], Iterator[list[npt.NDArray[np.float32]]]]:
+    """The converter's representative dataset: the seeded calibration inputs, one per call."""
+
+    def representative() -> Iterator[list[npt.NDArray[np.float32]]]:
+        for sample in calibration_inputs(shape):
+            yield [sample]
+
+    return representative
 
 
 def quantize_int8(fp32_model: bytes, input_shape: tuple[int, ...], label: str) -> bytes:
@@ -115,13 +121,8 @@ def quantize_int8(fp32_model: bytes, input_shape: tuple[int, ...], label: str) -
     from tensorflow.lite.python.optimize import calibrator
 
     tf.get_logger().setLevel(logging.ERROR)
-
-    def representative() -> Iterator[list[npt.NDArray[np.float32]]]:
-        for sample in calibration_inputs(input_shape):
-            yield [sample]
-
     with _converter_output(f"TFLite int8 quantisation of {label}"):
-        calibrated = calibrator.Calibrator(fp32_model).calibrate(representative)
+        calibrated = calibrator.Calibrator(fp32_model).calibrate(_representative(input_shape))
         quantized = tf_convert.mlir_quantize(
             calibrated,
             disable_per_channel=False,
