@@ -37,26 +37,15 @@ def queue_networks(
     ]
 
 
-def wait_for_jobs(
-    client: HwlatClient, job_ids: list[int], timeout_s: float, poll_s: float = 2.0
-) -> list[JobOut]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        jobs = [client.get_job(i) for i in job_ids]
-        if all(j.status in (JobStatus.done, JobStatus.failed) for j in jobs):
-            failed = [j for j in jobs if j.status == JobStatus.failed]
-            if failed:
-                raise RuntimeError(
-                    f"{len(failed)} measuring job(s) failed, e.g. job {failed[0].id}: "
-                    f"{failed[0].error}"
-                )
-            return jobs
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"measuring jobs not done after {timeout_s:.0f}s; is an agent running for "
-                "this device? (hwlat agent host / hwlat agent android)"
-            )
-        time.sleep(poll_s)
+def wait_for_jobs(client: HwlatClient, job_ids: list[int], timeout_s: float) -> list[JobOut]:
+    """The jobs once done; a RuntimeError naming a failed one."""
+    jobs = client.wait_for_jobs(job_ids, timeout_s)
+    failed = [j for j in jobs if j.status == JobStatus.failed]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} measuring job(s) failed, e.g. job {failed[0].id}: {failed[0].error}"
+        )
+    return jobs
 
 
 def validate(

@@ -221,6 +221,25 @@ class HwlatClient:
     def get_job(self, job_id: int) -> JobOut:
         return self._get(f"/v1/jobs/{job_id}", JobOut)
 
+    def wait_for_jobs(
+        self, job_ids: Sequence[int], timeout_s: float, poll_s: float = 2.0
+    ) -> list[JobOut]:
+        """The jobs once every one has finished (done or failed), in the order given; a
+        TimeoutError naming one still open after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            jobs = [self.get_job(i) for i in job_ids]
+            waiting = [j for j in jobs if j.status not in (JobStatus.done, JobStatus.failed)]
+            if not waiting:
+                return jobs
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"measuring job {waiting[0].id} is still {waiting[0].status} after "
+                    f"{timeout_s:.0f} s ({len(waiting)} of {len(jobs)} not done); is an agent "
+                    "serving this device? (hwlat agent host | hwlat agent android)"
+                )
+            time.sleep(poll_s)
+
     def iter_jobs(
         self, *, status: JobStatus | str | None = None, device_id: int | None = None
     ) -> Iterator[JobOut]:

@@ -9,7 +9,6 @@ through the typed client ``latency_api.HwlatClient``.
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,11 +19,10 @@ from typing import Any, Protocol
 import httpx
 
 from latency_api import HwlatClient, ServiceError, ServiceUnreachable
+from latency_api.schemas.enums import JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, ProfileNetworks
+from latency_api.schemas.predictors import MAX_ARCHITECTURES
 from models import SearchSpace
-
-# The service refuses larger predict batches; bigger requests are split, never truncated.
-MAX_PREDICT_BATCH = 100_000
 
 
 class LatencyServiceError(RuntimeError):
@@ -268,7 +266,7 @@ class ServiceLatencySource:
         if not rows:
             raise ValueError("nothing to predict: the batch of architectures is empty")
         # The client splits at the service's limit; count the requests it makes.
-        self.calls.predict += math.ceil(len(rows) / MAX_PREDICT_BATCH)
+        self.calls.predict += math.ceil(len(rows) / MAX_ARCHITECTURES)
         self.calls.predicted_architectures += len(rows)
         with _service_errors():
             answer = self._client.predict(device_id, space, rows)
@@ -329,21 +327,12 @@ class ServiceLatencySource:
         return [median(grouped[tuple(arch)]) for arch in rows]
 
     def _wait_for_job(self, job_id: int, timeout_s: float) -> JobOut:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            job = self._client.get_job(job_id)
-            if job.status == "done":
-                return job
-            if job.status == "failed":
-                raise LatencyServiceError(
-                    500, "job_failed", f"measuring job {job_id} failed: {job.error}"
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"measuring job {job_id} is still {job.status} after {timeout_s:.0f} s; "
-                    "is an agent serving this device? (hwlat agent host | hwlat agent android)"
-                )
-            time.sleep(self.poll_s)
+        (job,) = self._client.wait_for_jobs([job_id], timeout_s, self.poll_s)
+        if job.status == JobStatus.failed:
+            raise LatencyServiceError(
+                500, "job_failed", f"measuring job {job_id} failed: {job.error}"
+            )
+        return job
 
 
 @contextmanager

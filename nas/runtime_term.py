@@ -57,7 +57,7 @@ class RuntimeTerm(nn.Module):
             for k in range(2):
                 for e in range(2):
                     for s in range(2):
-                        index = grid.corners[_collapse(grid, k, e, s)]
+                        index = grid.corners[grid.bits(k, e, s)]
                         corners[layer, k, e, s] = table.ms(layer, index)
             if grid.skip_index is not None:
                 skip[layer] = table.ms(layer, grid.skip_index)
@@ -95,12 +95,3 @@ class RuntimeTerm(nn.Module):
     def forward(self, d: torch.Tensor) -> torch.Tensor:
         total: torch.Tensor = self.scale * self.layer_ms(d).sum() + self.offset_ms
         return total
-
-
-def _collapse(grid: LayerGrid, k: int, e: int, s: int) -> tuple[int, int, int]:
-    """A (2, 2, 2) corner to the grid's key; a dimension with one option repeats it."""
-    return (
-        k if len(grid.kernels) == 2 else 0,
-        e if len(grid.expansions) == 2 else 0,
-        s if len(grid.se_options) == 2 else 0,
-    )
