@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from latency_api.schemas.enums import Scope
@@ -31,6 +32,7 @@ CALLERS = ("no token", "revoked", "read", "ingest", "admin")
 
 
 def walk(workdir: Path) -> dict[str, dict[str, int]]:
+    """The status every caller gets from every route, on a throwaway SQLite store."""
     url = f"sqlite:///{workdir / 'hwlat.db'}"
     upgrade(url)
     engine = make_engine(url)
@@ -44,20 +46,29 @@ def walk(workdir: Path) -> dict[str, dict[str, int]]:
             headers["revoked"] = _bearer(secret)
         # The walk fails authentication on purpose, far more often than the throttle allows.
         settings = Settings(data_dir=workdir, auth_failure_limit=1_000_000)
-        answers: dict[str, dict[str, int]] = {}
         with TestClient(create_app(settings, engine=engine)) as client:
-            schema = client.get("/openapi.json").json()
-            for path, operations in schema["paths"].items():
-                url_path = re.sub(r"\{version\}", "1", re.sub(r"\{\w+_id\}", "987654", path))
-                for method in operations:
-                    row = answers[f"{method.upper()} {path}"] = {}
-                    for caller in CALLERS:
-                        response = client.request(
-                            method, url_path, json={}, headers=headers[caller]
-                        )
-                        row[caller] = response.status_code
+            answers = walk_with(client, headers)
     finally:
         engine.dispose()
+    return {
+        route: {caller: r.status_code for caller, r in row.items()}
+        for route, row in answers.items()
+    }
+
+
+def walk_with(
+    client: TestClient, headers: dict[str, dict[str, str]]
+) -> dict[str, dict[str, httpx.Response]]:
+    """Every route of ``client``'s schema called as each caller in ``headers``, with ids that
+    exist nowhere; the answers by "METHOD /path" and caller."""
+    answers: dict[str, dict[str, httpx.Response]] = {}
+    schema = client.get("/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        url_path = re.sub(r"\{version\}", "1", re.sub(r"\{\w+_id\}", "987654", path))
+        for method in operations:
+            row = answers[f"{method.upper()} {path}"] = {}
+            for caller, caller_headers in headers.items():
+                row[caller] = client.request(method, url_path, json={}, headers=caller_headers)
     return answers
 
 

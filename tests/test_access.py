@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from latency_api.schemas.enums import Scope
 from latency_service.app import create_app
-from latency_service.auth.service import create_token
+from latency_service.auth.service import create_token, revoke
 from latency_service.auth.tables import ApiToken
 from latency_service.auth.throttle import FailedAuthThrottle
 from latency_service.deps import get_read_session, get_session
@@ -106,20 +106,40 @@ def test_every_route_is_in_the_table(client: TestClient) -> None:
     )
 
 
-def test_every_route_answers_every_caller_as_the_table_says(tmp_path: Path) -> None:
-    # The same walk scripts/access_matrix.py records for docs/reliability.md.
-    answers = access_matrix.walk(tmp_path)
+def test_every_route_answers_every_caller_as_the_table_says(
+    client: TestClient, session: Session, tokens: dict[str, Headers]
+) -> None:
+    # The same walk scripts/access_matrix.py records for docs/reliability.md, here on both
+    # databases and with the refusals' bodies checked too.
+    doomed, secret = create_token(session, name="doomed", scope=Scope.admin)
+    revoke(session, doomed.id)
+    headers: dict[str, Headers] = {
+        "no token": {},
+        "revoked": bearer(secret),
+        **{scope: tokens[scope] for scope in ("read", "ingest", "admin")},
+    }
+    answers = access_matrix.walk_with(client, headers)
     assert set(answers) == {f"{m} {p}" for m, p in NEEDS}
     for (method, path), needs in NEEDS.items():
         for caller in CALLERS:
-            status = answers[f"{method} {path}"][caller]
+            response = answers[f"{method} {path}"][caller]
+            status = response.status_code
             want = expected_status(caller, needs)
-            where = f"{method} {path} as {caller}: {status}"
+            where = f"{method} {path} as {caller}: {status} {response.text[:200]}"
             if want == "allowed":
                 assert status not in (401, 403, 429), where
                 assert status < 500, where
             else:
                 assert status == int(want), where
+                body = response.json()
+                assert set(body) == {"error", "detail"}, where
+                assert body["error"] == ("not_authenticated" if want == "401" else "forbidden")
+
+
+def test_the_recorded_walk_covers_every_route(tmp_path: Path) -> None:
+    answers = access_matrix.walk(tmp_path)
+    assert set(answers) == {f"{m} {p}" for m, p in NEEDS}
+    assert all(set(row) == set(CALLERS) for row in answers.values())
 
 
 def test_tokens_are_kept_as_sha256_hashes_only(
