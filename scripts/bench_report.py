@@ -15,12 +15,12 @@ BENCH = Path("docs/bench")
 PAGE = Path("docs/benchmarks.md")
 
 
-def _load(name: str) -> dict[str, Any] | None:
+def load_result(name: str) -> dict[str, Any] | None:
     path = BENCH / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _run_line(data: dict[str, Any]) -> str:
+def run_line(data: dict[str, Any]) -> str:
     return f"Command: `{data['command'].strip()}`, run {data['date']}."
 
 
@@ -48,7 +48,7 @@ def _hwlat_label(metrics: dict[str, Any]) -> str:
 def export_section(data: dict[str, Any]) -> list[str]:
     variants = data["results"][0]["variants"] if data["results"] else 0
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         f"The {variants} layer variants of `spnas-mobilenetv2-224` to TFLite fp32 with "
         "`hwlat export variants`, each run a new process from an empty cache (Python start-up "
@@ -70,7 +70,7 @@ def export_section(data: dict[str, Any]) -> list[str]:
 
 def assemble_section(data: dict[str, Any]) -> list[str]:
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         f"Setup: {data['setup']}.",
         "",
@@ -89,7 +89,7 @@ def assemble_section(data: dict[str, Any]) -> list[str]:
 
 def ingest_section(data: dict[str, Any]) -> list[str]:
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         f"Setup: {data['setup']}.",
         "",
@@ -108,7 +108,7 @@ def predict_section(data: dict[str, Any]) -> list[str]:
     ip, http = data["in_process"], data["http"]
     load = http["load"]
     return [
-        _run_line(data),
+        run_line(data),
         "",
         "In process: the compiled predictor of the seed's imported Pixel 1 table on a batch of "
         "1,000,000 sampled architectures, against an OFA-style loop (per architecture, per "
@@ -149,7 +149,7 @@ def _load_runs_line(http: dict[str, Any]) -> list[str]:
 def accuracy_section(data: dict[str, Any]) -> list[str]:
     device, settings = data["device"], data["settings"]
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         f"Device: {device['model']} ({device['runtime']} {device['runtime_version']}, "
         f"{device['delegate']}, {device['threads']} thread). The predictor was fitted on the "
@@ -226,7 +226,7 @@ def profile_section(data: dict[str, Any]) -> list[str]:
     first, cached, rep = data["first_run"], data["cached_run"], data["repeatability"]
     settings = data["settings"]
     return [
-        _run_line(data),
+        run_line(data),
         "",
         f"The {data['variants']} layer variants of `spnas-mobilenetv2-224` on this host "
         f"(LiteRT, {settings['delegate']}, {settings['threads']} thread, 10 warm-up runs, "
@@ -250,7 +250,7 @@ def profile_section(data: dict[str, Any]) -> list[str]:
 
 def interference_section(data: dict[str, Any]) -> list[str]:
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         "The same models (whole networks and layers of `spnas-mobilenetv2-224`, pinned to CPU 0) "
         f"measured {data['settings']['rounds']} rounds on a quiet machine, then as many while "
@@ -301,7 +301,7 @@ def _errors(summary: dict[str, float]) -> str:
 def search_section(data: dict[str, Any], stem: str = "search") -> list[str]:
     spnas, pareto = data["spnas"], data["pareto"]
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         f"`{data['space']}` on {data['device']['origin']} (predictor v"
         f"{data['predictor_version']}); latency: {data['latency']}. Accuracy is a proxy "
@@ -410,7 +410,7 @@ def main() -> None:
     ]
     for title, name, render in SECTIONS:
         lines += ["", f"## {title}", ""]
-        data = _load(name)
+        data = load_result(name)
         command = name.replace("_disturbed", " --disturb")
         lines += render(data) if data else [f"Not run yet: `python -m scripts.bench_{command}`."]
         lines += other_runs(name)

@@ -21,7 +21,6 @@ one-shot supernet, the same predict route); hypervolume of each with the same re
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -78,8 +77,7 @@ def main() -> None:
             report = _run(args, space, source, url, token, device_id, origin)
         finally:
             source.close()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    bench_env.write_report(args.out, report)
     print(_summary(report))
     print(f"wrote {args.out} and {args.plot}")
 

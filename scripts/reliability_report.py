@@ -16,17 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BENCH = Path("docs/bench")
+from scripts.bench_report import BENCH, load_result, run_line
+
 PAGE = Path("docs/reliability.md")
-
-
-def _load(name: str) -> dict[str, Any] | None:
-    path = BENCH / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _run_line(data: dict[str, Any]) -> str:
-    return f"Command: `{data['command'].strip()}`, run {data['date']}."
 
 
 def _outcomes(counts: dict[str, int]) -> str:
@@ -35,7 +27,7 @@ def _outcomes(counts: dict[str, int]) -> str:
 
 def faults_section(data: dict[str, Any]) -> list[str]:
     r = data["results"]
-    lines = [_run_line(data), ""]
+    lines = [run_line(data), ""]
     ingest = r.get("service_sigkilled_mid_ingest")
     if ingest:
         kills = "; ".join(
@@ -144,7 +136,7 @@ def fuzz_section(data: dict[str, Any]) -> list[str]:
 def access_section(data: dict[str, Any]) -> list[str]:
     callers = data["callers"]
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         "Every route of the OpenAPI schema, called with ids that exist nowhere (an allowed "
         "call ends in a 404 or 422 and changes nothing). The expected table is "
@@ -179,8 +171,11 @@ def load_section(data: dict[str, Any]) -> list[str]:
     rows = [
         ("in process, architectures/s", f"{ip['archs_per_s']:,.0f}", "≥ 10,000,000"),
         ("10,000 architectures in one request, ms", f"{http['batch_10000_ms_median']:.1f}", "≤ 20"),
-        ("single-architecture load, requests/s sent", f"{load['achieved_rps']:,.0f}", "≥ 1,000"),
-        ("load duration, s", f"{load['requests'] / load['target_rps']:.0f}", "60"),
+        (
+            "single-architecture load, requests/s (first sent to last answered)",
+            f"{load['achieved_rps']:,.0f}",
+            "≥ 1,000",
+        ),
         ("errors", f"{sum(load['errors'].values())}", "0"),
         ("p50 / p99, ms", f"{load['p50_ms']:.2f} / {load['p99_ms']:.2f}", "p99 ≤ 5"),
     ]
@@ -194,12 +189,11 @@ def load_section(data: dict[str, Any]) -> list[str]:
             f"{before['in_process']['archs_per_s']:,.0f}",
             f"{before['http']['batch_10000_ms_median']:.1f}",
             f"{bl['achieved_rps']:,.0f}",
-            f"{bl['requests'] / bl['target_rps']:.0f}",
             f"{sum(bl['errors'].values())}",
             f"{bl['p50_ms']:.2f} / {bl['p99_ms']:.2f}",
         ]
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         f"`hwlat serve --workers {load['service_workers']}` on "
         f"{http.get('backend', 'sqlite')}; the load generator (`scripts/loadgen.py`) is its "
@@ -232,7 +226,7 @@ def load_section(data: dict[str, Any]) -> list[str]:
 
 def ingest_section(data: dict[str, Any]) -> list[str]:
     lines = [
-        _run_line(data),
+        run_line(data),
         "",
         "| backend | agents | workers | batch | sent | stored | lost | measurements/s | "
         "median / p99 request, ms | aim |",
@@ -245,7 +239,7 @@ def ingest_section(data: dict[str, Any]) -> list[str]:
             f"{r['median_request_ms']} / {r['p99_request_ms']} | ≥ 20,000/s, 0 lost |"
         )
     before = _previous("ingest")
-    single = _load("ingest")
+    single = load_result("ingest")
     if before or single:
         lines += ["", "One client, sequential batches (`python -m scripts.bench_ingest`):", ""]
         lines += [
@@ -289,7 +283,7 @@ def main() -> None:
     ]
     for title, name, command, render in SECTIONS:
         lines += ["", f"## {title}", ""]
-        data = _load(name)
+        data = load_result(name)
         lines += render(data) if data else [f"Not run yet: `{command}`."]
     PAGE.write_text("\n".join(lines) + "\n")
     print(f"wrote {PAGE}")

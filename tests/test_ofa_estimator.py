@@ -254,9 +254,8 @@ def test_bad_queries_raise_saying_why_not_keyerror(
     service: Service, client: HwlatClient, call: Any, needle: str
 ) -> None:
     table = HwlatLatencyTable(client, service.device_id)
-    with pytest.raises((ValueError, TypeError), match=needle) as raised:
+    with pytest.raises((ValueError, TypeError), match=needle):  # a KeyError is neither
         call(table)
-    assert not isinstance(raised.value, KeyError)
 
 
 def test_calibration_is_only_applied_to_networks_of_its_space(
