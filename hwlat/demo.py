@@ -51,9 +51,6 @@ def run_demo(
 ) -> dict[str, Any]:
     space = get_space(space_name)
     started = time.monotonic()
-    # `kill` (SIGTERM) stops the demo the way Ctrl-C does, so that its service goes down with
-    # it instead of being left serving on its port.
-    signal.signal(signal.SIGTERM, _interrupt)
     data_dir = workdir / "data"
     # A fresh database each run: the report speaks of this run's measurements only. The
     # export cache (~/.cache/hwlat) is kept, so a second run skips the conversions.
@@ -61,6 +58,9 @@ def run_demo(
     data_dir.mkdir(parents=True)
     env = hwlat_env(data_dir)
     server = ServiceProcess(env, workdir / "service.log", port=port)
+    # `kill` (SIGTERM) stops the demo the way Ctrl-C does, so that its service goes down with
+    # it instead of being left serving on its port; the caller's handler is put back after.
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     server.start()
     try:
         token = create_token(env, "admin", name="demo")
@@ -92,6 +92,7 @@ def run_demo(
             _wait_forever()
     finally:
         server.close()
+        signal.signal(signal.SIGTERM, previous_handler)
     return report
 
 

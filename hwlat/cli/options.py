@@ -17,7 +17,7 @@ ServiceUrl = Annotated[
 Token = Annotated[
     str | None, typer.Option("--token", envvar="HWLAT_TOKEN", help="API token (Bearer).")
 ]
-Device = Annotated[int, typer.Option("--device", help="Device id (see `hwlat devices`).")]
+Device = Annotated[int, typer.Option("--device", help="Device id (GET /v1/devices).")]
 Space = Annotated[str, typer.Option(help="Search space name (see `hwlat space list`).")]
 
 

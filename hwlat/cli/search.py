@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token
+
 if TYPE_CHECKING:
     from nas.latency import ServiceLatencySource
     from nas.runs import Measuring
@@ -38,20 +40,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-Device = Annotated[
-    int, typer.Option("--device", help="Device id with a fitted predictor (GET /v1/devices).")
-]
-Space = Annotated[str, typer.Option(help="Search space (hwlat space list).")]
-ServiceUrl = Annotated[
-    str,
-    typer.Option("--service", envvar="HWLAT_SERVICE_URL", help="Base URL of the latency service."),
-]
-Token = Annotated[
-    str | None,
-    typer.Option(
-        "--token", envvar="HWLAT_TOKEN", help="API token: read scope; admin to queue --measure."
-    ),
-]
 Measure = Annotated[
     bool,
     typer.Option(
@@ -70,7 +58,6 @@ Threads = Annotated[
 Resolution = Annotated[
     int, typer.Option(min=8, max=256, help="Training resolution of the proxy task (px).")
 ]
-DEFAULT_SERVICE = "http://127.0.0.1:8000"
 FORMULAS = ("exact", "seed")
 # How to fix a service error, by its code, unless the service's own detail already says so.
 HINTS = {
@@ -118,17 +105,17 @@ def spnas(
     """Single-Path NAS to a latency target: one architecture, predicted (or measured) on it."""
     with _user_errors(device):
         from models import get_space
-        from nas.latency import device_table
+        from nas.latency import ServiceLatencySource, device_table
 
         search_space = get_space(space)
         if formula not in FORMULAS:
             raise ValueError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
-        with _source(service, token) as source:
+        with ServiceLatencySource(service, token) as source:
             # Everything the service can refuse is asked before torch is even imported.
             table = device_table(source, device, search_space)
             table.require_reachable(target_ms)
             measuring = _measuring(
-                source, service, token, device, space, measure, run_host_agent, measure_timeout
+                source, service, token, device, measure, run_host_agent, measure_timeout
             )
             from nas.runs import spnas_run
             from nas.runtime_term import RuntimeFormula
@@ -212,10 +199,10 @@ def pareto(
     """Pareto search (NSGA-II): the accuracy/latency front of a space on a device."""
     with _user_errors(device):
         from models import get_space
-        from nas.latency import device_table
+        from nas.latency import ServiceLatencySource, device_table
 
         search_space = get_space(space)
-        with _source(service, token) as source:
+        with ServiceLatencySource(service, token) as source:
             # Everything the service can refuse is asked before torch is even imported.
             table = device_table(source, device, search_space)
             import optuna
@@ -246,7 +233,7 @@ def pareto(
                     advance,
                 )
             measuring = _measuring(
-                source, service, token, device, space, measure, run_host_agent, measure_timeout
+                source, service, token, device, measure, run_host_agent, measure_timeout
             )
             with _progress("trials in the study") as advance:
                 result, outcome = pareto_run(
@@ -302,23 +289,11 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-@contextmanager
-def _source(service: str, token: str | None) -> Iterator[ServiceLatencySource]:
-    from nas.latency import ServiceLatencySource
-
-    source = ServiceLatencySource(service, token)
-    try:
-        yield source
-    finally:
-        source.close()
-
-
 def _measuring(
     source: ServiceLatencySource,
     service: str,
     token: str | None,
     device: int,
-    space: str,
     measure: bool,
     run_host_agent: bool,
     timeout_s: float,
@@ -329,11 +304,11 @@ def _measuring(
         raise ValueError("--run-host-agent measures; add --measure")
     if not measure:
         return None
-    run_agent = _host_agent(service, token, device, space) if run_host_agent else None
+    run_agent = _host_agent(service, token, device) if run_host_agent else None
     return Measuring(source, timeout_s=timeout_s, run_agent=run_agent)
 
 
-def _host_agent(service: str, token: str | None, device: int, space: str) -> Callable[[], None]:
+def _host_agent(service: str, token: str | None, device: int) -> Callable[[], None]:
     from hwlat.pipeline import host_agent_runner
     from latency_api import HwlatClient
 
