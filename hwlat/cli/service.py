@@ -7,7 +7,6 @@ converter code, and every other command without loading the service.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 import typer
@@ -17,17 +16,6 @@ token_app = typer.Typer(
     help="Manage API tokens (directly in the database; the service need not run).",
     no_args_is_help=True,
 )
-
-LOOPBACK_NAMES = {"localhost"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -45,10 +33,11 @@ def serve(
 
     import uvicorn
 
+    from latency_service.addresses import is_loopback
     from latency_service.settings import get_settings
 
     settings = get_settings()
-    if (no_auth or settings.auth_disabled) and not _is_loopback(host):
+    if (no_auth or settings.auth_disabled) and not is_loopback(host):
         raise ValueError(
             f"refusing to serve without authentication on {host}; bind to 127.0.0.1 or drop "
             "--no-auth / HWLAT_AUTH_DISABLED"

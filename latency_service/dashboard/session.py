@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 from urllib.parse import quote
 
@@ -10,6 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 
 from latency_api.schemas.enums import Scope
+from latency_service.addresses import is_loopback
 from latency_service.auth.service import Principal, require
 from latency_service.deps import ReadSessionDep, SettingsDep, bearer_scheme, principal_for
 from latency_service.errors import NotAuthenticated
@@ -25,17 +25,6 @@ class LoginRequired(Exception):
         super().__init__(reason or "sign in")
         self.next_path = next_path
         self.reason = reason
-
-
-def is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def cookie_is_secure(request: Request) -> bool:
