@@ -81,6 +81,7 @@ async def get_settings_dep(request: Request) -> Settings:
 # Ids in paths and filters, in the stores' 32-bit range (a larger one is a 422, not a 500).
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int, Query(ge=1, le=MAX_ID)]
 
 SessionDep = Annotated[Session, Depends(get_session)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]

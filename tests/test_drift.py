@@ -120,3 +120,12 @@ def test_a_steady_device_is_not_corrected(
     assert drift["drifting"] is False
     fit = client.post(f"/v1/devices/{device}/predictors", headers=tokens["admin"]).json()
     assert fit["metrics"]["drift_correction"]["applied"] is False
+
+
+def test_a_device_id_beyond_the_store_is_refused_saying_so(
+    client: TestClient, tokens: dict[str, Headers]
+) -> None:
+    response = client.get("/v1/devices/99999999999/drift", headers=tokens["read"])
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_error"
+    assert "device_id" in response.json()["detail"]

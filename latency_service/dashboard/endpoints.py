@@ -29,7 +29,14 @@ from latency_service.dashboard.session import (
     login_url,
     safe_next,
 )
-from latency_service.deps import ReadSessionDep, SettingsDep, principal_for
+from latency_service.deps import (
+    IdFilter,
+    IdPath,
+    IdQuery,
+    ReadSessionDep,
+    SettingsDep,
+    principal_for,
+)
 from latency_service.devices import service as devices
 from latency_service.errors import DomainError, InvalidInput
 from latency_service.predictors.endpoints import CacheDep
@@ -146,7 +153,7 @@ def devices_page(request: Request, session: ReadSessionDep, _: PageUser) -> Resp
 @pages.get("/devices/{device_id}")
 def device_page(
     request: Request,
-    device_id: int,
+    device_id: IdPath,
     session: ReadSessionDep,
     _: PageUser,
     space: str = DEFAULT_SPACE,
@@ -175,10 +182,10 @@ def device_page(
 @pages.get("/devices/{device_id}/accuracy")
 def accuracy_page(
     request: Request,
-    device_id: int,
+    device_id: IdPath,
     session: ReadSessionDep,
     user: PageUser,
-    validation: int | None = None,
+    validation: IdFilter = None,
 ) -> Response:
     device = devices.get(session, device_id)
     reports = service.validations(session, user, device_id)
@@ -197,7 +204,7 @@ def accuracy_page(
 @pages.get("/devices/{device_id}/history")
 def history_page(
     request: Request,
-    device_id: int,
+    device_id: IdPath,
     session: ReadSessionDep,
     _: PageUser,
     layer: str | None = None,
@@ -242,7 +249,7 @@ def devices_data(session: ReadSessionDep, _: DataUser, format: Format = "json") 
 
 @data.get("/devices/{device_id}/runtime-table")
 def runtime_data(
-    device_id: int,
+    device_id: IdPath,
     session: ReadSessionDep,
     cache: CacheDep,
     _: DataUser,
@@ -259,8 +266,8 @@ def compare_data(
     session: ReadSessionDep,
     cache: CacheDep,
     _: DataUser,
-    a: int,
-    b: int,
+    a: IdQuery,
+    b: IdQuery,
     space: str = DEFAULT_SPACE,
     format: Format = "json",
 ) -> Response:
@@ -271,7 +278,7 @@ def compare_data(
 
 @data.get("/devices/{device_id}/accuracy")
 def accuracy_data(
-    device_id: int, session: ReadSessionDep, user: DataUser, format: Format = "json"
+    device_id: IdPath, session: ReadSessionDep, user: DataUser, format: Format = "json"
 ) -> Response:
     """Accuracy of every validated predictor version, beside its baselines."""
     return table(service.accuracy_rows(session, user, device_id), format, "accuracy")
@@ -279,8 +286,8 @@ def accuracy_data(
 
 @data.get("/devices/{device_id}/validations/{validation_id}/points")
 def points_data(
-    device_id: int,
-    validation_id: int,
+    device_id: IdPath,
+    validation_id: IdPath,
     session: ReadSessionDep,
     user: DataUser,
     format: Format = "json",
@@ -292,7 +299,7 @@ def points_data(
 
 @data.get("/devices/{device_id}/layers")
 def layers_data(
-    device_id: int, session: ReadSessionDep, _: DataUser, format: Format = "json"
+    device_id: IdPath, session: ReadSessionDep, _: DataUser, format: Format = "json"
 ) -> Response:
     """Current value of every measured layer, with how many measurements were outliers."""
     return table(service.layer_rows(session, device_id), format, f"layers-device-{device_id}")
@@ -300,7 +307,7 @@ def layers_data(
 
 @data.get("/devices/{device_id}/history")
 def history_data(
-    device_id: int, layer: str, session: ReadSessionDep, _: DataUser, format: Format = "json"
+    device_id: IdPath, layer: str, session: ReadSessionDep, _: DataUser, format: Format = "json"
 ) -> Response:
     """Every measurement of one layer, with the outliers the current value left out."""
     return table(service.history_rows(session, device_id, layer), format, "layer-history")

@@ -164,7 +164,7 @@ def current_layers(device_id: IdPath, session: ReadSessionDep, _: ReadToken) -> 
 
 
 @router.get("/v1/devices/{device_id}/drift", response_model=DriftOut)
-def device_drift(device_id: int, session: ReadSessionDep, _: ReadToken) -> DriftOut:
+def device_drift(device_id: IdPath, session: ReadSessionDep, _: ReadToken) -> DriftOut:
     """How the device's drift reference (timed at the start and end of every job) moved, and
     whether the device counts as drifting."""
     return drift.report(session, device_id)
