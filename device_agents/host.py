@@ -157,9 +157,11 @@ class HostBackend:
         return self._probe
 
     def _measure(self, model: Path, timing: Timing, export_s: float) -> Measured:
+        # The probe first: building it (an export, 20 warm-up runs) is work that the quiet
+        # check and the temperature reading below must come after, not before.
+        probe = self.probe() if self.use_probe else None
         self.wait_until_quiet()
         before = max_temperature_c()
-        probe = self.probe() if self.use_probe else None
         probe_before = probe.read_ms() if probe else None
         cpu_before = CpuSnapshot.take()
         started = time.monotonic()
