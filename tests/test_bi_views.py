@@ -339,3 +339,36 @@ def test_the_documented_read_only_role_reads_the_views_and_nothing_else(
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
+
+
+def test_a_stored_network_the_space_no_longer_admits_costs_only_its_own_prediction(
+    client: TestClient, tokens: dict[str, dict[str, str]], session: Session
+) -> None:
+    device = client.post("/v1/devices", json=HOST_DEVICE, headers=tokens["ingest"]).json()["id"]
+    items = [layer_measurement(str(k), float(i + 1)) for i, k in enumerate(TINY.variants())]
+    client.post(
+        "/v1/measurements/layers",
+        json={"device_id": device, "measurements": items},
+        headers=tokens["ingest"],
+    ).raise_for_status()
+    fitted = client.post(f"/v1/devices/{device}/predictors", headers=tokens["admin"]).json()
+    # Stored before the space changed: candidate 9 no longer exists at any position.
+    for arch in ("0,0,0,0", "9,9,9,9", "1,1,1,1"):
+        body = network_measurement([int(c) for c in arch.split(",")], 30.0, space="tiny-64")
+        body.pop("architecture")
+        session.add(NetworkMeasurement(device_id=device, architecture=arch, **body))
+    session.commit()
+    response = client.post(
+        f"/v1/devices/{device}/validations",
+        json={
+            "predictor_version": fitted["version"],
+            "space": "tiny-64",
+            "architectures": [[0, 0, 0, 0], [1, 1, 1, 1]],
+        },
+        headers=tokens["admin"],
+    )
+    assert response.status_code == 201, response.text
+    predicted = rows(
+        session, "SELECT architecture FROM network_predictions WHERE device_id = :d", d=device
+    )
+    assert sorted(r["architecture"] for r in predicted) == ["0,0,0,0", "1,1,1,1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 
 import numpy as np
@@ -13,7 +14,9 @@ from latency_service.predictions.tables import NetworkPrediction
 from latency_service.predictors.tables import Predictor
 from models import InvalidArchitecture, UnknownSearchSpace, get_space
 from predictor.artifact import PredictorArtifact
-from predictor.compiled import MissingLayers, compile_space
+from predictor.compiled import CompiledSpace, MissingLayers, compile_space
+
+logger = logging.getLogger(__name__)
 
 
 def record(session: Session, predictor: Predictor, space: str | None = None) -> int:
@@ -46,12 +49,12 @@ def record(session: Session, predictor: Predictor, space: str | None = None) -> 
         try:
             search_space = get_space(space_name)
             compiled = compile_space(artifact, search_space, predictor.version)
-            archs = np.asarray(
-                [[int(i) for i in a.split(",")] for a in architectures], dtype=np.int64
-            )
-            compiled.check(archs)
-        except (UnknownSearchSpace, MissingLayers, InvalidArchitecture):
+        except (UnknownSearchSpace, MissingLayers):
             continue  # this version does not cover the space (or the space is unknown here)
+        architectures = _admitted(compiled, architectures)
+        archs = np.asarray(
+            [[int(i) for i in a.split(",")] for a in architectures], dtype=np.int64
+        ).reshape(len(architectures), search_space.num_layers)
         latency, uncertainty = compiled.predict(archs)
         rows += [
             {
@@ -68,6 +71,29 @@ def record(session: Session, predictor: Predictor, space: str | None = None) -> 
         session.execute(insert(NetworkPrediction), rows)
     session.commit()
     return len(rows)
+
+
+def _admitted(compiled: CompiledSpace, architectures: list[str]) -> list[str]:
+    """The stored architectures the space admits; one it no longer admits is left out alone,
+    and logged, instead of costing the space's other predictions."""
+
+    def check(rows: list[str]) -> None:
+        compiled.check(np.asarray([[int(i) for i in a.split(",")] for a in rows], dtype=np.int64))
+
+    try:
+        check(architectures)
+        return architectures
+    except (InvalidArchitecture, ValueError):
+        pass  # find which, one by one: rare, so the common case stays one check
+    admitted = []
+    for architecture in architectures:
+        try:
+            check([architecture])
+        except (InvalidArchitecture, ValueError) as error:
+            logger.warning("no prediction for %s: %s", architecture, error)
+            continue
+        admitted.append(architecture)
+    return admitted
 
 
 def record_for_version(session: Session, device_id: int, version: int, space: str) -> int:
