@@ -188,7 +188,7 @@ def accuracy_page(
     validation: IdFilter = None,
 ) -> Response:
     device = devices.get(session, device_id)
-    reports = service.validations(session, user, device_id)
+    reports = service.validations(session, device_id)
     chosen = next((r for r in reports if r.id == validation), reports[-1] if reports else None)
     return render(
         request,
@@ -196,7 +196,7 @@ def accuracy_page(
         device=device,
         reports=reports,
         chosen=chosen,
-        has_points=bool(chosen is not None and getattr(chosen, "points", None)),
+        has_points=bool(chosen is not None and chosen.points),
         metrics=ACCURACY_CHARTS,
     )
 
@@ -278,10 +278,10 @@ def compare_data(
 
 @data.get("/devices/{device_id}/accuracy")
 def accuracy_data(
-    device_id: IdPath, session: ReadSessionDep, user: DataUser, format: Format = "json"
+    device_id: IdPath, session: ReadSessionDep, _: DataUser, format: Format = "json"
 ) -> Response:
     """Accuracy of every validated predictor version, beside its baselines."""
-    return table(service.accuracy_rows(session, user, device_id), format, "accuracy")
+    return table(service.accuracy_rows(session, device_id), format, "accuracy")
 
 
 @data.get("/devices/{device_id}/validations/{validation_id}/points")
@@ -289,11 +289,11 @@ def points_data(
     device_id: IdPath,
     validation_id: IdPath,
     session: ReadSessionDep,
-    user: DataUser,
+    _: DataUser,
     format: Format = "json",
 ) -> Response:
     """Predicted against measured, per network of one validation report."""
-    rows = service.points_rows(session, user, device_id, validation_id)
+    rows = service.points_rows(session, device_id, validation_id)
     return table(rows, format, f"validation-{validation_id}-points")
 
 

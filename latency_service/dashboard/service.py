@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from latency_api.schemas.validations import ValidationOut
-from latency_service.auth.service import Principal
 from latency_service.devices import service as devices
 from latency_service.errors import NotFound
 from latency_service.jobs import service as jobs
@@ -98,7 +97,7 @@ def compare_rows(
     ]
 
 
-def validations(session: Session, principal: Principal, device_id: int) -> list[ValidationOut]:
+def validations(session: Session, device_id: int) -> list[ValidationOut]:
     # The API's own listing, so the dashboard shows exactly what clients get.
     rows = validation_reports.list_for_device(session, device_id)
     return [ValidationOut.model_validate(r) for r in rows]
@@ -110,10 +109,10 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def accuracy_rows(session: Session, principal: Principal, device_id: int) -> list[Row]:
+def accuracy_rows(session: Session, device_id: int) -> list[Row]:
     """One row per validation report and model (the predictor, then each baseline)."""
     rows = []
-    for report in validations(session, principal, device_id):
+    for report in validations(session, device_id):
         models = {"predictor": report.metrics, **report.baselines}
         for model, metrics in models.items():
             rows.append(
@@ -130,24 +129,17 @@ def accuracy_rows(session: Session, principal: Principal, device_id: int) -> lis
     return rows
 
 
-def points_rows(
-    session: Session, principal: Principal, device_id: int, validation_id: int
-) -> list[Row]:
-    """Predicted against measured per validated network; [] for reports stored without them."""
-    report = next(
-        (v for v in validations(session, principal, device_id) if v.id == validation_id), None
+def points_rows(session: Session, device_id: int, validation_id: int) -> list[Row]:
+    """Predicted against measured per validated network."""
+    report = ValidationOut.model_validate(
+        validation_reports.get_for_device(session, device_id, validation_id)
     )
-    if report is None:
-        raise NotFound(f"device {device_id} has no validation report {validation_id}")
-    # Reports stored before per-network points existed have none; read whatever is there.
-    points = getattr(report, "points", None) or []
     rows = []
-    for point in points:
-        item = point if isinstance(point, dict) else point.model_dump()
-        measured, predicted = float(item["measured_ms"]), float(item["predicted_ms"])
+    for point in report.points:
+        measured, predicted = point.measured_ms, point.predicted_ms
         rows.append(
             {
-                "architecture": ",".join(str(i) for i in item["architecture"]),
+                "architecture": ",".join(str(i) for i in point.architecture),
                 "measured_ms": measured,
                 "predicted_ms": predicted,
                 "error_pct": 100 * (predicted - measured) / measured,

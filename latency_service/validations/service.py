@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from latency_api.schemas.validations import ValidationIn
 from latency_service.devices import service as devices
-from latency_service.errors import InvalidInput
+from latency_service.errors import InvalidInput, NotFound
 from latency_service.measurements import drift
 from latency_service.measurements import service as measurements
 from latency_service.measurements.service import Architecture, NetworkMedian
@@ -107,6 +107,16 @@ def _drift_comparison(
         out[name]["test_retest"] = test_retest([values[a].passes_ms for a in chosen])
     out["helps"] = out["corrected"]["mape"] < out["raw"]["mape"]
     return out
+
+
+def get_for_device(session: Session, device_id: int, validation_id: int) -> Validation:
+    devices.get(session, device_id)
+    report = session.scalar(
+        select(Validation).where(Validation.device_id == device_id, Validation.id == validation_id)
+    )
+    if report is None:
+        raise NotFound(f"device {device_id} has no validation report {validation_id}")
+    return report
 
 
 def list_for_device(session: Session, device_id: int) -> Sequence[Validation]:
