@@ -15,7 +15,7 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Iterable
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +139,10 @@ def _pipeline(
 
     # A network whose every attempt the gate rejected (its retries spent) has no value to
     # validate against; it is counted, not guessed.
-    accepted = {
-        tuple(m.architecture)
-        for m in client.iter_network_measurements(
-            device_id=device_id, space=space.name, accepted=True
-        )
-    }
+    networks = list(client.iter_network_measurements(device_id=device_id))
+    accepted = {tuple(m.architecture) for m in networks if m.accepted and m.space == space.name}
     measured = [a for a in validation if tuple(a) in accepted]
+    unmeasured = len(validation) - len(measured)
     typer.echo(f"[4/4] validating it on the {len(measured)} other networks")
     result = client.validate(
         device_id,
@@ -156,37 +153,32 @@ def _pipeline(
             details={
                 "seed": seed,
                 "interleaved_with_calibration": True,
-                "validation_networks_without_accepted_measurement": len(validation) - len(measured),
+                "validation_networks_without_accepted_measurement": unmeasured,
             },
         ),
     )
     device = client.get_device(device_id)
+    layers = Counter(
+        (m.role, m.accepted) for m in client.iter_layer_measurements(device_id=device_id)
+    )
     metric_names = ("n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau")
     return {
         "device": device.model_dump(mode="json"),
         "space": space.name,
-        "layer_measurements": _count(
-            client.iter_layer_measurements(device_id=device_id, role="layer")
-        ),
-        "reference_measurements": _count(
-            client.iter_layer_measurements(device_id=device_id, role="reference")
-        ),
+        "layer_measurements": layers["layer", True] + layers["layer", False],
+        "reference_measurements": layers["reference", True] + layers["reference", False],
         "drift": client.drift(device_id).model_dump(mode="json", exclude={"points"}),
-        "network_measurements": _count(client.iter_network_measurements(device_id=device_id)),
+        "network_measurements": len(networks),
         "measurement_quality": {
             "gate": gate is not None,
-            "rejected_layer_measurements": _count(
-                client.iter_layer_measurements(device_id=device_id, accepted=False, role="layer")
-            ),
-            "rejected_network_measurements": _count(
-                client.iter_network_measurements(device_id=device_id, accepted=False)
-            ),
+            "rejected_layer_measurements": layers["layer", False],
+            "rejected_network_measurements": sum(1 for m in networks if not m.accepted),
             "remeasured": sum(
                 (job.result.remeasured if job.result else 0)
                 for job in client.iter_jobs(device_id=device_id)
             ),
             "network_jobs": len(jobs),
-            "validation_networks_without_accepted_measurement": len(validation) - len(measured),
+            "validation_networks_without_accepted_measurement": unmeasured,
         },
         "profiling_seconds": {
             "layers_export": profile_layers[0],
@@ -223,10 +215,6 @@ def split_networks(
         draw += 1
     rows = [list(a) for a in list(distinct)[:wanted]]
     return rows[:n_calibrate], rows[n_calibrate:]
-
-
-def _count(items: Iterable[object]) -> int:
-    return sum(1 for _ in items)
 
 
 def _summary(report: dict[str, Any], path: Path) -> None:
