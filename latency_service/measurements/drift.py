@@ -9,6 +9,8 @@ measures.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -21,9 +23,10 @@ from latency_service.measurements import repository
 DRIFT_FLAG_PCT = 3.0
 
 
-def job_references(session: Session, device_id: int) -> dict[int, list[float]]:
+def _by_job(rows: Sequence[Any]) -> dict[int, list[float]]:
+    """Each job's reference readings, in the order taken, from ``repository.reference_rows``."""
     by_job: dict[int, list[float]] = defaultdict(list)
-    for _, job_id, median, _ in repository.reference_rows(session, device_id):
+    for _, job_id, median, _ in rows:
         if job_id is not None:
             by_job[job_id].append(median)
     return dict(by_job)
@@ -31,9 +34,8 @@ def job_references(session: Session, device_id: int) -> dict[int, list[float]]:
 
 def job_factors(session: Session, device_id: int) -> dict[int, float]:
     """Per job with a reference: device reference median / the job's reference."""
-    references = {
-        job: float(np.mean(values)) for job, values in job_references(session, device_id).items()
-    }
+    readings = _by_job(repository.reference_rows(session, device_id))
+    references = {job: float(np.mean(values)) for job, values in readings.items()}
     if not references:
         return {}
     typical = float(np.median(list(references.values())))
@@ -43,7 +45,7 @@ def job_factors(session: Session, device_id: int) -> dict[int, float]:
 def report(session: Session, device_id: int) -> DriftOut:
     devices.get(session, device_id)
     rows = repository.reference_rows(session, device_id)
-    by_job = job_references(session, device_id)
+    by_job = _by_job(rows)
     jobs = [
         JobDrift(
             job_id=job,

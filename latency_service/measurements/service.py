@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -222,6 +222,8 @@ def current_layers(session: Session, device_id: int) -> list[LayerCurrent]:
 
 
 Architecture = tuple[int, ...]
+# (space, architecture as text, median_ms, job_id): one accepted network measurement.
+NetworkRow = tuple[str, str, float, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,16 +235,19 @@ class NetworkMedian:
     passes_ms: tuple[float, ...]  # each accepted measurement's median, in the order taken
 
 
+def network_rows(session: Session, device_id: int, space: str | None = None) -> list[NetworkRow]:
+    """(space, architecture, median_ms, job_id) of the device's accepted network measurements,
+    read once for :func:`network_medians` to group as often as needed."""
+    return [tuple(row) for row in repository.network_rows(session, device_id, space)]
+
+
 def network_medians(
-    session: Session,
-    device_id: int,
-    space: str | None = None,
-    job_factors: dict[int, float] | None = None,
+    rows: Iterable[NetworkRow], job_factors: dict[int, float] | None = None
 ) -> dict[str, dict[Architecture, NetworkMedian]]:
     """Per space and architecture; repeats of one network count once. With ``job_factors``
     (see :func:`drift.job_factors`), each measurement is first scaled by its job's factor."""
     grouped: dict[str, dict[Architecture, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for space_name, arch, median, job_id in repository.network_rows(session, device_id, space):
+    for space_name, arch, median, job_id in rows:
         factor = (job_factors or {}).get(job_id, 1.0) if job_id is not None else 1.0
         grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median * factor)
     return {

@@ -19,6 +19,7 @@ from latency_service.devices import service as devices
 from latency_service.errors import Conflict, NotFound
 from latency_service.measurements import drift
 from latency_service.measurements import service as measurements
+from latency_service.measurements.service import NetworkRow
 from latency_service.metrics.registry import PREDICTORS_LOADED
 from latency_service.predictors.tables import Predictor
 from models import SearchSpace, get_space
@@ -49,8 +50,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _network_samples(
-    session: Session,
-    device_id: int,
+    rows: list[NetworkRow],
     holdout: dict[str, set[tuple[int, ...]]],
     job_factors: dict[int, float] | None = None,
 ) -> dict[SearchSpace, list[NetworkSample]]:
@@ -61,9 +61,7 @@ def _network_samples(
             for arch, value in by_arch.items()
             if arch not in holdout.get(space, set())
         ]
-        for space, by_arch in measurements.network_medians(
-            session, device_id, job_factors=job_factors
-        ).items()
+        for space, by_arch in measurements.network_medians(rows, job_factors).items()
     }
 
 
@@ -75,13 +73,14 @@ def _with_drift_correction(
 ) -> tuple[PredictorArtifact, dict[SearchSpace, list[NetworkSample]], dict[str, Any]]:
     """Fit on the calibration networks as measured and, where jobs timed a drift reference,
     as corrected by it; keep the correction only if its leave-one-out error is lower."""
-    raw = _network_samples(session, device_id, holdout)
+    rows = measurements.network_rows(session, device_id)
+    raw = _network_samples(rows, holdout)
     artifact = fit_predictor(layers, raw)
     factors = drift.job_factors(session, device_id)
     decision: dict[str, Any] = {"applied": False, "jobs_with_reference": len(factors)}
     if not factors or not raw:
         return artifact, raw, decision
-    corrected = _network_samples(session, device_id, holdout, factors)
+    corrected = _network_samples(rows, holdout, factors)
     candidate = fit_predictor(layers, corrected)
     raw_loo, corrected_loo = _loo(artifact), _loo(candidate)
     decision |= {"loo_mape_pct_raw": raw_loo, "loo_mape_pct_corrected": corrected_loo}

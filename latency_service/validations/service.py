@@ -37,13 +37,10 @@ def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation
     space = space_or_404(spec.space)
     version = predictors.get_version(session, device_id, spec.predictor_version)
     compiled = predictors.compile_version(version, space)
-    raw = measurements.network_medians(session, device_id, space.name).get(space.name, {})
+    rows = measurements.network_rows(session, device_id, space.name)
+    raw = measurements.network_medians(rows).get(space.name, {})
     factors = drift.job_factors(session, device_id)
-    corrected = (
-        measurements.network_medians(session, device_id, space.name, factors).get(space.name, {})
-        if factors
-        else raw
-    )
+    corrected = measurements.network_medians(rows, factors).get(space.name, {}) if factors else raw
     # Measured values are read as the version's fit read its calibration networks.
     correct = bool((version.training or {}).get("drift_correction"))
     measured = corrected if correct else raw
