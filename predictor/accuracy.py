@@ -25,9 +25,7 @@ def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[st
     tau = float(kendalltau(predicted, measured).statistic) if predicted.size > 1 else math.nan
     return {
         "n": int(predicted.size),
-        "within_5pct": float(np.mean(relative <= 0.05)),
-        "within_10pct": float(np.mean(relative <= 0.10)),
-        "mape": float(100 * np.mean(relative)),
+        **_hit_rates(relative),
         "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2))),
         # Undefined when either side has no variation (a tie everywhere): None, not NaN, which
         # JSON (and PostgreSQL's json type) cannot hold.
@@ -42,20 +40,22 @@ def test_retest(passes_ms: list[tuple[float, ...]]) -> dict[str, Any]:
 
     Networks measured once tell nothing and are left out.
     """
+    repeated = [values for values in passes_ms if len(values) >= 2]
     errors = []
-    for values in passes_ms:
-        if len(values) < 2:
-            continue
+    for values in repeated:
         for i, value in enumerate(values):
             others = float(np.median([v for j, v in enumerate(values) if j != i]))
             errors.append(abs(value - others) / others)
-    relative = np.asarray(errors)
-    networks = sum(1 for v in passes_ms if len(v) >= 2)
-    if relative.size == 0:
+    if not errors:
         return {"networks": 0, "comparisons": 0}
+    relative = np.asarray(errors)
+    return {"networks": len(repeated), "comparisons": int(relative.size), **_hit_rates(relative)}
+
+
+def _hit_rates(relative: npt.NDArray[np.float64]) -> dict[str, float]:
+    """±5% and ±10% shares and MAPE of relative errors: scored alike for predictor and
+    measurement."""
     return {
-        "networks": networks,
-        "comparisons": int(relative.size),
         "within_5pct": float(np.mean(relative <= 0.05)),
         "within_10pct": float(np.mean(relative <= 0.10)),
         "mape": float(100 * np.mean(relative)),
