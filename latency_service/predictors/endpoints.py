@@ -116,7 +116,8 @@ async def predict_latency(
     if len(body) <= SMALL_BODY_BYTES:
         spec = _predict_spec(body)
         PREDICT_BATCH.observe(len(spec.architectures or spec.layers or []))
-        if cache.answers_from_memory(spec.device_id):
+        compiles = spec.space if spec.architectures is not None else None
+        if cache.answers_from_memory(spec.device_id, compiles):
             return _answer(session, cache, spec)
         return await run_in_threadpool(_answer, session, cache, spec)
 

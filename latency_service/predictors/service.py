@@ -266,24 +266,34 @@ class CompiledCache:
         self._latest: dict[int, tuple[tuple[int, int] | None, float]] = {}
         self._version_ttl_s = version_ttl_s
 
+    def _remembered_latest(self, device_id: int) -> tuple[int, int] | None:
+        """The newest version while the last reading of it is fresh; None otherwise."""
+        cached = self._latest.get(device_id)
+        if cached is not None and cached[0] is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
+
     def _latest_version(self, session: Session, device_id: int) -> tuple[int, int] | None:
         """The newest version, asked of the database at most every ``version_ttl_s``."""
-        cached = self._latest.get(device_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] is not None and cached[1] > now:
-            return cached[0]
+        remembered = self._remembered_latest(device_id)
+        if remembered is not None:
+            return remembered
         latest = latest_version(session, device_id)
-        self._latest[device_id] = (latest, now + self._version_ttl_s)
+        self._latest[device_id] = (latest, time.monotonic() + self._version_ttl_s)
         return latest
 
-    def answers_from_memory(self, device_id: int) -> bool:
-        """Whether the device's newest version and its artifact are known without asking the
-        database (so a predict needs no I/O and may run on the event loop)."""
-        cached = self._latest.get(device_id)
-        if cached is None or cached[0] is None or cached[1] <= time.monotonic():
+    def answers_from_memory(self, device_id: int, space: str | None) -> bool:
+        """Whether a predict needs neither the database nor a compilation: the device's newest
+        version, its artifact and (for ``space``) its compiled table are in memory, so the
+        answer may be computed on the event loop."""
+        latest = self._remembered_latest(device_id)
+        if latest is None:
             return False
         artifact = self._artifacts.get(device_id)
-        return artifact is not None and artifact[0] == cached[0][1]
+        if artifact is None or artifact[0] != latest[1]:
+            return False
+        compiled = self._compiled.get((device_id, space)) if space is not None else None
+        return space is None or (compiled is not None and compiled.version == latest[1])
 
     def forget(self, device_id: int) -> None:
         """Drop the remembered newest version (this worker just stored a new one)."""
