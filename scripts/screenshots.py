@@ -56,12 +56,13 @@ def _choose(service: str, token: str, device: int | None, compare: int | None) -
     }
 
 
-def _wait_for_charts(page: Page) -> None:
+def wait_for_charts(page: Page, timeout_ms: float = CHART_TIMEOUT_MS) -> None:
+    """Until every chart on the page has drawn (each sets ``data-rendered``)."""
     page.wait_for_function(
         # A function, not an expression: the pages' CSP forbids the eval an expression needs.
         "() => [...document.querySelectorAll('.chart[data-kind]')]"
         ".every(el => Number(el.dataset.rendered || 0) > 0)",
-        timeout=CHART_TIMEOUT_MS,
+        timeout=timeout_ms,
     )
 
 
@@ -99,7 +100,7 @@ def take(service: str, token: str, out: Path, choice: dict[str, Any], width: int
         page.wait_for_url(f"{service}/dashboard")
         for name, path in pages.items():
             page.goto(f"{service}{path}")
-            _wait_for_charts(page)
+            wait_for_charts(page)
             target = out / f"dashboard-{name}.png"
             page.screenshot(path=str(target), full_page=True)
             written.append(target)

@@ -17,20 +17,13 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+from scripts import screenshots
+from scripts.screenshots import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboard_data import Seeded, seed
 from tests.live_server import LiveServer, create_token, hwlat_env
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("HWLAT_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -121,12 +114,7 @@ def watch_errors(page: Page, traffic: Traffic) -> None:
 
 
 def wait_for_charts(page: Page) -> None:
-    page.wait_for_function(
-        # A function, not an expression: the pages' CSP forbids the eval an expression needs.
-        "() => [...document.querySelectorAll('.chart[data-kind]')]"
-        ".every(el => Number(el.dataset.rendered || 0) > 0)",
-        timeout=CHART_TIMEOUT_MS,
-    )
+    screenshots.wait_for_charts(page, CHART_TIMEOUT_MS)
     errors = page.eval_on_selector_all(
         ".chart[data-error]", "els => els.map(el => el.id + ': ' + el.dataset.error)"
     )
