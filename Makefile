@@ -5,15 +5,22 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Every dependency pinned with its hashes; regenerated from pyproject.toml by `make lock`.
 LOCK   := requirements/dev.lock
+# uv itself, pinned with its hashes: it installs the lock in seconds where pip takes minutes.
+BOOTSTRAP := requirements/bootstrap.lock
+UV     := $(BIN)/uv pip install --quiet --python $(BIN)/python
+# torch is the local CPU wheel 2.13.0+cpu, found where pip's configuration says
+# (PIP_FIND_LINKS=/opt/wheels on these machines); the lock pins its hash, so nothing resolves
+# to a CUDA build.
+FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
 
-.PHONY: test lint typecheck audit unit bench demo lock clean
+.PHONY: test checks lint typecheck audit unit bench demo lock clean
 
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) $(BOOTSTRAP)
 	$(PYTHON) -m venv $(VENV)
-	# Exactly the locked versions, each checked against its hash. torch is the local CPU wheel
-	# 2.13.0+cpu (pip's find-links); the lock pins it, so nothing resolves to a CUDA build.
-	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --require-hashes -r $(BOOTSTRAP)
+	# Exactly the locked versions, each checked against its hash.
+	$(UV) --require-hashes $(FIND_LINKS) -r $(LOCK)
+	$(UV) --no-deps -e .
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -24,17 +31,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The browser tests drive Debian's chromium; this installs it when missing (needs root).
+# The tests drive Debian's chromium and QEMU, and start a PostgreSQL cluster of their own when
+# none answers: this installs what is missing (needs root). The slowest tests are listed at the
+# end of every run, so that the slow set stays visible.
 unit: $(STAMP)
-	bash scripts/ensure_chromium.sh
-	$(BIN)/pytest -n 2
+	bash scripts/ensure_test_tools.sh
+	$(BIN)/pytest -n 2 --dist loadgroup --durations 15
 
 # Known vulnerabilities in the locked versions (PyPI advisory data), without installing;
 # AUDIT_ARGS=--require-data also fails when the advisory data cannot be fetched.
 audit: $(STAMP)
 	$(BIN)/python -m scripts.audit $(LOCK) $(AUDIT_ARGS)
 
-test: lint typecheck audit unit
+# The audit mostly waits on the network: it runs beside ruff and mypy, the tests after them.
+test: $(STAMP)
+	$(MAKE) --no-print-directory -j 2 --output-sync=target checks audit
+	$(MAKE) --no-print-directory unit
+
+checks: lint typecheck
 
 # Regenerate requirements/*.lock from pyproject.toml after adding or changing a dependency.
 lock: $(STAMP)

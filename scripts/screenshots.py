@@ -3,7 +3,7 @@
     python -m scripts.screenshots --service http://127.0.0.1:8000 --token hwlat_...
 
 Signs in through the login form with a read token, waits until every chart is drawn, and
-saves one full-page PNG per page. Uses Debian's chromium (scripts/ensure_chromium.sh).
+saves one full-page PNG per page. Uses Debian's chromium (scripts/ensure_test_tools.sh).
 Requests to any other host than the service are refused, so a page that reached for a CDN
 would show it.
 """
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1360, help="Viewport width in pixels.")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh")
+        raise SystemExit(f"{CHROMIUM} is missing: run scripts/ensure_test_tools.sh")
     service = args.service.rstrip("/")
     choice = _choose(service, args.token, args.device, args.compare)
     for path in take(service, args.token, args.out, choice, args.width):

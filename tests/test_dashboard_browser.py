@@ -1,7 +1,7 @@
 """The dashboard in real headless Chromium against a real ``hwlat serve`` process.
 
 Debian's chromium, driven by Playwright (its own browser download cannot work offline); the
-project's test set-up installs it (scripts/ensure_chromium.sh). Screenshots of every page go
+project's test set-up installs it (scripts/ensure_test_tools.sh). Screenshots of every page go
 to test-artifacts/dashboard/ (or $HWLAT_TEST_ARTIFACTS).
 """
 
@@ -51,7 +51,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (make test does)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_test_tools.sh (make test does)")
     with sync_playwright() as p:
         yield p
 
