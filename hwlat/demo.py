@@ -24,12 +24,12 @@ import typer
 from device_agents.host import HostBackend
 from device_agents.quality import Gate
 from hwlat.pipeline import Timings, host_agent_runner
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import format_report, queue_networks
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
 from latency_api.schemas.predictors import FitIn
 from latency_api.schemas.validations import ValidationIn, ValidationOut
-from latency_service.process import ServiceProcess, create_token, hwlat_env
 from models import SearchSpace, get_space
 
 

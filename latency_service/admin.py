@@ -16,8 +16,8 @@ from latency_service.settings import get_settings
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
-    url = get_settings().resolved_database_url
+def _session(database_url: str | None = None) -> Iterator[Session]:
+    url = database_url or get_settings().resolved_database_url
     upgrade(url)
     with database_errors(url):
         engine = make_engine(url)
@@ -28,10 +28,11 @@ def _session() -> Iterator[Session]:
             engine.dispose()
 
 
-def create_token(name: str, scope: str) -> str:
-    """A new token's secret (printed once; only its hash is stored)."""
+def create_token(name: str, scope: str, database_url: str | None = None) -> str:
+    """A new token's secret (printed once; only its hash is stored), in the store of the
+    settings unless ``database_url`` names another."""
     parsed = tokens.parse_scope(scope)
-    with _session() as session:
+    with _session(database_url) as session:
         return tokens.create_token(session, name=name, scope=parsed)[1]
 
 

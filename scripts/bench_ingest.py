@@ -29,13 +29,13 @@ from typing import Any
 
 from sqlalchemy import text
 
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from latency_api import HwlatClient
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LAYER_EXAMPLE
 from latency_service.db import make_engine
-from latency_service.process import ServiceProcess, create_token, hwlat_env
-from latency_service.scratch import POSTGRES_URL, create_postgres_database, drop_postgres_database
 from scripts import bench_env
+from scripts.postgres import create_postgres_database, drop_postgres_database, postgres_url
 
 OUT = Path("docs/bench/ingest.json")
 # Measurements per run; small batches get fewer so that batch size 1 does not dominate runtime,
@@ -238,7 +238,7 @@ def environment(backends: list[str]) -> dict[str, Any]:
     env = bench_env.environment(("fastapi", "uvicorn", "sqlalchemy", "psycopg"))
     env["sqlite"] = sqlite3.sqlite_version
     if "postgresql" in backends:
-        engine = make_engine(POSTGRES_URL)
+        engine = make_engine(postgres_url())
         try:
             with engine.connect() as conn:
                 env["postgresql"] = conn.scalar(text("SHOW server_version"))

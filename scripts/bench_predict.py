@@ -22,13 +22,13 @@ from typing import Any
 import httpx
 import numpy as np
 
-from latency_service.process import ServiceProcess, create_token, hwlat_env
-from latency_service.scratch import create_postgres_database, drop_postgres_database
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from models import SearchSpace, get_space
 from predictor.compiled import compile_space
 from predictor.formats import from_spnas
 from scripts import bench_env
 from scripts.bench_report import predict_section
+from scripts.postgres import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXEL1 = ROOT.parent / "shared" / "data" / "spnas_pixel1_runtime_model.json"

@@ -35,7 +35,7 @@ import httpx
 import optuna
 import torch
 
-from latency_service.process import ServiceProcess, create_token, hwlat_env
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from models import SearchSpace, get_space
 from nas.digits import load_digits
 from nas.front import Scored, hypervolume, pareto_front

@@ -9,13 +9,8 @@ often each status came back. ``tests/test_faults.py`` asserts on them;
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -29,21 +24,20 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from hwlat.service_process import (
+    HWLAT,
+    ServiceProcess,
+    bearer,
+    create_token,
+    hwlat_env,
+)
 from latency_api import HwlatClient
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.jobs import DeviceSelector, JobIn, JobTiming, ProfileLayers
 from latency_api.schemas.measurements import LayerMeasurementIn
 from latency_service.measurements.tables import LayerMeasurement
-from latency_service.process import (
-    HWLAT,
-    ServiceProcess,
-    bearer,
-    create_token,
-    free_port,
-    hwlat_env,
-)
-from latency_service.scratch import create_postgres_database, drop_postgres_database
 from models import get_space
+from scripts.postgres import PrivatePostgres, create_postgres_database, drop_postgres_database
 
 LAYER_KEYS = (
     "mbconv_hw112_i16_o24_k3_e3_s2",
@@ -233,8 +227,6 @@ def kill_agent_mid_job(workdir: Path, *, lease_s: float = 3.0) -> dict[str, Any]
     """A real ``hwlat agent host`` on tiny-64 is SIGKILLed while it works on a job; once the
     lease runs out a second agent process takes the job over and finishes it."""
     env = hwlat_env(workdir)
-    if "HWLAT_CACHE_DIR" in os.environ:
-        env["HWLAT_CACHE_DIR"] = os.environ["HWLAT_CACHE_DIR"]
     admin = create_token(env, "admin", name="admin")
     keys = [str(k) for k in get_space("tiny-64").variants()]
     with ServiceProcess(env, workdir / "serve.log") as server:
@@ -461,51 +453,6 @@ def postgres_connections_killed(
         "after_kills_stopped": dict(after),
         "service_pid_unchanged": unchanged,
     }
-
-
-class PrivatePostgres:
-    """A PostgreSQL cluster of this process's own, in a temporary directory, on a free port:
-    one that may be stopped and restarted (the machine's shared server never is)."""
-
-    def __init__(self) -> None:
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not found:
-            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-        self.bin = Path(found[-1]).parent
-        self.root = Path(tempfile.mkdtemp(prefix="hwlat-pg-"))
-        self.port = free_port()
-        # initdb refuses to run as root: as root, the cluster belongs to the postgres user.
-        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self._as:
-            shutil.chown(self.root, "postgres", "postgres")
-        self.data = self.root / "data"
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-        log = self.root / "server.log"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(log), "-w", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def remove(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run(
-            [*self._as, str(self.bin / tool), *args],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            cwd=self.root,
-        )
 
 
 def postgres_restarted(workdir: Path, *, outage_s: float = 3.0, workers: int = 2) -> dict[str, Any]:

@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
+from hwlat.service_process import ServiceProcess, hwlat_env
 from latency_api import HwlatClient
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn
-from latency_service.process import ServiceProcess, hwlat_env
-from latency_service.scratch import create_postgres_database, drop_postgres_database
 from models import get_space
+from scripts.postgres import create_postgres_database, drop_postgres_database
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"

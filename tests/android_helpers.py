@@ -10,10 +10,6 @@ from device_agents.android import AndroidBackend
 from device_agents.runners import Timing
 from latency_api.schemas.jobs import JobIn, JobTiming, ProfileLayers
 from tests.emulated_phone.state import PhoneDir
-from tests.live_server import LiveServer
-
-# A running ``hwlat serve`` and an admin token for it.
-Service = tuple[LiveServer, str]
 
 # Layer variants of the tiny-64 space; small enough to export and run in a blink.
 KEYS = [

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 
 from models import get_space
-from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+from tests.fixtures.factories import HOST_DEVICE, layer_measurement, network_measurement
 
 HISTORY_REPEATS = 6
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from hwlat.service_process import ServiceProcess, bearer, hwlat_env
 from latency_api.schemas.enums import Scope
 from latency_service.app import create_app
 from latency_service.auth.service import create_token, revoke
@@ -23,10 +24,9 @@ from latency_service.deps import get_read_session, get_session
 from latency_service.errors import TooManyAttempts
 from latency_service.settings import Settings
 from scripts import access_matrix
-from tests.live_server import LiveServer, bearer, hwlat_env, register_device
-from tests.service_data import LAYER_KEYS, layer_measurement
+from tests.fixtures.factories import LAYER_KEYS, Headers, layer_measurement
+from tests.fixtures.services import register_device
 
-Headers = dict[str, str]
 PUBLIC = None
 
 # The one table: the least scope each route needs (PUBLIC: none). A route missing here fails
@@ -155,12 +155,12 @@ def test_tokens_are_kept_as_sha256_hashes_only(
 
 def test_no_token_reaches_the_service_log(tmp_path: Path) -> None:
     env = {**hwlat_env(tmp_path), "HWLAT_AUTH_FAILURE_LIMIT": "3"}
-    from tests.live_server import create_token as create_live_token
+    from hwlat.service_process import create_token as create_live_token
 
     secret = create_live_token(env, "admin", name="logged?")
     guess = "hwlat_" + "x" * 43
     log = tmp_path / "serve.log"
-    with LiveServer(env, log, log_level="debug") as server:
+    with ServiceProcess(env, log, log_level="debug") as server:
         with server.client(secret) as admin:
             device = register_device(admin)
             admin.post(

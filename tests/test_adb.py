@@ -19,8 +19,6 @@ from device_agents.errors import DeviceLost, MeasurementError
 from tests.emulated_phone.probes import processes_serving
 from tests.emulated_phone.state import MakePhones, PhoneDir
 
-pytest_plugins = ["tests.emulated_phone.fixtures"]
-
 # `adb devices -l` as printed by platform-tools 34/35, daemon start-up lines included.
 DEVICES_L = "\n".join(
     [

@@ -23,16 +23,12 @@ from tests.android_helpers import (
     FAST,
     KEYS,
     NO_WARMUP_FLOOR,
-    Service,
     android,
     layer_job,
     printed_statistics,
 )
 from tests.emulated_phone.state import MakePhones, PhoneDir
-from tests.live_server import list_layers
-
-pytest_plugins = ["tests.emulated_phone.fixtures", "tests.android_fixtures"]
-pytestmark = pytest.mark.usefixtures("export_cache_env")
+from tests.fixtures.services import Service, list_layers
 
 # -- readers of phone output ----------------------------------------------------------------
 
@@ -234,8 +230,7 @@ def test_a_job_end_to_end_stores_what_the_phone_printed(
     assert stats.stored == 3
     assert service_client.get_job(job.id).status == "done"
 
-    server, token = service
-    with server.client(token) as http:
+    with service.http() as http:
         rows = {row["layer_key"]: row for row in list_layers(http, device_id)}
     runs = phone.benchmark_log()
     assert sorted(rows) == sorted(KEYS[:3])

@@ -6,16 +6,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
-from tests.android_helpers import Service
-from tests.live_server import list_layers, run_hwlat
+from hwlat.service_process import run_hwlat
+from tests.fixtures.services import Service, list_layers
 
 if TYPE_CHECKING:  # importing it for real would load the plugin before pytest rewrites it
     from tests.emulated_phone.fixtures import MakePhones
 
-pytest_plugins = ["tests.emulated_phone.fixtures", "tests.android_fixtures"]
-pytestmark = pytest.mark.usefixtures("export_cache_env")
 
 KEYS = ["mbconv_hw32_i8_o16_k3_e3_s2", "mbconv_hw16_i16_o24_k5_e6_s2"]
 
@@ -23,9 +19,8 @@ KEYS = ["mbconv_hw32_i8_o16_k3_e3_s2", "mbconv_hw16_i16_o24_k5_e6_s2"]
 def test_agent_android_serves_every_phone_until_idle(
     service: Service, make_phones: MakePhones, benchmark_binary: Path
 ) -> None:
-    server, token = service
     make_phones(2)
-    env = {**os.environ, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": token}
+    env = {**os.environ, "HWLAT_SERVICE_URL": service.url, "HWLAT_TOKEN": service.token}
     queued = run_hwlat(
         [
             "jobs",
@@ -61,7 +56,7 @@ def test_agent_android_serves_every_phone_until_idle(
     assert [line.split()[0] for line in lines] == ["EMU0001", "EMU0002"]
     done = sum(int(line.split("jobs done ")[1].split(",")[0]) for line in lines)
     assert done == len(KEYS)
-    with server.client(token) as client:
+    with service.http() as client:
         devices = [d for d in client.get("/v1/devices").json()["items"] if d["kind"] == "android"]
         stored = [row for d in devices for row in list_layers(client, d["id"])]
     assert sorted(r["layer_key"] for r in stored) == sorted(KEYS)

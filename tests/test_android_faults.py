@@ -17,20 +17,16 @@ from device_agents.worker import run_worker
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import DeviceSelector, JobIn, JobTiming, ProfileLayers
 from models import parse
-from tests.android_helpers import FAST, KEYS, Service, android, layer_job
+from tests.android_helpers import FAST, KEYS, android, layer_job
 from tests.emulated_phone.probes import processes_serving
 from tests.emulated_phone.state import MakePhones, PhoneDir
-from tests.live_server import list_layers
-
-pytest_plugins = ["tests.emulated_phone.fixtures", "tests.android_fixtures"]
-pytestmark = pytest.mark.usefixtures("export_cache_env")
+from tests.fixtures.services import Service, list_layers
 
 LIMITS = ThermalLimits(max_cpu_c=45.0, max_battery_c=40.0, poll_s=10.0, max_wait_s=60.0)
 
 
 def stored(service: Service, device_id: int) -> list[dict[str, Any]]:
-    server, token = service
-    with server.client(token) as http:
+    with service.http() as http:
         return list_layers(http, device_id)
 
 

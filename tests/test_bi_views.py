@@ -21,7 +21,7 @@ from latency_service.predictions.tables import NetworkPrediction
 from latency_service.predictors.tables import Predictor
 from latency_service.validations.tables import Validation
 from models import get_space
-from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+from tests.fixtures.factories import HOST_DEVICE, layer_measurement, network_measurement
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TINY = get_space("tiny-64")

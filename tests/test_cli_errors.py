@@ -1,5 +1,8 @@
 """Bad input and unreachable dependencies end `hwlat` with status 2 and one line, never a
-traceback."""
+traceback.
+
+The first test runs the console script as a process: what a shell sees. The others run the same
+command line in process (tests/fixtures/cli.py), which is what that process runs."""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from latency_service.process import free_port
-from tests.live_server import LiveServer, create_token, hwlat_env, run_hwlat
+from hwlat.service_process import free_port, hwlat_env, run_hwlat
+from tests.fixtures.cli import invoke
+from tests.fixtures.services import Service
 
 
 def assert_one_line_error(out: object, *needles: str) -> None:
@@ -27,7 +31,7 @@ def test_an_unknown_scope(tmp_path: Path) -> None:
 
 
 def test_an_unknown_revision(tmp_path: Path) -> None:
-    out = run_hwlat(["db", "upgrade", "nope"], hwlat_env(tmp_path))
+    out = invoke(["db", "upgrade", "nope"], hwlat_env(tmp_path))
     assert_one_line_error(out, "cannot upgrade to revision 'nope'")
 
 
@@ -45,7 +49,7 @@ def test_an_unknown_revision(tmp_path: Path) -> None:
 def test_a_bad_or_unreachable_database(tmp_path: Path, url: str, needles: tuple[str]) -> None:
     env = {**hwlat_env(tmp_path), "HWLAT_DATABASE_URL": url.format(port=free_port())}
     for args in (["db", "upgrade"], ["token", "create", "--scope", "read"], ["token", "list"]):
-        out = run_hwlat(args, env)
+        out = invoke(args, env)
         assert_one_line_error(out, *needles)
         assert "s3cret" not in out.stderr
 
@@ -56,28 +60,19 @@ def test_an_unreachable_service(tmp_path: Path) -> None:
         "HWLAT_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
         "HWLAT_TOKEN": "hwlat_x",
     }
-    out = run_hwlat(["fit", "--device", "1"], env, timeout=120)
+    out = invoke(["fit", "--device", "1"], env)
     assert_one_line_error(out, "does not answer", "HWLAT_SERVICE_URL")
 
 
-def test_a_token_the_service_rejects(tmp_path: Path) -> None:
-    env = hwlat_env(tmp_path)
-    reader = create_token(env, "read")
-    with LiveServer(env, tmp_path / "serve.log") as server:
-        unknown = run_hwlat(
-            ["jobs", "list"], {**env, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": "hwlat_x"}
-        )
-        assert_one_line_error(unknown, "401 not_authenticated", "hwlat token create")
-        weak = run_hwlat(
-            ["fit", "--device", "1"],
-            {**env, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": reader},
-        )
-        assert_one_line_error(weak, "403 forbidden", "'admin'")
+def test_a_token_the_service_rejects(service: Service) -> None:
+    unknown = invoke(["jobs", "list"], service.cli_env(token="hwlat_x"))
+    assert_one_line_error(unknown, "401 not_authenticated", "hwlat token create")
+    reader = service.new_token("read", "reader")
+    weak = invoke(["fit", "--device", "1"], service.cli_env(token=reader))
+    assert_one_line_error(weak, "403 forbidden", "'admin'")
 
 
 def test_a_bad_selector_names_the_field(tmp_path: Path) -> None:
     env = {**hwlat_env(tmp_path), "HWLAT_SERVICE_URL": f"http://127.0.0.1:{free_port()}"}
-    out = run_hwlat(
-        ["jobs", "create", "--selector", "colour=blue", "--layer", "skip_hw8_i8_o8"], env
-    )
+    out = invoke(["jobs", "create", "--selector", "colour=blue", "--layer", "skip_hw8_i8_o8"], env)
     assert_one_line_error(out, "colour")

@@ -9,15 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hwlat.service_process import free_port
 from latency_api import HwlatClient, JobLease, LeaseLost, ServiceError, ServiceUnreachable
 from latency_api.errors import AccessDenied, NotFound
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.jobs import JobIn, JobResult, ProfileLayers
 from latency_api.schemas.measurements import LayerMeasurementIn
-from latency_service.process import free_port
 from models import get_space
-from tests.live_server import LiveServer, create_token, hwlat_env
-from tests.service_data import HOST_DEVICE, LAYER_KEYS, layer_measurement
+from tests.fixtures.factories import HOST_DEVICE, LAYER_KEYS, layer_measurement
+from tests.fixtures.services import Service
 
 TINY = get_space("tiny-64")
 DEVICE = DeviceIn.model_validate(HOST_DEVICE)
@@ -57,26 +57,14 @@ def once(method: str, path_end: str) -> Predicate:
     return lambda r: r.method == method and r.url.path.endswith(path_end)
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
-    data = tmp_path_factory.mktemp("client")
-    env = hwlat_env(data)
-    token = create_token(env, "admin")
-    with LiveServer(env, data / "serve.log") as server:
-        yield server, token
-
-
 @pytest.fixture
 def faults() -> Faults:
     return Faults()
 
 
 @pytest.fixture
-def api(service: tuple[LiveServer, str], faults: Faults) -> Iterator[HwlatClient]:
-    server, token = service
-    with HwlatClient(
-        server.url, token, transport=faults, backoff_s=0.0, retries=2, page_size=40
-    ) as client:
+def api(service: Service, faults: Faults) -> Iterator[HwlatClient]:
+    with service.api(transport=faults, backoff_s=0.0, retries=2, page_size=40) as client:
         yield client
 
 
@@ -111,14 +99,11 @@ def test_paging_walks_every_page(api: HwlatClient) -> None:
     assert [j.id for j in api.iter_jobs(device_id=device)] == jobs[::-1]
 
 
-def test_errors_carry_the_services_code_and_detail(
-    api: HwlatClient, service: tuple[LiveServer, str]
-) -> None:
+def test_errors_carry_the_services_code_and_detail(api: HwlatClient, service: Service) -> None:
     with pytest.raises(NotFound, match="no device with id 9999") as missing:
         api.get_device(9999)
     assert (missing.value.status, missing.value.code) == (404, "not_found")
-    server, _ = service
-    with HwlatClient(server.url, "hwlat_not-a-token") as stranger, pytest.raises(AccessDenied):
+    with HwlatClient(service.url, "hwlat_not-a-token") as stranger, pytest.raises(AccessDenied):
         stranger.list_devices()
     nowhere = f"http://127.0.0.1:{free_port()}"
     with (

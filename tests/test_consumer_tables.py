@@ -31,6 +31,7 @@ from tests.consumers import (
     ofa_query_key,
     seed_block_runtimes,
 )
+from tests.fixtures.factories import covering_architectures
 
 SEED = get_space("spnas-mobilenetv2-224")
 SE = get_space("spnas-se-mobilenetv2-224")
@@ -46,13 +47,6 @@ def distinct_values(keys: list[LayerKey]) -> dict[str, OfaEntry]:
     }
 
 
-def covering_architectures(n_random: int, seed: int) -> list[list[int]]:
-    """Every candidate of every layer at least once, plus random ones."""
-    counts = SEED.candidate_counts
-    archs = [[c if c < n else 0 for n in counts] for c in range(max(counts))]
-    return archs + [[int(i) for i in a] for a in SEED.sample(n_random, seed=seed)]
-
-
 # -- OFA's access pattern ------------------------------------------------------------------
 
 
@@ -62,7 +56,7 @@ def test_every_layer_of_the_seed_space_is_found_under_ofas_keys() -> None:
     text = to_ofa_yaml(keys, values)
     # OFA loads the file with yaml.load; FullLoader is what its call meant before PyYAML 6.
     table = ProxylessReference(yaml.load(text, Loader=yaml.FullLoader))
-    for arch in covering_architectures(50, seed=3):
+    for arch in covering_architectures(SEED, 50, seed=3):
         expected = sum(values[str(k)].mean_ms for k in SEED.network(arch) if k.op is not Op.SKIP)
         got = table.predict_network_latency_given_config(ofa_net_config(SEED, arch), 224)
         assert got == pytest.approx(expected, rel=1e-12)

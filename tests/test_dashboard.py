@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 from latency_service.predictors.tables import Predictor
 from latency_service.validations.tables import Validation
 from tests.dashboard_data import Seeded, seed
-
-Headers = dict[str, str]
+from tests.fixtures.factories import Headers
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from scripts import screenshots
 from scripts.screenshots import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboard_data import Seeded, seed
-from tests.live_server import LiveServer, create_token, hwlat_env
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +32,7 @@ CHART_TIMEOUT_MS = 20_000
 
 @dataclass
 class Lab:
-    server: LiveServer
+    server: ServiceProcess
     admin: str
     reader: str
     seeded: Seeded
@@ -44,7 +44,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     env = hwlat_env(root / "data")
     admin = create_token(env, "admin", name="browser-admin")
     reader = create_token(env, "read", name="browser-reader")
-    with LiveServer(env, root / "serve.log", workers=2) as server, server.client(admin) as client:
+    with (
+        ServiceProcess(env, root / "serve.log", workers=2) as server,
+        server.client(admin) as client,
+    ):
         yield Lab(server, admin, reader, seed(client))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -11,19 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from latency_service.process import HWLAT
+from hwlat.service_process import HWLAT, hwlat_env
 from models import get_space
-from tests.live_server import run_hwlat
+from tests.fixtures.cli import invoke
 
 METRICS = {"n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau"}
 BASELINES = {"macs_proportional", "table_sum", "per_op_forest"}
 
 
 def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HWLAT_")}
-    env["HWLAT_CACHE_DIR"] = str(tmp_path / "cache")
     report_path = tmp_path / "hwlat-report.json"
-    out = run_hwlat(
+    out = invoke(
         [
             "demo",
             "--space",
@@ -46,8 +43,7 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
             "--report",
             str(report_path),
         ],
-        env,
-        timeout=600,
+        hwlat_env(tmp_path / "data"),
     )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(report_path.read_text())
@@ -98,8 +94,7 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
 
 
 def test_a_demo_kept_serving_takes_its_service_down_when_killed(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HWLAT_")}
-    env["HWLAT_CACHE_DIR"] = str(tmp_path / "cache")
+    env = hwlat_env(tmp_path / "data")
     small = ["--space", "tiny-64", "--n-validate", "2", "--n-calibrate", "0", "--repeats", "1"]
     fast = ["--num-runs", "2", "--network-runs", "2", "--max-busy-pct", "100", "--no-gate"]
     files = ["--workdir", str(tmp_path / "demo"), "--report", str(tmp_path / "r.json")]

@@ -9,21 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models import get_space
-from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+from tests.fixtures.factories import (
+    HAND,
+    Headers,
+    hand_sum,
+    layer_measurement,
+    network_measurement,
+)
 
-Headers = dict[str, str]
 TINY = get_space("tiny-64")
-HAND = {str(k): float(i + 1) for i, k in enumerate(TINY.variants())}
 REFERENCE = "mbconv_hw28_i32_o32_k3_e6_s1"
-
-
-def hand_sum(arch: list[int]) -> float:
-    return sum(HAND[str(k)] for k in TINY.network(arch) if k.op.value != "skip")
-
-
-@pytest.fixture
-def device(client: TestClient, tokens: dict[str, Headers]) -> int:
-    return int(client.post("/v1/devices", json=HOST_DEVICE, headers=tokens["ingest"]).json()["id"])
 
 
 def run_job(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,10 @@ from tests.emulated_phone.benchmark import Stat, cpp_double, run_benchmark
 from tests.emulated_phone.shell import Output, run
 from tests.emulated_phone.state import PhoneDir
 
-pytest_plugins = ["tests.emulated_phone.fixtures"]
-
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HWLAT_CACHE_DIR", str(tmp_path_factory.mktemp("exports")))
-        yield export_layer("mbconv_hw16_i16_o16_k3_e3_s1", "tflite")
+def model() -> Path:
+    return export_layer("mbconv_hw16_i16_o16_k3_e3_s1", "tflite")
 
 
 def benchmark(model: Path, *flags: str, form: str = "info") -> Output:

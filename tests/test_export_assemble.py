@@ -72,17 +72,12 @@ NETWORKS = [
 OP_NAMES = {value: name for name, value in vars(schema.BuiltinOperator).items() if name.isupper()}
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
 def blocks_of(space: str, arch: tuple[int, ...]) -> list[LayerKey]:
     return [k for k in get_space(space).network(arch) if k.op is not Op.SKIP]
 
 
-def layer_bytes(keys: list[LayerKey], cache_dir: Path, precision: str = "fp32") -> list[bytes]:
-    return [export_layer(k, "tflite", precision, cache_dir=cache_dir).read_bytes() for k in keys]
+def layer_bytes(keys: list[LayerKey], export_cache: Path, precision: str = "fp32") -> list[bytes]:
+    return [export_layer(k, "tflite", precision, cache_dir=export_cache).read_bytes() for k in keys]
 
 
 # -- comparing two models -------------------------------------------------------------------
@@ -220,10 +215,10 @@ def assert_same_outputs(assembled: bytes, converted: bytes, shape: tuple[int, ..
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 @pytest.mark.parametrize("keys", NETWORKS)
 def test_assembled_network_is_the_converted_network(
-    keys: tuple[LayerKey, ...], precision: str, cache_dir: Path
+    keys: tuple[LayerKey, ...], precision: str, export_cache: Path
 ) -> None:
-    assembled = export_keys(keys, "tflite", precision, cache_dir=cache_dir)
-    converted = export_keys(keys, "tflite", precision, cache_dir=cache_dir, method="convert")
+    assembled = export_keys(keys, "tflite", precision, cache_dir=export_cache)
+    converted = export_keys(keys, "tflite", precision, cache_dir=export_cache, method="convert")
     assert assembled != converted
     assert_same_model(assembled.read_bytes(), converted.read_bytes())
     assert_same_outputs(assembled.read_bytes(), converted.read_bytes(), keys[0].input_shape_nhwc)
@@ -235,11 +230,11 @@ def test_assembled_network_is_the_converted_network(
     assert interpreter.get_output_details()[0]["dtype"] == dtype
 
 
-def test_joining_has_no_tensorflow_in_it(cache_dir: Path) -> None:
+def test_joining_has_no_tensorflow_in_it(export_cache: Path) -> None:
     """With every layer cached, an fp32 network is joined without importing TensorFlow."""
     keys = get_space("tiny-64").network([1, 0, 3, 2])
     for key in keys:
-        export_layer(key, "tflite", cache_dir=cache_dir)
+        export_layer(key, "tflite", cache_dir=export_cache)
     program = (
         "import sys\n"
         "from models.export import export_keys\n"
@@ -249,7 +244,7 @@ def test_joining_has_no_tensorflow_in_it(cache_dir: Path) -> None:
         "heavy = sorted(loaded & {'tensorflow', 'keras', 'torch'})\n"
         "print(path.stat().st_size, heavy)\n"
     )
-    env = {**os.environ, "HWLAT_CACHE_DIR": str(cache_dir)}
+    env = {**os.environ, "HWLAT_CACHE_DIR": str(export_cache)}
     done = subprocess.run(
         [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120
     )
@@ -264,45 +259,51 @@ def test_joining_has_no_tensorflow_in_it(cache_dir: Path) -> None:
 TINY = blocks_of("tiny-64", (0, 1, 2, 3))
 
 
-def test_a_shape_mismatch_names_the_join(cache_dir: Path) -> None:
-    layers = layer_bytes([TINY[0], TINY[2]], cache_dir)  # 32x32x16 into a 32x32x8 input
+def test_a_shape_mismatch_names_the_join(export_cache: Path) -> None:
+    layers = layer_bytes([TINY[0], TINY[2]], export_cache)  # 32x32x16 into a 32x32x8 input
     labels = [str(TINY[0]), str(TINY[2])]
     with pytest.raises(AssemblyError, match=r"join 1 \(conv_hw64_i3_o16_k3_s2 -> .*shape"):
         join_tflite(layers, labels)
 
 
-def test_mixed_precisions_do_not_join(cache_dir: Path) -> None:
-    fp32, int8 = layer_bytes(TINY[:1], cache_dir)[0], layer_bytes(TINY[1:2], cache_dir, "int8")[0]
+def test_mixed_precisions_do_not_join(export_cache: Path) -> None:
+    fp32, int8 = (
+        layer_bytes(TINY[:1], export_cache)[0],
+        layer_bytes(TINY[1:2], export_cache, "int8")[0],
+    )
     with pytest.raises(AssemblyError, match="output is float32 but the next layer takes int8"):
         join_tflite([fp32, int8])
 
 
-def test_separately_calibrated_int8_layers_do_not_join(cache_dir: Path) -> None:
-    layers = layer_bytes(TINY[:2], cache_dir, "int8")
+def test_separately_calibrated_int8_layers_do_not_join(export_cache: Path) -> None:
+    layers = layer_bytes(TINY[:2], export_cache, "int8")
     with pytest.raises(AssemblyError, match=r"quantised as scale .* expects scale .*quantize_int8"):
         join_tflite(layers)
 
 
-def test_what_is_not_a_layer_file_is_refused(cache_dir: Path) -> None:
+def test_what_is_not_a_layer_file_is_refused(export_cache: Path) -> None:
     with pytest.raises(AssemblyError, match="no layer files"):
         join_tflite([])
     with pytest.raises(AssemblyError, match="not a TFLite flatbuffer"):
         join_tflite([b"ONNX, not TFLite"])
-    good = layer_bytes(TINY[:1], cache_dir)[0]
+    good = layer_bytes(TINY[:1], export_cache)[0]
     with pytest.raises(AssemblyError, match="2 labels for 1 layer files"):
         join_tflite([good], ["a", "b"])
 
 
-def test_a_wrong_file_in_the_cache_is_caught(cache_dir: Path, tmp_path: Path) -> None:
+def test_a_wrong_file_in_the_cache_is_caught(export_cache: Path, tmp_path: Path) -> None:
     """A layer file that is not its key's layer cannot slip into a network."""
     import shutil
 
     keys = blocks_of("tiny-64", (0, 0, 0, 0))
+    # The network's layer files, and nothing else, in a cache of the test's own.
+    (tmp_path / "cache" / "exports").mkdir(parents=True)
     for key in keys:
-        export_layer(key, "tflite", cache_dir=cache_dir)
-    shutil.copytree(cache_dir, tmp_path / "cache")
+        layer = export_layer(key, "tflite", cache_dir=export_cache)
+        for path in (layer, layer.with_suffix(".json")):
+            shutil.copy(path, tmp_path / "cache" / "exports" / path.name)
     # The classifier's file replaced by one of the same input but 1000 classes.
-    other = export_layer("logits_hw8_i128_c1000", "tflite", cache_dir=tmp_path / "cache")
+    other = export_layer("logits_hw8_i128_c1000", "tflite", cache_dir=export_cache)
     head = export_layer(keys[-1], "tflite", cache_dir=tmp_path / "cache")
     head.write_bytes(other.read_bytes())
     with pytest.raises(AssemblyError, match=r"maps .* to \(1, 1000\).*delete it and export again"):
@@ -312,16 +313,16 @@ def test_a_wrong_file_in_the_cache_is_caught(cache_dir: Path, tmp_path: Path) ->
 # -- the cache ------------------------------------------------------------------------------
 
 
-def test_assembled_and_converted_files_never_mix(cache_dir: Path) -> None:
+def test_assembled_and_converted_files_never_mix(export_cache: Path) -> None:
     keys = get_space("tiny-64").network([0, 1, 2, 3])
-    assembled = export_keys(keys, "tflite", cache_dir=cache_dir)
-    converted = export_keys(keys, "tflite", cache_dir=cache_dir, method=ExportMethod.CONVERT)
+    assembled = export_keys(keys, "tflite", cache_dir=export_cache)
+    converted = export_keys(keys, "tflite", cache_dir=export_cache, method=ExportMethod.CONVERT)
     assert assembled.name != converted.name
     described = {p: (p.with_suffix(".json")).read_text() for p in (assembled, converted)}
     assert '"method": "assemble"' in described[assembled]
     assert '"assembler"' in described[assembled]
     assert '"method": "convert"' in described[converted]
-    assert export_keys(keys, "tflite", cache_dir=cache_dir, method="assemble") == assembled
+    assert export_keys(keys, "tflite", cache_dir=export_cache, method="assemble") == assembled
 
 
 def test_export_specs_converts_shared_layers_once_then_joins(

@@ -1,10 +1,9 @@
-"""`hwlat export ...` through the console entry point, as a user runs it."""
+"""`hwlat export ...` as a user runs it: the command line, run in process (tests/fixtures/cli.py),
+each test with an export cache of its own so that it can tell what was converted."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +11,14 @@ import onnxruntime as ort
 import pytest
 
 from models.blocks import sample_input
+from tests.fixtures.cli import CliResult, invoke
 
 
-def hwlat(*args: str, cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HWLAT_CACHE_DIR": str(cache)}
-    return subprocess.run(
-        [sys.executable, "-m", "hwlat.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=cwd,
-    )
+def hwlat(*args: str, cache: Path) -> CliResult:
+    return invoke(args, {**os.environ, "HWLAT_CACHE_DIR": str(cache)})
 
 
-def assert_one_line_error(out: subprocess.CompletedProcess[str], *fragments: str) -> None:
+def assert_one_line_error(out: CliResult, *fragments: str) -> None:
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()

@@ -32,11 +32,6 @@ KEYS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
 def nchw_input(shape_nhwc: tuple[int, ...]) -> np.ndarray:
     n, h, w, c = shape_nhwc
     return sample_input((n, c, h, w))
@@ -51,20 +46,20 @@ def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("text", KEYS)
-def test_onnx_runtime_output_equals_torch(text: str, cache_dir: Path) -> None:
+def test_onnx_runtime_output_equals_torch(text: str, export_cache: Path) -> None:
     key = parse(text)
     x = nchw_input(key.input_shape_nhwc)
     with torch.no_grad():
         expected = build_torch_layer(key)(torch.from_numpy(x)).numpy()
-    got = run_onnx(export_layer(key, "onnx", cache_dir=cache_dir), x)
+    got = run_onnx(export_layer(key, "onnx", cache_dir=export_cache), x)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("text", KEYS)
-def test_onnx_graph_holds_the_block(text: str, cache_dir: Path) -> None:
+def test_onnx_graph_holds_the_block(text: str, export_cache: Path) -> None:
     key = parse(text)
-    graph = onnx.load(str(export_layer(key, "onnx", cache_dir=cache_dir))).graph
+    graph = onnx.load(str(export_layer(key, "onnx", cache_dir=export_cache))).graph
     ops = Counter(node.op_type for node in graph.node)
     if key.op is Op.MBCONV:
         assert ops["Conv"] == (key.expansion > 1) + 1 + 1 + 2 * key.se
@@ -93,11 +88,11 @@ def assert_close_to_fp32(quantised: np.ndarray, reference: np.ndarray) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("text", INT8_KEYS)
-def test_int8_onnx_runs_and_stays_close_to_fp32(text: str, cache_dir: Path) -> None:
+def test_int8_onnx_runs_and_stays_close_to_fp32(text: str, export_cache: Path) -> None:
     key = parse(text)
     x = nchw_input(key.input_shape_nhwc)
-    int8_path = export_layer(key, "onnx", "int8", cache_dir=cache_dir)
-    fp32_path = export_layer(key, "onnx", "fp32", cache_dir=cache_dir)
+    int8_path = export_layer(key, "onnx", "int8", cache_dir=export_cache)
+    fp32_path = export_layer(key, "onnx", "fp32", cache_dir=export_cache)
     assert int8_path != fp32_path
     ops = Counter(node.op_type for node in onnx.load(str(int8_path)).graph.node)
     assert ops["QuantizeLinear"] > 0
@@ -134,7 +129,7 @@ def eight_bit_weights(fp32_path: Path, out: Path, shape: tuple[int, ...]) -> Pat
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu", NO_VNNI_CPUS)
 def test_int8_onnx_stays_close_to_fp32_on_cpus_without_vnni(
-    cpu: str, cache_dir: Path, tmp_path: Path
+    cpu: str, export_cache: Path, tmp_path: Path
 ) -> None:
     """The same files on an x86 CPU with AVX2 only: the same strict bound, and the very same
     numbers as on this machine, since 7-bit weights cannot saturate the u8 x s8 kernel.
@@ -144,8 +139,8 @@ def test_int8_onnx_stays_close_to_fp32_on_cpus_without_vnni(
     to 8-bit weights."""
     keys = [parse(text) for text in INT8_KEYS]
     inputs = [nchw_input(key.input_shape_nhwc) for key in keys]
-    int8 = [export_layer(key, "onnx", "int8", cache_dir=cache_dir) for key in keys]
-    fp32 = [export_layer(key, "onnx", "fp32", cache_dir=cache_dir) for key in keys]
+    int8 = [export_layer(key, "onnx", "int8", cache_dir=export_cache) for key in keys]
+    fp32 = [export_layer(key, "onnx", "fp32", cache_dir=export_cache) for key in keys]
     head = INT8_KEYS.index("head_hw8_i32_o128_c10")
     old_head = eight_bit_weights(fp32[head], tmp_path / "head-8bit.onnx", inputs[head].shape)
     runs = [*zip(int8, inputs, strict=True), (old_head, inputs[head])]
@@ -172,11 +167,11 @@ def test_the_int8_settings_are_part_of_the_cache_key(monkeypatch: pytest.MonkeyP
     assert spec.digest() != before
 
 
-def test_onnx_network_runs_with_classes_output(cache_dir: Path) -> None:
+def test_onnx_network_runs_with_classes_output(export_cache: Path) -> None:
     space = get_space("tiny-64")
     arch = [3, 4, 1, 2]
     x = sample_input((1, 3, 64, 64))
-    got = run_onnx(export_network(space, arch, "onnx", cache_dir=cache_dir), x)
+    got = run_onnx(export_network(space, arch, "onnx", cache_dir=export_cache), x)
     with torch.no_grad():
         expected = build_torch_network(space.network(arch))(torch.from_numpy(x)).numpy()
     assert got.shape == (1, 10)

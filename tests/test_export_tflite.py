@@ -37,20 +37,15 @@ INT8_KEYS = [
 SE_OPS = {"MEAN", "LOGISTIC", "MUL"}
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-def exported(key: str, cache_dir: Path, precision: str = "fp32") -> Path:
+def exported(key: str, export_cache: Path, precision: str = "fp32") -> Path:
     # The cache makes repeated calls across tests free.
-    return export_layer(key, "tflite", precision, cache_dir=cache_dir)
+    return export_layer(key, "tflite", precision, cache_dir=export_cache)
 
 
 @pytest.mark.parametrize("text", KEYS)
-def test_runs_in_litert_with_the_layer_output_shape(text: str, cache_dir: Path) -> None:
+def test_runs_in_litert_with_the_layer_output_shape(text: str, export_cache: Path) -> None:
     key = parse(text)
-    interpreter = load_interpreter(exported(text, cache_dir))
+    interpreter = load_interpreter(exported(text, export_cache))
     (inp,) = interpreter.get_input_details()
     assert tuple(inp["shape"]) == key.input_shape_nhwc
     y = run_float(interpreter, sample_input(key.input_shape_nhwc))
@@ -76,9 +71,9 @@ def expected_op_counts(key: LayerKey) -> Counter[str]:
 
 
 @pytest.mark.parametrize("text", KEYS)
-def test_holds_the_expected_operators(text: str, cache_dir: Path) -> None:
+def test_holds_the_expected_operators(text: str, export_cache: Path) -> None:
     key = parse(text)
-    ops = operator_names(exported(text, cache_dir))
+    ops = operator_names(exported(text, export_cache))
     assert Counter(ops) == expected_op_counts(key)
     if key.op is Op.MBCONV:
         assert ("ADD" in ops) == key.has_residual
@@ -86,48 +81,48 @@ def test_holds_the_expected_operators(text: str, cache_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("text", KEYS)
-def test_fp32_output_equals_the_keras_model(text: str, cache_dir: Path) -> None:
+def test_fp32_output_equals_the_keras_model(text: str, export_cache: Path) -> None:
     from models.keras_blocks import build_keras_layer
 
     key = parse(text)
     x = sample_input(key.input_shape_nhwc)
     expected = np.asarray(build_keras_layer(key)(x))
-    got = run_float(exported(text, cache_dir), x)
+    got = run_float(exported(text, export_cache), x)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("text", INT8_KEYS)
-def test_int8_runs_on_int8_input_and_stays_close_to_fp32(text: str, cache_dir: Path) -> None:
+def test_int8_runs_on_int8_input_and_stays_close_to_fp32(text: str, export_cache: Path) -> None:
     key = parse(text)
-    interpreter = load_interpreter(exported(text, cache_dir, "int8"))
+    interpreter = load_interpreter(exported(text, export_cache, "int8"))
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     assert inp["dtype"] == np.int8
     assert out["dtype"] == np.int8
     assert inp["quantization"][0] > 0  # a real scale, not the float placeholder
     x = sample_input(key.input_shape_nhwc)
-    reference = run_float(exported(text, cache_dir), x)
+    reference = run_float(exported(text, export_cache), x)
     quantised = run_float(interpreter, x)
     assert quantised.shape == reference.shape
     relative_error = np.abs(quantised - reference).mean() / reference.std()
     assert relative_error < 0.1
     assert np.corrcoef(quantised.ravel(), reference.ravel())[0, 1] > 0.98
     # Full-integer: the convolutions really run in int8.
-    assert Counter(operator_names(exported(text, cache_dir, "int8"))) == expected_op_counts(key)
+    assert Counter(operator_names(exported(text, export_cache, "int8"))) == expected_op_counts(key)
 
 
-def test_int8_and_fp32_are_different_files(cache_dir: Path) -> None:
+def test_int8_and_fp32_are_different_files(export_cache: Path) -> None:
     text = INT8_KEYS[0]
-    fp32, int8 = exported(text, cache_dir), exported(text, cache_dir, "int8")
+    fp32, int8 = exported(text, export_cache), exported(text, export_cache, "int8")
     assert fp32 != int8
     assert int8.stat().st_size < fp32.stat().st_size
 
 
-def test_network_exports_and_matches_keras(cache_dir: Path) -> None:
+def test_network_exports_and_matches_keras(export_cache: Path) -> None:
     from models.keras_blocks import build_keras_network
 
     space = get_space("tiny-64")
     arch = [3, 4, 1, 2]  # layer 1 skipped
-    path = export_network(space, arch, "tflite", cache_dir=cache_dir)
+    path = export_network(space, arch, "tflite", cache_dir=export_cache)
     x = sample_input((1, 64, 64, 3))
     got = run_float(path, x)
     assert got.shape == (1, 10)
@@ -136,12 +131,14 @@ def test_network_exports_and_matches_keras(cache_dir: Path) -> None:
     blocks = sum(k.op is Op.MBCONV for k in keys)
     assert Counter(operator_names(path))["DEPTHWISE_CONV_2D"] == blocks
     # The same architecture again is the same file; another choice is another file.
-    assert export_network(space, arch, "tflite", cache_dir=cache_dir) == path
-    assert export_network(space, [3, 0, 1, 2], "tflite", cache_dir=cache_dir) != path
+    assert export_network(space, arch, "tflite", cache_dir=export_cache) == path
+    assert export_network(space, [3, 0, 1, 2], "tflite", cache_dir=export_cache) != path
 
 
-def test_int8_network_runs_with_int8_io(cache_dir: Path) -> None:
-    path = export_network(get_space("tiny-64"), [0, 4, 2, 3], "tflite", "int8", cache_dir=cache_dir)
+def test_int8_network_runs_with_int8_io(export_cache: Path) -> None:
+    path = export_network(
+        get_space("tiny-64"), [0, 4, 2, 3], "tflite", "int8", cache_dir=export_cache
+    )
     interpreter = load_interpreter(path)
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert run_float(interpreter, sample_input((1, 64, 64, 3))).shape == (1, 10)

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from scripts import fault_scenarios
-
-pytest_plugins = ["tests.android_fixtures"]
 
 
 def test_service_sigkilled_mid_ingest_stores_every_measurement_exactly_once(
@@ -35,7 +31,6 @@ def test_service_sigkilled_mid_ingest_stores_every_measurement_exactly_once(
     )
 
 
-@pytest.mark.usefixtures("export_cache_env")
 def test_agent_sigkilled_mid_job_is_taken_over_after_its_lease(tmp_path: Path) -> None:
     result = fault_scenarios.kill_agent_mid_job(tmp_path, lease_s=3.0)
     assert result["status_at_kill"] == "leased"

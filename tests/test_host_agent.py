@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,33 +18,21 @@ from device_agents.runners import (
     measure,
     pinned,
 )
+from hwlat.service_process import hwlat_env
 from latency_api.schemas.jobs import JobTiming
 from models import get_space, parse
 from models.export import export_layer
-from tests.live_server import LiveServer, create_token, hwlat_env, list_layers, run_hwlat
+from tests.fixtures.cli import invoke
+from tests.fixtures.services import MakeService, list_layers
 
 KEY = parse("mbconv_hw32_i8_o16_k3_e3_s2")
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("export-cache")
-    old = os.environ.get("HWLAT_CACHE_DIR")
-    os.environ["HWLAT_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("HWLAT_CACHE_DIR", None)
-    else:
-        os.environ["HWLAT_CACHE_DIR"] = old
 
 
 @pytest.mark.parametrize(
     ("runner", "fmt"), [(LiteRTRunner(), "tflite"), (OnnxRuntimeRunner(), "onnx")]
 )
-def test_runners_time_real_models(
-    runner: LiteRTRunner | OnnxRuntimeRunner, fmt: str, cache_dir: Path
-) -> None:
-    model = export_layer(KEY, fmt, cache_dir=cache_dir)
+def test_runners_time_real_models(runner: LiteRTRunner | OnnxRuntimeRunner, fmt: str) -> None:
+    model = export_layer(KEY, fmt)
     runs = measure(runner, model, RuntimeOptions(), Timing(warmup_runs=2, num_runs=15))
     stats = runs.statistics
     assert stats.count == 15 == len(runs.samples_ms)
@@ -56,8 +43,8 @@ def test_runners_time_real_models(
     assert runner.version.split()[-1][0].isdigit()
 
 
-def test_min_secs_keeps_timing_past_num_runs(cache_dir: Path) -> None:
-    model = export_layer(KEY, "tflite", cache_dir=cache_dir)
+def test_min_secs_keeps_timing_past_num_runs() -> None:
+    model = export_layer(KEY, "tflite")
     started = time.monotonic()
     timing = Timing(warmup_runs=0, num_runs=1, min_secs=0.2)
     runs = measure(LiteRTRunner(), model, RuntimeOptions(), timing)
@@ -65,8 +52,8 @@ def test_min_secs_keeps_timing_past_num_runs(cache_dir: Path) -> None:
     assert runs.statistics.count > 1
 
 
-def test_max_secs_stops_early(cache_dir: Path) -> None:
-    model = export_layer(KEY, "tflite", cache_dir=cache_dir)
+def test_max_secs_stops_early() -> None:
+    model = export_layer(KEY, "tflite")
     timing = Timing(warmup_runs=0, num_runs=10_000_000, max_secs=0.1)
     runs = measure(LiteRTRunner(), model, RuntimeOptions(), timing)
     assert 1 <= runs.statistics.count < 10_000_000
@@ -115,29 +102,29 @@ def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
         measure(LiteRTRunner(), tmp_path / "nope.tflite", RuntimeOptions(), Timing())
 
 
-def test_direct_mode_writes_json_and_csv(tmp_path: Path, cache_dir: Path) -> None:
-    env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
+def test_direct_mode_writes_json_and_csv(tmp_path: Path) -> None:
+    env = hwlat_env(tmp_path)
     keys = ["mbconv_hw32_i8_o16_k3_e3_s2", "conv_hw64_i3_o16_k3_s2"]
     args = ["agent", "host", "--warmup-runs", "2", "--num-runs", "5", "--max-busy-pct", "100"]
     args.append("--no-gate")  # exact row counts: no re-measuring on a busy test machine
     for key in keys:
         args += ["--layer", key]
-    out = run_hwlat([*args, "-o", str(tmp_path / "r.json")], env, timeout=180)
+    out = invoke([*args, "-o", str(tmp_path / "r.json")], env)
     assert out.returncode == 0, out.stderr
     rows = json.loads((tmp_path / "r.json").read_text())
     assert [r["layer_key"] for r in rows] == keys
     assert all(r["count"] == 5 and r["median_ms"] > 0 for r in rows)
     assert rows[0]["tool_version"].startswith("ai-edge-litert")
-    out = run_hwlat([*args, "--repeats", "2", "-o", str(tmp_path / "r.csv")], env, timeout=180)
+    out = invoke([*args, "--repeats", "2", "-o", str(tmp_path / "r.csv")], env)
     assert out.returncode == 0, out.stderr
     with (tmp_path / "r.csv").open() as handle:
         table = list(csv.DictReader(handle))
     assert [r["layer_key"] for r in table] == keys * 2  # interleaved repeats
 
 
-def test_direct_mode_rejects_a_bad_output_name(tmp_path: Path, cache_dir: Path) -> None:
-    env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
-    out = run_hwlat(
+def test_direct_mode_rejects_a_bad_output_name(tmp_path: Path) -> None:
+    env = hwlat_env(tmp_path)
+    out = invoke(
         [
             "agent",
             "host",
@@ -151,69 +138,63 @@ def test_direct_mode_rejects_a_bad_output_name(tmp_path: Path, cache_dir: Path) 
             str(tmp_path / "r.txt"),
         ],
         env,
-        timeout=180,
     )
     assert out.returncode == 2
     assert ".json or .csv" in out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_job_loop_profiles_a_space_through_the_service(tmp_path: Path, cache_dir: Path) -> None:
-    env = {**hwlat_env(tmp_path), "HWLAT_CACHE_DIR": str(cache_dir)}
-    with LiveServer(env, tmp_path / "server.log") as server:
-        admin = create_token(env, "admin")
-        agent_env = {**env, "HWLAT_SERVICE_URL": server.url, "HWLAT_TOKEN": admin}
-        queued = run_hwlat(
-            [
-                "jobs",
-                "create",
-                "--selector",
-                "kind=host",
-                "--space",
-                "tiny-64",
-                "--chunk",
-                "8",
-                "--warmup-runs",
-                "2",
-                "--num-runs",
-                "5",
-            ],
-            agent_env,
-        )
-        assert queued.returncode == 0, queued.stderr
-        assert len(queued.stdout.splitlines()) == 3  # 21 variants in chunks of 8
-        # A job that leaves its timing to the agent: the agent's --num-runs applies to it.
-        unset = run_hwlat(
-            ["jobs", "create", "--selector", "kind=host", "--layer", str(KEY)], agent_env
-        )
-        assert unset.returncode == 0, unset.stderr
-        ran = run_hwlat(
-            [
-                "agent",
-                "host",
-                "--until-idle",
-                "--name",
-                "ci-host",
-                "--max-busy-pct",
-                "100",
-                "--num-runs",
-                "7",
-                "--warmup-runs",
-                "1",
-                "--no-gate",
-            ],
-            agent_env,
-            timeout=300,
-        )
-        assert ran.returncode == 0, ran.stderr
-        assert "jobs done 4, failed 0, lost 0; 22 measurements stored" in ran.stdout
-        listed = run_hwlat(["jobs", "list"], agent_env)
-        assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["done"] * 4
-        with server.client(admin) as client:
-            device = client.get("/v1/devices").json()["items"][0]
-            rows = list_layers(client, device["id"])
-            references = list_layers(client, device["id"], role="reference")
-            drift = client.get(f"/v1/devices/{device['id']}/drift").json()
+def test_job_loop_profiles_a_space_through_the_service(make_service: MakeService) -> None:
+    service = make_service("agent-loop")
+    agent_env = service.cli_env()
+    queued = invoke(
+        [
+            "jobs",
+            "create",
+            "--selector",
+            "kind=host",
+            "--space",
+            "tiny-64",
+            "--chunk",
+            "8",
+            "--warmup-runs",
+            "2",
+            "--num-runs",
+            "5",
+        ],
+        agent_env,
+    )
+    assert queued.returncode == 0, queued.stderr
+    assert len(queued.stdout.splitlines()) == 3  # 21 variants in chunks of 8
+    # A job that leaves its timing to the agent: the agent's --num-runs applies to it.
+    unset = invoke(["jobs", "create", "--selector", "kind=host", "--layer", str(KEY)], agent_env)
+    assert unset.returncode == 0, unset.stderr
+    ran = invoke(
+        [
+            "agent",
+            "host",
+            "--until-idle",
+            "--name",
+            "ci-host",
+            "--max-busy-pct",
+            "100",
+            "--num-runs",
+            "7",
+            "--warmup-runs",
+            "1",
+            "--no-gate",
+        ],
+        agent_env,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "jobs done 4, failed 0, lost 0; 22 measurements stored" in ran.stdout
+    listed = invoke(["jobs", "list"], agent_env)
+    assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["done"] * 4
+    with service.http() as client:
+        device = client.get("/v1/devices").json()["items"][0]
+        rows = list_layers(client, device["id"])
+        references = list_layers(client, device["id"], role="reference")
+        drift = client.get(f"/v1/devices/{device['id']}/drift").json()
     assert device["kind"] == "host"
     assert device["runtime"] == "litert"
     variants = {str(k) for k in get_space("tiny-64").variants()}
@@ -256,8 +237,8 @@ def test_a_busy_host_waits_then_fails_the_measurement() -> None:
     assert HostBackend(max_busy_fraction=None).wait_until_quiet() is None
 
 
-def test_litert_without_xnnpack_runs_on_the_builtin_kernels(cache_dir: Path) -> None:
-    model = export_layer(KEY, "tflite", cache_dir=cache_dir)
+def test_litert_without_xnnpack_runs_on_the_builtin_kernels() -> None:
+    model = export_layer(KEY, "tflite")
     runs = measure(
         LiteRTRunner(), model, RuntimeOptions(use_xnnpack=False), Timing(warmup_runs=1, num_runs=3)
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,17 +19,8 @@ from latency_service.devices import service as devices
 from latency_service.errors import LeaseLost
 from latency_service.jobs import service as jobs
 from latency_service.measurements.tables import LayerMeasurement
-from latency_service.migrate import upgrade
-from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.service_data import HOST_DEVICE, LAYER_KEYS, layer_measurement
-
-Headers = dict[str, str]
-
-
-@pytest.fixture
-def device(client: TestClient, tokens: dict[str, Headers]) -> int:
-    return int(client.post("/v1/devices", json=HOST_DEVICE, headers=tokens["ingest"]).json()["id"])
-
+from tests.fixtures.databases import FreshDatabase
+from tests.fixtures.factories import HOST_DEVICE, LAYER_KEYS, Headers, layer_measurement
 
 LAYERS = {"kind": "profile_layers", "layer_keys": LAYER_KEYS}
 RESULT = {"kind": "layers", "stored": 3, "ids": [1, 2, 3]}
@@ -338,17 +327,9 @@ def test_text_the_database_cannot_store_is_422_not_500(
 # -- several agents at once, on committed data ---------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'queue.db'}"
-        upgrade(url)
-        yield url
-        return
-    url = create_postgres_database()
-    upgrade(url)
-    yield url
-    drop_postgres_database(url)
+@pytest.fixture
+def shared_db(backend: str, fresh_database: FreshDatabase) -> str:
+    return fresh_database(backend, migrated=True)
 
 
 def test_concurrent_agents_complete_every_job_exactly_once(shared_db: str) -> None:

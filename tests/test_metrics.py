@@ -9,10 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from latency_service.app import create_app
 from latency_service.settings import Settings
-from tests.live_server import LiveServer, create_token, hwlat_env, register_device
-from tests.service_data import LAYER_KEYS, layer_measurement
+from tests.fixtures.factories import LAYER_KEYS, layer_measurement
+from tests.fixtures.services import register_device
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -36,8 +37,8 @@ def test_metrics_add_up_requests_served_by_two_workers(tmp_path: Path) -> None:
     env = hwlat_env(tmp_path / "data")
     metrics_dir = tmp_path / "prometheus"
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    token = create_token(env, "admin")
-    server = LiveServer(env, tmp_path / "serve.log", workers=2)
+    token = create_token(env, "admin", "metrics-admin")
+    server = ServiceProcess(env, tmp_path / "serve.log", workers=2)
     with server, server.client(token) as client:
         device_id = register_device(client)
         # Fresh connections, so that the two workers share the requests between them.

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,17 +13,12 @@ from sqlalchemy import inspect, text
 from latency_service.db import make_engine
 from latency_service.migrate import alembic_config, upgrade
 from latency_service.tables import metadata
-from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.fixtures.databases import FreshDatabase
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = create_postgres_database()
-    yield url
-    drop_postgres_database(url)
+@pytest.fixture
+def fresh_url(backend: str, fresh_database: FreshDatabase) -> str:
+    return fresh_database(backend)
 
 
 def test_migrations_match_the_models(fresh_url: str) -> None:

@@ -7,24 +7,21 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import optuna
 import pytest
 import torch
 
-from latency_service.process import HWLAT
+from hwlat.service_process import HWLAT
 from models import get_space
 from nas.digits import load_digits
 from nas.one_shot import OneShotConfig, save, train_one_shot
-from tests.live_server import LiveServer, create_token, hwlat_env, register_device
-from tests.postgres import create_postgres_database, drop_postgres_database
-from tests.service_data import layer_measurement, network_measurement
+from tests.fixtures.databases import FreshDatabase
+from tests.fixtures.factories import layer_measurement, network_measurement
+from tests.fixtures.services import Service, register_device
 
 TINY = get_space("tiny-64")
 # Distinct, MAC-shaped layer latencies: larger candidates are slower, as on a device.
@@ -32,32 +29,11 @@ LAYER_MS = {str(k): round(0.05 + k.macs / 2e6, 4) for k in TINY.variants()}
 SEARCH_TIMEOUT_S = 300
 
 
-@dataclass(frozen=True)
-class Service:
-    url: str
-    token: str
-    device_id: int
-    bare_device_id: int  # registered, never fitted
-    env: dict[str, str]
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
-        )
-
-    def search_env(self) -> dict[str, str]:
-        return {**self.env, "HWLAT_SERVICE_URL": self.url, "HWLAT_TOKEN": self.token}
-
-
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    root = tmp_path_factory.mktemp("nas-service")
-    env = hwlat_env(root)
-    token = create_token(env, "admin")
-    with LiveServer(env, root / "serve.log") as server, server.client(token) as client:
+def fitted_device(service: Service) -> int:
+    """A device of the module's service with every tiny-64 layer measured and a predictor."""
+    with service.http() as client:
         device_id = register_device(client)
-        bare_id = register_device(client, name="no-predictor-yet", model="never fitted")
-        assert bare_id != device_id
         items = [layer_measurement(key, ms) for key, ms in LAYER_MS.items()]
         stored = client.post(
             "/v1/measurements/layers", json={"device_id": device_id, "measurements": items}
@@ -65,13 +41,22 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         assert stored.status_code == 201, stored.text
         fitted = client.post(f"/v1/devices/{device_id}/predictors")
         assert fitted.status_code == 201, fitted.text
-        yield Service(server.url, token, device_id, bare_id, env)
+    return device_id
+
+
+@pytest.fixture(scope="module")
+def bare_device(service: Service, fitted_device: int) -> int:
+    """A device registered and never fitted."""
+    with service.http() as client:
+        device_id = register_device(client, name="no-predictor-yet", model="never fitted")
+    assert device_id != fitted_device
+    return device_id
 
 
 def hwlat_search(service: Service, *args: str, **popen: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(HWLAT), "search", *args, "--threads", "1"],
-        env=service.search_env(),
+        env=service.cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -84,13 +69,13 @@ def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
-def reachable_target(service: Service) -> float:
+def reachable_target(service: Service, device: int) -> float:
     """The predicted latency of a mid-sized architecture: a target the space can hit."""
-    with service.client() as client:
+    with service.http() as client:
         answer = client.post(
             "/v1/predict",
             json={
-                "device_id": service.device_id,
+                "device_id": device,
                 "space": TINY.name,
                 "architectures": [[1, 2, 0, 4]],
             },
@@ -99,17 +84,17 @@ def reachable_target(service: Service) -> float:
     return float(answer.json()["latency_ms"][0])
 
 
-def predicted(service: Service, architecture: list[int]) -> float:
-    with service.client() as client:
-        body = {"device_id": service.device_id, "space": TINY.name, "architectures": [architecture]}
+def predicted(service: Service, device: int, architecture: list[int]) -> float:
+    with service.http() as client:
+        body = {"device_id": device, "space": TINY.name, "architectures": [architecture]}
         return float(client.post("/v1/predict", json=body).json()["latency_ms"][0])
 
 
-def spnas_args(service: Service, target: float, report: Path, *extra: str) -> list[str]:
+def spnas_args(device: int, target: float, report: Path, *extra: str) -> list[str]:
     return [
         "spnas",
         "--device",
-        str(service.device_id),
+        str(device),
         "--space",
         TINY.name,
         "--target-ms",
@@ -126,10 +111,12 @@ def spnas_args(service: Service, target: float, report: Path, *extra: str) -> li
     ]
 
 
-def test_a_short_spnas_search_lands_on_the_target(service: Service, tmp_path: Path) -> None:
-    target = reachable_target(service)
+def test_a_short_spnas_search_lands_on_the_target(
+    service: Service, fitted_device: int, tmp_path: Path
+) -> None:
+    target = reachable_target(service, fitted_device)
     report_path = tmp_path / "spnas.json"
-    code, out, err = finish(hwlat_search(service, *spnas_args(service, target, report_path)))
+    code, out, err = finish(hwlat_search(service, *spnas_args(fitted_device, target, report_path)))
     assert code == 0, err
     report = json.loads(report_path.read_text())
     result = report["result"]
@@ -138,7 +125,9 @@ def test_a_short_spnas_search_lands_on_the_target(service: Service, tmp_path: Pa
     assert "accuracy is a proxy" in report["note"]
     assert "latency is real" in report["note"]
     # The predicted latency is the service's own, for the architecture reported.
-    assert result["predicted_ms"] == pytest.approx(predicted(service, result["architecture"]))
+    assert result["predicted_ms"] == pytest.approx(
+        predicted(service, fitted_device, result["architecture"])
+    )
     assert abs(result["predicted_ms"] - target) <= 0.02 * target
     assert result["measured_ms"] is None
     assert result["runtime_term_ms"] == pytest.approx(result["predicted_ms"], rel=1e-9)
@@ -158,18 +147,19 @@ def test_a_short_spnas_search_lands_on_the_target(service: Service, tmp_path: Pa
 class FakeAgent:
     """Claims the device's job over HTTP and uploads networks at ``factor`` x predicted."""
 
-    def __init__(self, service: Service, factor: float) -> None:
+    def __init__(self, service: Service, device: int, factor: float) -> None:
         self.service = service
+        self.device = device
         self.factor = factor
         self.uploaded: dict[tuple[int, ...], float] = {}
 
     def serve_one_job(self) -> None:
         deadline = time.monotonic() + SEARCH_TIMEOUT_S
-        with self.service.client() as client:
+        with self.service.http() as client:
             while time.monotonic() < deadline:
                 claim = client.post(
                     "/v1/jobs/claim",
-                    json={"device_id": self.service.device_id, "agent": "test-agent"},
+                    json={"device_id": self.device, "agent": "test-agent"},
                 )
                 if claim.status_code == 200:
                     break
@@ -180,13 +170,13 @@ class FakeAgent:
             archs = job["payload"]["architectures"]
             items = []
             for arch in archs:
-                ms = round(self.factor * predicted(self.service, arch), 6)
+                ms = round(self.factor * predicted(self.service, self.device, arch), 6)
                 self.uploaded[tuple(arch)] = ms
                 items.append(network_measurement(arch, ms, space=job["payload"]["space"]))
             lease = {"id": job["id"], "lease_token": job["lease_token"]}
             stored = client.post(
                 "/v1/measurements/networks",
-                json={"device_id": self.service.device_id, "measurements": items, "job": lease},
+                json={"device_id": self.device, "measurements": items, "job": lease},
             )
             stored.raise_for_status()
             done = client.post(
@@ -203,11 +193,13 @@ class FakeAgent:
             done.raise_for_status()
 
 
-def test_measure_reports_target_predicted_and_measured(service: Service, tmp_path: Path) -> None:
-    target = reachable_target(service)
-    agent = FakeAgent(service, factor=1.03)
+def test_measure_reports_target_predicted_and_measured(
+    service: Service, fitted_device: int, tmp_path: Path
+) -> None:
+    target = reachable_target(service, fitted_device)
+    agent = FakeAgent(service, fitted_device, factor=1.03)
     report_path = tmp_path / "measured.json"
-    args = spnas_args(service, target, report_path, "--measure", "--measure-timeout", "120")
+    args = spnas_args(fitted_device, target, report_path, "--measure", "--measure-timeout", "120")
     with ThreadPoolExecutor(1) as pool:
         served = pool.submit(agent.serve_one_job)
         code, out, err = finish(hwlat_search(service, *args))
@@ -226,14 +218,12 @@ def test_measure_reports_target_predicted_and_measured(service: Service, tmp_pat
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url = create_postgres_database()
-    yield url
-    drop_postgres_database(url)
+def postgres_url(fresh_database: FreshDatabase) -> str:
+    return fresh_database("postgresql")
 
 
 def test_two_pareto_processes_share_one_postgres_study(
-    service: Service, postgres_url: str, tmp_path: Path
+    fitted_device: int, service: Service, postgres_url: str, tmp_path: Path
 ) -> None:
     supernet = tmp_path / "tiny.pt"
     digits = load_digits(12, TINY.input_channels, seed=0)
@@ -249,7 +239,7 @@ def test_two_pareto_processes_share_one_postgres_study(
             service,
             "pareto",
             "--device",
-            str(service.device_id),
+            str(fitted_device),
             "--space",
             TINY.name,
             "--trials",
@@ -290,7 +280,7 @@ def test_two_pareto_processes_share_one_postgres_study(
     assert batches <= trials // population + 2
     for trial in all_trials:
         arch = [int(TINY.layers[n].candidates.index(c)) for n, c in enumerate(_labels(trial))]
-        assert trial.values[1] == pytest.approx(predicted(service, arch))
+        assert trial.values[1] == pytest.approx(predicted(service, fitted_device, arch))
     front = reports[1]["front"]
     assert front
     assert [row["latency_ms"] for row in front] == sorted(row["latency_ms"] for row in front)
@@ -317,9 +307,9 @@ def _labels(trial: optuna.trial.FrozenTrial) -> list[Any]:
     ],
 )
 def test_bad_input_is_a_one_line_error_with_status_2(
-    service: Service, tmp_path: Path, case: str, expected: str
+    bare_device: int, fitted_device: int, service: Service, tmp_path: Path, case: str, expected: str
 ) -> None:
-    device, space, target = service.device_id, TINY.name, reachable_target(service)
+    device, space, target = fitted_device, TINY.name, reachable_target(service, fitted_device)
     if case == "unknown device":
         device = 987654
     elif case == "unknown space":
@@ -327,7 +317,7 @@ def test_bad_input_is_a_one_line_error_with_status_2(
     elif case == "target outside the range":
         target = 0.001
     else:
-        device = service.bare_device_id
+        device = bare_device
     args = ["--device", str(device), "--space", space, "--report", str(tmp_path / "r.json")]
     runs = [hwlat_search(service, "spnas", *args, "--target-ms", str(target))]
     if case != "target outside the range":  # pareto takes no target

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +18,13 @@ from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn, NetworkMeasurementIn
 from models import LayerKey, Op, get_space, parse
 from tests.consumers import ProxylessReference, ofa_net_config
-from tests.live_server import LiveServer, create_token, hwlat_env
-from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+from tests.fixtures.factories import (
+    HOST_DEVICE,
+    covering_architectures,
+    layer_measurement,
+    network_measurement,
+)
+from tests.fixtures.services import Service
 
 # Tests that look for the estimate warnings catch them; elsewhere they are expected noise.
 pytestmark = pytest.mark.filterwarnings("ignore::latency_api.ofa.EstimatedLatencyWarning")
@@ -41,22 +44,8 @@ def sum_ms(arch: list[int]) -> float:
     return sum(layer_ms(k) for k in SEED.network(arch) if k.op is not Op.SKIP)
 
 
-def covering_architectures() -> list[list[int]]:
-    """Every candidate of every layer at least once, then random ones."""
-    counts = SEED.candidate_counts
-    archs = [[c if c < n else 0 for n in counts] for c in range(max(counts))]
-    return archs + [[int(i) for i in a] for a in SEED.sample(15, seed=21)]
-
-
 def non_skip_keys(arch: list[int]) -> list[str]:
     return [str(k) for k in SEED.network(arch) if k.op is not Op.SKIP]
-
-
-@dataclass
-class Service:
-    url: str
-    token: str
-    device_id: int
 
 
 class CountingTransport(httpx.BaseTransport):
@@ -96,12 +85,10 @@ def profile(client: HwlatClient, name: str, scale: float = 1.0) -> int:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data: Path = tmp_path_factory.mktemp("ofa")
-    env = hwlat_env(data)
-    token = create_token(env, "admin")
-    with LiveServer(env, data / "serve.log") as server, HwlatClient(server.url, token) as client:
-        yield Service(server.url, token, profile(client, "ofa-host"))
+def ofa_device(service: Service) -> int:
+    """The module's device on the module's service: profiled, calibrated and fitted."""
+    with service.api() as client:
+        return profile(client, "ofa-host")
 
 
 @pytest.fixture
@@ -111,38 +98,38 @@ def client(service: Service) -> Iterator[HwlatClient]:
 
 
 def test_a_network_is_the_sum_post_predict_gives_for_its_layers(
-    service: Service, client: HwlatClient
+    ofa_device: int, client: HwlatClient
 ) -> None:
-    table = HwlatLatencyTable(client, service.device_id)
-    archs = covering_architectures()
+    table = HwlatLatencyTable(client, ofa_device)
+    archs = covering_architectures(SEED, 15, seed=21)
     got = [table.predict_network_latency_given_config(ofa_net_config(SEED, a), 224) for a in archs]
-    served = client.predict_layers(service.device_id, [non_skip_keys(a) for a in archs])
+    served = client.predict_layers(ofa_device, [non_skip_keys(a) for a in archs])
     assert got == pytest.approx(served.latency_ms, rel=1e-12)
     assert not set(non_skip_keys(archs[0])) & set(UNMEASURED)
     assert got[0] == pytest.approx(sum_ms(archs[0]), rel=1e-9)
 
 
 def test_calibrated_answers_are_post_predict_of_the_architecture(
-    service: Service, client: HwlatClient
+    ofa_device: int, client: HwlatClient
 ) -> None:
-    table = HwlatLatencyTable(client, service.device_id, space=SEED.name, calibrated=True)
-    archs = covering_architectures()
+    table = HwlatLatencyTable(client, ofa_device, space=SEED.name, calibrated=True)
+    archs = covering_architectures(SEED, 15, seed=21)
     got = [table.predict_network_latency_given_config(ofa_net_config(SEED, a), 224) for a in archs]
-    served = client.predict(service.device_id, SEED.name, archs)
+    served = client.predict(ofa_device, SEED.name, archs)
     assert got == pytest.approx(served.latency_ms, rel=1e-12)
-    plain = client.predict_layers(service.device_id, [non_skip_keys(a) for a in archs])
+    plain = client.predict_layers(ofa_device, [non_skip_keys(a) for a in archs])
     assert got == pytest.approx(
         [CALIBRATION_A * s + CALIBRATION_B for s in plain.latency_ms], rel=1e-6
     )
 
 
 def test_it_answers_what_ofas_own_lookup_reads_from_the_exported_table(
-    service: Service, client: HwlatClient
+    ofa_device: int, client: HwlatClient
 ) -> None:
-    exported = client.runtime_table_file(service.device_id, SEED.name, "ofa")
+    exported = client.runtime_table_file(ofa_device, SEED.name, "ofa")
     reference = ProxylessReference(yaml.safe_load(exported))
-    table = HwlatLatencyTable(client, service.device_id, space=SEED.name)
-    for arch in covering_architectures():
+    table = HwlatLatencyTable(client, ofa_device, space=SEED.name)
+    for arch in covering_architectures(SEED, 15, seed=21):
         config = ofa_net_config(SEED, arch)
         assert table.predict_network_latency_given_config(config) == pytest.approx(
             reference.predict_network_latency_given_config(config), rel=1e-12
@@ -164,9 +151,9 @@ def test_it_answers_what_ofas_own_lookup_reads_from_the_exported_table(
 
 
 def test_a_layer_never_measured_is_estimated_and_flagged_once(
-    service: Service, client: HwlatClient
+    ofa_device: int, client: HwlatClient
 ) -> None:
-    table = HwlatLatencyTable(client, service.device_id)
+    table = HwlatLatencyTable(client, ofa_device)
     args = (
         "expanded_conv",
         [28, 28, 40],
@@ -179,7 +166,7 @@ def test_a_layer_never_measured_is_estimated_and_flagged_once(
     with pytest.warns(EstimatedLatencyWarning, match=f"{UNMEASURED[0]} was never measured"):
         first = table.query(*args)
     assert table.estimated_layers == {UNMEASURED[0]}
-    served = client.predict_layers(service.device_id, [[UNMEASURED[0]]])
+    served = client.predict_layers(ofa_device, [[UNMEASURED[0]]])
     assert first == served.latency_ms[0]
     assert [e.layer_key for e in served.estimated_layers] == [UNMEASURED[0]]
     assert first > 0
@@ -188,19 +175,21 @@ def test_a_layer_never_measured_is_estimated_and_flagged_once(
         assert table.query(*args) == first
 
 
-def test_a_whole_space_is_one_request_then_answered_from_the_cache(service: Service) -> None:
+def test_a_whole_space_is_one_request_then_answered_from_the_cache(
+    ofa_device: int, service: Service
+) -> None:
     transport = CountingTransport()
     with HwlatClient(service.url, service.token, transport=transport) as counted:
         with pytest.warns(EstimatedLatencyWarning):
-            table = HwlatLatencyTable(counted, service.device_id, space=SEED.name)
+            table = HwlatLatencyTable(counted, ofa_device, space=SEED.name)
         assert transport.predicts == 1
         assert table.estimated_layers == set(UNMEASURED)
-        for arch in covering_architectures():
+        for arch in covering_architectures(SEED, 15, seed=21):
             table.predict_network_latency_given_config(ofa_net_config(SEED, arch))
         assert transport.predicts == 1
 
 
-def test_the_one_line_switch_in_ofa_style_code(service: Service) -> None:
+def test_the_one_line_switch_in_ofa_style_code(ofa_device: int, service: Service) -> None:
     class LatencyModel:
         """As OFA's ProxylessNASLatencyModel keeps its tables, one per image size."""
 
@@ -215,10 +204,10 @@ def test_the_one_line_switch_in_ofa_style_code(service: Service) -> None:
     model = LatencyModel()
     # The line: in place of ProxylessNASLatencyTable(url=".../224_lookup_table.yaml").
     model.latency_tables[224] = HwlatLatencyTable(
-        service.url, service.device_id, token=service.token, space=SEED.name
+        service.url, ofa_device, token=service.token, space=SEED.name
     )
     with model.latency_tables[224] as table:
-        arch = covering_architectures()[0]
+        arch = covering_architectures(SEED, 15, seed=21)[0]
         config = ofa_net_config(SEED, arch)
         assert model.get_efficiency(config, 224) == pytest.approx(sum_ms(arch), rel=1e-9)
 
@@ -251,20 +240,20 @@ def test_the_one_line_switch_in_ofa_style_code(service: Service) -> None:
     ],
 )
 def test_bad_queries_raise_saying_why_not_keyerror(
-    service: Service, client: HwlatClient, call: Any, needle: str
+    ofa_device: int, client: HwlatClient, call: Any, needle: str
 ) -> None:
-    table = HwlatLatencyTable(client, service.device_id)
+    table = HwlatLatencyTable(client, ofa_device)
     with pytest.raises((ValueError, TypeError), match=needle):  # a KeyError is neither
         call(table)
 
 
 def test_calibration_is_only_applied_to_networks_of_its_space(
-    service: Service, client: HwlatClient
+    ofa_device: int, client: HwlatClient
 ) -> None:
     with pytest.raises(ValueError, match="pass space="):
-        HwlatLatencyTable(client, service.device_id, calibrated=True)
+        HwlatLatencyTable(client, ofa_device, calibrated=True)
     tiny = get_space("tiny-64")
-    table = HwlatLatencyTable(client, service.device_id, space=SEED.name, calibrated=True)
+    table = HwlatLatencyTable(client, ofa_device, space=SEED.name, calibrated=True)
     with pytest.raises(ValueError, match="not one of spnas-mobilenetv2-224"):
         table.predict_network_latency_given_config(ofa_net_config(tiny, [0] * 4), 64)
 

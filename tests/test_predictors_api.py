@@ -13,22 +13,18 @@ from fastapi.testclient import TestClient
 from models import get_space, parse
 from predictor.artifact import PredictorArtifact
 from predictor.local import LocalPredictor
-from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+from tests.fixtures.factories import (
+    HAND,
+    HOST_DEVICE,
+    Headers,
+    hand_sum,
+    layer_measurement,
+    network_measurement,
+)
 
-Headers = dict[str, str]
 TINY = get_space("tiny-64")
 SEED = get_space("spnas-mobilenetv2-224")
 PIXEL1 = Path(__file__).resolve().parent / "data" / "spnas_pixel1_runtime_model.json"
-HAND = {str(k): float(i + 1) for i, k in enumerate(TINY.variants())}
-
-
-def hand_sum(arch: list[int]) -> float:
-    return sum(HAND[str(k)] for k in TINY.network(arch) if k.op.value != "skip")
-
-
-@pytest.fixture
-def device(client: TestClient, tokens: dict[str, Headers]) -> int:
-    return int(client.post("/v1/devices", json=HOST_DEVICE, headers=tokens["ingest"]).json()["id"])
 
 
 def upload_layers(

@@ -13,9 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from latency_service.measurements.tables import LayerMeasurement, NetworkMeasurement
-from tests.service_data import HOST_DEVICE, LAYER_KEYS, layer_measurement, network_measurement
-
-Headers = dict[str, str]
+from tests.fixtures.factories import (
+    HOST_DEVICE,
+    LAYER_KEYS,
+    Headers,
+    layer_measurement,
+    network_measurement,
+)
 
 
 def register(client: TestClient, headers: Headers, **over: Any) -> int:

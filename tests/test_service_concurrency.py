@@ -17,18 +17,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from latency_service.db import make_engine
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement
-from tests.live_server import (
-    LiveServer,
-    create_token,
-    hwlat_env,
-    list_layers,
-    register_device,
-    run_hwlat,
-)
-from tests.postgres import create_postgres_database, drop_postgres_database
-from tests.service_data import LAYER_KEYS, layer_measurement
+from tests.fixtures.cli import invoke
+from tests.fixtures.databases import FreshDatabase
+from tests.fixtures.factories import LAYER_KEYS, layer_measurement
+from tests.fixtures.services import list_layers, register_device
 
 THREADS = 8
 BATCHES_PER_THREAD = 20
@@ -42,27 +37,20 @@ TEST_TIMEOUT_S = 240.0
 Response = tuple[int, dict[str, Any]]
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hwlat.db'}"
-        return
-    url = create_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
+@pytest.fixture
+def database_url(backend: str, fresh_database: FreshDatabase) -> str:
+    return fresh_database(backend)
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[ServiceProcess, str]]:
     env = hwlat_env(tmp_path, database_url)
-    migrated = run_hwlat(["db", "upgrade"], env)
+    migrated = invoke(["db", "upgrade"], env)
     assert migrated.returncode == 0, migrated.stderr
     assert "is at revision head" in migrated.stdout
     token = create_token(env, "ingest", name="concurrency")
     # Access logs of ~200 requests would only slow the workers down.
-    with LiveServer(env, tmp_path / "serve.log", workers=2, log_level="warning") as live:
+    with ServiceProcess(env, tmp_path / "serve.log", workers=2, log_level="warning") as live:
         yield live, token
 
 
@@ -97,7 +85,7 @@ def run_threads(worker: Callable[[int], None]) -> None:
 
 
 def test_concurrent_uploads_store_every_batch_exactly_once(
-    server: tuple[LiveServer, str], database_url: str
+    server: tuple[ServiceProcess, str], database_url: str
 ) -> None:
     live, token = server
     with live.client(token) as client:

@@ -9,27 +9,26 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live_server import (
+from hwlat.service_process import (
     GRACEFUL_EXIT_CODES,
-    LiveServer,
+    ServiceProcess,
     create_token,
     hwlat_env,
-    list_layers,
-    register_device,
-    run_hwlat,
 )
-from tests.service_data import LAYER_KEYS, layer_measurement
+from tests.fixtures.cli import invoke
+from tests.fixtures.factories import LAYER_KEYS, layer_measurement
+from tests.fixtures.services import list_layers, register_device
 
-StartServer = Callable[..., LiveServer]
+StartServer = Callable[..., ServiceProcess]
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Start ``hwlat serve`` processes on tmp_path's SQLite; every one is stopped afterwards."""
-    servers: list[LiveServer] = []
+    servers: list[ServiceProcess] = []
 
-    def start(env: dict[str, str] | None = None, **options: Any) -> LiveServer:
-        server = LiveServer(
+    def start(env: dict[str, str] | None = None, **options: Any) -> ServiceProcess:
+        server = ServiceProcess(
             env or hwlat_env(tmp_path), tmp_path / f"serve-{len(servers)}.log", **options
         )
         servers.append(server)
@@ -53,7 +52,7 @@ def batch(device_id: int, first_median_ms: float, size: int) -> dict[str, Any]:
 
 def test_a_restart_loses_and_duplicates_nothing(tmp_path: Path, start_server: StartServer) -> None:
     env = hwlat_env(tmp_path)
-    token = create_token(env, "ingest")
+    token = create_token(env, "ingest", "restart-agent")
     first = start_server(env)
     with httpx.Client(base_url=first.url, timeout=5) as anonymous:
         assert anonymous.get("/v1/devices").status_code == 401
@@ -100,9 +99,7 @@ def test_a_restart_loses_and_duplicates_nothing(tmp_path: Path, start_server: St
 
 
 def test_no_auth_refuses_a_public_interface(tmp_path: Path) -> None:
-    result = run_hwlat(
-        ["serve", "--no-auth", "--host", "0.0.0.0", "--port", "1"], hwlat_env(tmp_path), 30
-    )
+    result = invoke(["serve", "--no-auth", "--host", "0.0.0.0", "--port", "1"], hwlat_env(tmp_path))
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip()
     assert len(message.splitlines()) == 1, message

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.live_server import LiveServer, bearer, create_token, hwlat_env, run_hwlat
-
-Headers = dict[str, str]
+from hwlat.service_process import ServiceProcess, bearer, create_token, hwlat_env
+from tests.fixtures.cli import invoke
+from tests.fixtures.factories import Headers
 
 
 def test_tokens_are_issued_listed_and_revoked_by_an_admin(
@@ -62,14 +62,14 @@ def test_a_revoked_token_is_refused_by_every_worker_within_the_cache_lifetime(
     env = {**hwlat_env(tmp_path), "HWLAT_TOKEN_CACHE_S": str(ttl_s)}
     admin = create_token(env, "admin", name="admin")
     doomed = create_token(env, "read", name="doomed")
-    with LiveServer(env, tmp_path / "serve.log", workers=2) as server:
+    with ServiceProcess(env, tmp_path / "serve.log", workers=2) as server:
         with httpx.Client(base_url=server.url, headers=bearer(doomed), timeout=10) as user:
             # New connections spread over both workers; each caches the token.
             for _ in range(20):
                 with httpx.Client(base_url=server.url, headers=bearer(doomed)) as fresh:
                     assert fresh.get("/v1/devices").status_code == 200
             assert user.get("/v1/devices").status_code == 200
-        listed = run_hwlat(["token", "list"], env)
+        listed = invoke(["token", "list"], env)
         assert listed.returncode == 0, listed.stderr
         (line,) = [ln for ln in listed.stdout.splitlines() if "\tdoomed\t" in ln]
         token_id = line.split("\t")[0]
@@ -84,18 +84,18 @@ def test_a_revoked_token_is_refused_by_every_worker_within_the_cache_lifetime(
                 answers.append(fresh.get("/v1/devices").status_code)
         assert time.monotonic() - revoked_at < ttl_s + 5
         assert set(answers) == {401}
-    assert "revoked" in run_hwlat(["token", "list"], env).stdout
+    assert "revoked" in invoke(["token", "list"], env).stdout
     assert doomed not in (tmp_path / "serve.log").read_text()
 
 
 def test_token_cli_revokes_by_id(tmp_path: Path) -> None:
     env = hwlat_env(tmp_path)
     create_token(env, "read", name="short-lived")
-    listed = run_hwlat(["token", "list"], env).stdout
+    listed = invoke(["token", "list"], env).stdout
     token_id = next(ln.split("\t")[0] for ln in listed.splitlines() if "short-lived" in ln)
-    out = run_hwlat(["token", "revoke", token_id], env)
+    out = invoke(["token", "revoke", token_id], env)
     assert out.returncode == 0, out.stderr
     assert f"token {token_id} (short-lived) revoked" in out.stdout
-    missing = run_hwlat(["token", "revoke", "999"], env)
+    missing = invoke(["token", "revoke", "999"], env)
     assert missing.returncode == 2
     assert "no token with id 999" in missing.stderr

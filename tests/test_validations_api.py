@@ -10,26 +10,21 @@ from fastapi.testclient import TestClient
 
 from models import get_space
 from predictor.accuracy import accuracy
-from tests.service_data import HOST_DEVICE, layer_measurement, network_measurement
+from tests.fixtures.factories import (
+    HAND,
+    Headers,
+    hand_sum,
+    layer_measurement,
+    network_measurement,
+)
 
-Headers = dict[str, str]
 TINY = get_space("tiny-64")
-HAND = {str(k): float(i + 1) for i, k in enumerate(TINY.variants())}
-
-
-def hand_sum(arch: list[int]) -> float:
-    return sum(HAND[str(k)] for k in TINY.network(arch) if k.op.value != "skip")
 
 
 def measured_ms(arch: list[int]) -> float:
     """What the 'device' measures: the table's sum, scaled, with a per-network wobble."""
     wobble = 1 + 0.04 * np.sin(sum((i + 1) * c for i, c in enumerate(arch)))
     return float(1.1 * hand_sum(arch) * wobble + 0.5)
-
-
-@pytest.fixture
-def device(client: TestClient, tokens: dict[str, Headers]) -> int:
-    return int(client.post("/v1/devices", json=HOST_DEVICE, headers=tokens["ingest"]).json()["id"])
 
 
 def store_networks(

@@ -7,6 +7,7 @@ what it runs (``hwlat serve`` loads neither agents nor converters).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import typer
 from pydantic import ValidationError
@@ -59,12 +60,27 @@ def message(error: BaseException) -> str:
     return text.splitlines()[0] if text else repr(error)
 
 
-def main() -> None:
+def run(args: Sequence[str] | None = None) -> int:
+    """Run one command (``args``, else the process's arguments); its exit status.
+
+    What ``main`` exits with; the tests call it in process where a subprocess would prove
+    nothing more.
+    """
     try:
-        app()
+        app(args=None if args is None else list(args), prog_name="hwlat")
+    except SystemExit as done:  # click ends every command, the successful ones too, this way
+        if isinstance(done.code, str):  # as the interpreter does with sys.exit("message")
+            typer.echo(done.code, err=True)
+            return 1
+        return done.code or 0
     except USER_ERRORS as error:
         typer.secho(f"error: {message(error)}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
+        return 2
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
 
 
 if __name__ == "__main__":

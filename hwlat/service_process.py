@@ -1,7 +1,7 @@
 """``hwlat serve`` as a real process: a free port, a wait for /healthz, a clean stop.
 
-Shared by ``hwlat demo``, the benchmarks and the process tests, so that all of them start,
-probe and stop the service the same way.
+Shared by ``hwlat demo``, the benchmarks and the tests, so that all of them start, probe and
+stop the service the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from types import TracebackType
 from typing import Self
 
 import httpx
+
+from models.export.cache import CACHE_ENV
 
 # The console script installed next to the interpreter, so the entry point itself is exercised.
 HWLAT = Path(sys.executable).with_name("hwlat")
@@ -44,8 +46,14 @@ def free_port(host: str = HOST) -> int:
 
 
 def hwlat_env(data_dir: Path, database_url: str | None = None) -> dict[str, str]:
-    """This environment without any ``HWLAT_*`` setting of the caller, plus the given store."""
+    """This environment without any ``HWLAT_*`` setting of the caller, plus the given store.
+
+    The export cache (``HWLAT_CACHE_DIR``) is the one exception: it is no setting of the
+    service, and a child that exports should find what this process already exported.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("HWLAT_")}
+    if os.environ.get(CACHE_ENV):
+        env[CACHE_ENV] = os.environ[CACHE_ENV]
     env["HWLAT_DATA_DIR"] = str(data_dir)
     if database_url is not None:
         env["HWLAT_DATABASE_URL"] = database_url
@@ -61,11 +69,16 @@ def run_hwlat(
     )
 
 
-def create_token(env: dict[str, str], scope: str, name: str = "live-test") -> str:
-    result = run_hwlat(["token", "create", "--scope", scope, "--name", name], env)
-    if result.returncode != 0:
-        raise ServerFailed(f"hwlat token create failed ({result.returncode}): {result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
+def create_token(env: dict[str, str], scope: str, name: str) -> str:
+    """A new token's secret in the store ``env`` names, as ``hwlat token create`` makes it, but
+    in this process: the store is migrated first, so this works before any service ran."""
+    from latency_service.admin import create_token as create
+    from latency_service.settings import Settings
+
+    settings = Settings(
+        data_dir=Path(env["HWLAT_DATA_DIR"]), database_url=env.get("HWLAT_DATABASE_URL", "")
+    )
+    return create(name, scope, settings.resolved_database_url)
 
 
 def bearer(token: str) -> dict[str, str]:
