@@ -96,3 +96,19 @@ def test_each_way_of_pointing_outside_is_caught(path: str, text: str) -> None:
 )
 def test_paths_inside_the_repository_pass(path: str, text: str) -> None:
     assert outside_references(Path(path), text) == []
+
+
+# A script named by path or as a module; not a template such as ``scripts.bench_{name}``.
+SCRIPT = re.compile(r"\bscripts[/.](\w+)(\.py|\.sh)?(?![\w{])")
+
+
+def test_every_script_a_file_names_exists() -> None:
+    # A docstring that sends readers to a script which is not there (it once named
+    # scripts/bench_fuzz.py for what scripts/fuzz_api.py does) is a dead end.
+    missing = set()
+    for path, text in tracked_text_files().items():
+        for match in SCRIPT.finditer(text):
+            name, suffix = match.group(1), match.group(2) or ".py"
+            if not (ROOT / "scripts" / (name + suffix)).is_file():
+                missing.add(f"{path}: {match.group(0)}")
+    assert sorted(missing) == []
