@@ -207,7 +207,7 @@ def main() -> None:
     space = get_space("spnas-mobilenetv2-224")
     result: dict[str, Any] = {
         "benchmark": "predict",
-        "command": "python -m scripts.bench_predict " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_predict"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("numpy", "fastapi", "uvicorn", "httptools")),
         "in_process": in_process(space, args.reps),
@@ -222,7 +222,7 @@ def main() -> None:
         ),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    bench_env.write_report(OUT, result)
     print("\n".join(predict_section(result)))
     print(f"\nwrote {OUT}")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -129,7 +128,7 @@ def _run(
         )
     pareto = _pareto(args, space, source, device_id, table.predictor_version, high)
     return {
-        "command": "python -m scripts.bench_search " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_search"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("hwlat", "torch", "optuna", "numpy")),
         "device": {"id": device_id, "origin": origin},

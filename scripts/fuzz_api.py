@@ -23,11 +23,13 @@ from typing import Any
 import httpx
 
 from latency_api import HwlatClient
+from latency_api.redaction import redact
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn
 from latency_service.process import ServiceProcess, hwlat_env
 from latency_service.scratch import create_postgres_database, drop_postgres_database
 from models import get_space
+from scripts import bench_env
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -179,9 +181,9 @@ def main() -> None:
         "run": f"python -m scripts.fuzz_api --max-examples {args.max_examples} --seed {args.seed}",
         **result,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["output_tail"])
+    # Schemathesis' output can quote the requests it sent, headers included.
+    bench_env.write_report(OUT, result)
+    print(redact(result["output_tail"]))
     print(f"\nwrote {OUT}")
     if result["exit_code"] != 0:
         raise SystemExit(result["exit_code"])
