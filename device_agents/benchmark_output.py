@@ -1,6 +1,6 @@
 """Parser for what TFLite's ``benchmark_model`` prints (pure: text in, numbers out).
 
-Builds differ (``../shared/data/benchmark_model_outputs.txt`` has one sample of each form):
+Builds differ (``tests/data/benchmark_model_outputs.txt`` has one sample of each form):
 lines may carry an ``INFO: `` or logcat prefix; statistics lines give ``count= first= curr=
 min= max= avg= std=`` in microseconds, newer builds add ``p5= median= p95=``, older ones print
 averages in scientific notation, identical runs print ``curr=80000(all same)``; a summary line

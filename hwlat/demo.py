@@ -27,6 +27,7 @@ from hwlat.pipeline import Timings, host_agent_runner
 from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import format_report, queue_networks
 from latency_api import HwlatClient
+from latency_api.redaction import redact_json
 from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
 from latency_api.schemas.predictors import FitIn
 from latency_api.schemas.validations import ValidationIn, ValidationOut
@@ -84,7 +85,10 @@ def run_demo(
         report["seconds_total"] = time.monotonic() - started
         report["service_url"] = server.url
         report["dashboard_url"] = f"{server.url}/dashboard"
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        # The report is made to be shared (attached to an issue, quoted in docs), so it goes
+        # through the same redaction as the benchmarks' reports: the tokens made above are
+        # printed for the user below, never written into it.
+        report_path.write_text(json.dumps(redact_json(report), indent=2) + "\n")
         _summary(report, report_path)
         typer.echo(f"dashboard: {report['dashboard_url']} (sign in with {dashboard_token})")
         if keep_serving:

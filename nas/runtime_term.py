@@ -10,7 +10,7 @@ Two forms of ``R_l`` are offered:
   ``R_l = d_on * sum_corners prod(d or 1 - d) * T[corner] + (1 - d_on) * T[skip]``. At every
   corner (hard indicators) it equals the table entry, so R of the hard indicators is the
   service's prediction of the decoded architecture.
-- ``seed``: the paper's form (DESIGN.md section 3), ``Rc = d50c * (T[k5e3] + d100c *
+- ``seed``: the paper's form (docs/design.md, section 3), ``Rc = d50c * (T[k5e3] + d100c *
   (T[k5e6] - T[k5e3]))``, ``R_l = Rc * ratio + Rc * (1 - ratio) * d5x5`` with ``ratio =
   T[k3e6] / T[k5e6]`` (SE, where searched, interpolates linearly between the plain and the SE
   form). It equals the table at every corner but k3e3, which it approximates by

@@ -10,7 +10,6 @@ do what.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from latency_service.auth.service import create_token, revoke
 from latency_service.db import make_engine, session_factory
 from latency_service.migrate import upgrade
 from latency_service.settings import Settings
+from scripts import bench_env
 
 OUT = Path("docs/bench/access.json")
 CALLERS = ("no token", "revoked", "read", "ingest", "admin")
@@ -86,8 +86,7 @@ def main() -> None:
         "callers": list(CALLERS),
         "answers": answers,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    bench_env.write_report(OUT, report)
     print(f"{len(answers)} routes x {len(CALLERS)} callers; wrote {OUT}")
 
 

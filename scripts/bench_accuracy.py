@@ -92,7 +92,7 @@ def main() -> None:
     layers: dict[str, float] = report["layers"]
     result = {
         "benchmark": "accuracy",
-        "command": "python -m scripts.bench_accuracy " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_accuracy"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(
             ("ai-edge-litert", "tensorflow-cpu", "scikit-learn", "numpy")
@@ -120,8 +120,7 @@ def main() -> None:
         "held_out_layers": held_out_layers(layers),
     }
     out = args.out or (OUT_DISTURBED if args.disturb else OUT)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    bench_env.write_report(out, result)
     print(
         json.dumps(
             {k: result[k] for k in ("validation", "noise_floor", "held_out_layers")}, indent=2

@@ -184,7 +184,7 @@ def main() -> None:
     ]
     report = {
         "benchmark": "assemble",
-        "command": " ".join(["python -m scripts.bench_assemble", *sys.argv[1:]]),
+        "command": bench_env.command("scripts.bench_assemble"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "setup": (
             f"{args.networks} architectures of {args.space} sampled with seed {args.seed}; per "

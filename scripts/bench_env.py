@@ -1,4 +1,10 @@
-"""What every benchmark records about the run: machine, Python, package versions, revision."""
+"""What every benchmark records about the run: machine, Python, package versions, revision,
+and its command line; and how it writes the report, with secrets redacted.
+
+The reports are committed (docs/bench/*.json) and quoted in docs/*.md, so a token given as
+``--token`` or in the environment must never reach them: :func:`command` and
+:func:`write_report` pass everything through ``latency_api.redaction``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,18 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from device_agents.host import cpu_model
+from latency_api.redaction import redact, redact_json
+
+
+def command(module: str, argv: list[str] | None = None) -> str:
+    """How this run was started, e.g. ``python -m scripts.bench_search --token ***``."""
+    return redact(" ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)]))
 
 
 def git_revision() -> str:
@@ -52,6 +65,8 @@ def load_around(before: tuple[float, float, float]) -> dict[str, list[float]]:
     }
 
 
-def write_report(path: Path, report: dict[str, Any]) -> None:
+def write_report(path: Path, report: dict[str, Any], indent: int = 2) -> None:
+    """Write a run's JSON with every secret redacted: a command line is not the only place
+    one can hide (a tool's output, a URL with a password)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(redact_json(report), indent=indent) + "\n", encoding="utf-8")

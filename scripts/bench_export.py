@@ -133,7 +133,7 @@ def main() -> None:
     results = [run(args.space, args.format, args.precision, w, args.reps) for w in workers]
     report = {
         "benchmark": "export",
-        "command": " ".join(["python -m scripts.bench_export", *sys.argv[1:]]),
+        "command": bench_env.command("scripts.bench_export"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "setup": (
             f"`hwlat export variants {args.space}` as a new process into a fresh temporary "

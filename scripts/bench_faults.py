@@ -9,7 +9,6 @@ stored, what the clients saw, how the service answered during each outage.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,13 +36,12 @@ def main() -> None:
         print(f"{name}: {json.dumps(results[name])[:300]}")
     report = {
         "benchmark": "faults",
-        "command": "python -m scripts.bench_faults " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_faults"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("uvicorn", "sqlalchemy", "psycopg")),
         "results": results,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    bench_env.write_report(OUT, report)
     print(f"wrote {OUT}")
 
 

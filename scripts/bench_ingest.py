@@ -299,8 +299,7 @@ def main() -> None:
             "seconds": round(time.monotonic() - started, 1),
             "results": runs,
         }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report_agents, indent=2) + "\n")
+        bench_env.write_report(out, report_agents)
         print(f"\n{out}")
         return
     results = [r for backend in backends for r in bench_backend(backend, batch_sizes, args.reps)]
@@ -316,8 +315,7 @@ def main() -> None:
         "results": [asdict(r) for r in results],
     }
     out = args.out or OUT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    bench_env.write_report(out, report)
     print()
     print(markdown(results, args.reps))
     print(f"\n{out} ({report['seconds']} s)")

@@ -240,7 +240,7 @@ def main() -> None:
     }
     result = {
         "benchmark": "interference",
-        "command": "python -m scripts.bench_interference " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_interference"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("ai-edge-litert", "numpy")),
         "settings": {**vars(args), "inflated_above_pct": 100 * INFLATED, "gate": asdict(gate)},
@@ -248,8 +248,7 @@ def main() -> None:
         "phases": phases,
         "windows": [asdict(w) for w in windows],
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    bench_env.write_report(OUT, result, indent=1)
     for phase, data in phases.items():
         print(f"\n{phase}: {data['windows']} windows, {data['inflated']} inflated >4%")
         print(f"{'statistic':<12}{'>':>6}{'catch':>8}{'false alarm':>13}")

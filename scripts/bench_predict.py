@@ -31,7 +31,8 @@ from scripts.bench_report import predict_section
 from scripts.postgres import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
-PIXEL1 = ROOT.parent / "shared" / "data" / "spnas_pixel1_runtime_model.json"
+# The seed's published Pixel 1 table, kept in the repository (the tests read it too).
+PIXEL1 = ROOT / "tests" / "data" / "spnas_pixel1_runtime_model.json"
 SEED_CONSTANT_MS = 19.5999
 OUT = ROOT / "docs" / "bench" / "predict.json"
 
@@ -206,7 +207,7 @@ def main() -> None:
     space = get_space("spnas-mobilenetv2-224")
     result: dict[str, Any] = {
         "benchmark": "predict",
-        "command": "python -m scripts.bench_predict " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_predict"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("numpy", "fastapi", "uvicorn", "httptools")),
         "in_process": in_process(space, args.reps),
@@ -221,7 +222,7 @@ def main() -> None:
         ),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    bench_env.write_report(OUT, result)
     print("\n".join(predict_section(result)))
     print(f"\nwrote {OUT}")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -66,7 +65,7 @@ def main() -> None:
     worst = max(spread, key=lambda k: spread[k])
     result: dict[str, Any] = {
         "benchmark": "profile",
-        "command": "python -m scripts.bench_profile " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_profile"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("ai-edge-litert", "tensorflow-cpu")),
         "variants": len(keys),
@@ -90,7 +89,7 @@ def main() -> None:
         },
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    bench_env.write_report(OUT, result)
     print(
         json.dumps({k: result[k] for k in ("first_run", "cached_run", "repeatability")}, indent=2)
     )

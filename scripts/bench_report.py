@@ -11,13 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from latency_api.redaction import redact_json
+
 BENCH = Path("docs/bench")
 PAGE = Path("docs/benchmarks.md")
 
 
 def load_result(name: str) -> dict[str, Any] | None:
-    path = BENCH / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return load_json(BENCH / f"{name}.json")
+
+
+def load_json(path: Path) -> dict[str, Any] | None:
+    """A run's JSON, redacted: a file written before the recorders redacted (or by hand) can
+    still hold a token, and the pages must not quote it."""
+    if not path.exists():
+        return None
+    data: dict[str, Any] = redact_json(json.loads(path.read_text()))
+    return data
 
 
 def run_line(data: dict[str, Any]) -> str:
@@ -352,7 +362,7 @@ def other_runs(name: str) -> list[str]:
             if s != name and s.startswith(name)
         ):
             continue
-        data = json.loads(path.read_text())
+        data = load_json(path) or {}
         label = path.stem.removeprefix(f"{name}_")
         note = f" ({data['note']})" if data.get("note") else ""
         if "validation" in data:

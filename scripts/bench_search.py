@@ -9,7 +9,7 @@ Which device:
   ``--device``), e.g. after ``hwlat demo --keep-serving`` on the host: the latencies are that
   device's predictor, and ``--measure --run-host-agent`` measures every SPNAS result on it;
 - otherwise the script starts its own service and imports the seed's Pixel 1 table
-  (``../shared/data/spnas_pixel1_runtime_model.json``) as the device's predictor. There is no
+  (``tests/data/spnas_pixel1_runtime_model.json``) as the device's predictor. There is no
   phone to measure on then, so the report gives predicted latencies only, and says so.
 
 SPNAS: for targets at 25, 50 and 75% of the space's predicted range (or ``--target-ms``),
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +47,8 @@ from nas.spnas import SpnasConfig
 from scripts import bench_env
 
 ROOT = Path(__file__).resolve().parents[1]
-PIXEL1 = ROOT.parent / "shared" / "data" / "spnas_pixel1_runtime_model.json"
+# The seed's published Pixel 1 table, kept in the repository (the tests read it too).
+PIXEL1 = ROOT / "tests" / "data" / "spnas_pixel1_runtime_model.json"
 SEED_CONSTANT_MS = 19.5999
 OUT = ROOT / "docs" / "bench" / "search.json"
 PLOT = ROOT / "docs" / "bench" / "search_pareto.png"
@@ -128,7 +128,7 @@ def _run(
         )
     pareto = _pareto(args, space, source, device_id, table.predictor_version, high)
     return {
-        "command": "python -m scripts.bench_search " + " ".join(sys.argv[1:]),
+        "command": bench_env.command("scripts.bench_search"),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": bench_env.environment(("hwlat", "torch", "optuna", "numpy")),
         "device": {"id": device_id, "origin": origin},

@@ -24,9 +24,11 @@ import httpx
 
 from hwlat.service_process import ServiceProcess, hwlat_env
 from latency_api import HwlatClient
+from latency_api.redaction import redact
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn
 from models import get_space
+from scripts import bench_env
 from scripts.postgres import create_postgres_database, drop_postgres_database
 
 CHECKS = (
@@ -179,9 +181,9 @@ def main() -> None:
         "run": f"python -m scripts.fuzz_api --max-examples {args.max_examples} --seed {args.seed}",
         **result,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["output_tail"])
+    # Schemathesis' output can quote the requests it sent, headers included.
+    bench_env.write_report(OUT, result)
+    print(redact(result["output_tail"]))
     print(f"\nwrote {OUT}")
     if result["exit_code"] != 0:
         raise SystemExit(result["exit_code"])

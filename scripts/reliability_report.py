@@ -11,12 +11,11 @@ this work in docs/bench/previous/. A section whose JSON is missing says how to m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scripts.bench_report import BENCH, load_result, run_line
+from scripts.bench_report import BENCH, load_json, load_result, run_line
 
 PAGE = Path("docs/reliability.md")
 
@@ -160,8 +159,7 @@ def access_section(data: dict[str, Any]) -> list[str]:
 
 
 def _previous(name: str) -> dict[str, Any] | None:
-    path = BENCH / "previous" / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return load_json(BENCH / "previous" / f"{name}.json")
 
 
 def load_section(data: dict[str, Any]) -> list[str]:

@@ -2,8 +2,10 @@
 no answer is a 5xx, and every answer conforms to the schema (status, content type, headers,
 body).
 
-``make test`` runs a bounded number of examples per operation; ``scripts/bench_fuzz.py``
-(``make bench``) runs the same scenario with many more and writes its figures.
+``make test`` runs a bounded number of examples per operation; ``scripts/fuzz_api.py``
+(``python -m scripts.fuzz_api --max-examples 200`` in ``make bench``) runs the same scenario
+with many more, adds Schemathesis' stateful phase, and writes its figures to
+``docs/bench/fuzz.json``.
 """
 
 from __future__ import annotations

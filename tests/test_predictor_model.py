@@ -149,7 +149,7 @@ def test_importing_the_pixel1_table_reproduces_its_sums() -> None:
     latency, _ = compiled.predict(archs)
     expected = [seed_sum(table, a.tolist()) for a in archs]
     assert latency.tolist() == pytest.approx(expected, rel=1e-12)
-    # Layer 1's candidates as DESIGN.md quotes them.
+    # Layer 1's candidates as docs/design.md quotes them.
     assert compiled.table_ms[0, :4].round(2).tolist() == [4.49, 9.20, 5.92, 11.59]
     exported = to_spnas(compiled, fixed={})
     for block in range(1, 21):
