@@ -299,7 +299,14 @@ class HwlatClient:
     def local_predictor(self, device_id: int, version: int | None = None) -> LocalPredictor:
         """A predictor version that predicts in this process, without further requests."""
         # Imported here: it needs NumPy, which the rest of the client does not.
-        from predictor.local import LocalPredictor
+        try:
+            from predictor.local import LocalPredictor
+        except ModuleNotFoundError as error:
+            if error.name != "numpy":
+                raise
+            raise ModuleNotFoundError(
+                "local_predictor() needs NumPy: pip install 'hwlat[local]'", name="numpy"
+            ) from error
 
         return LocalPredictor.from_wire(self.get_predictor(device_id, version))
 

@@ -162,12 +162,23 @@ def _locked(lock: Path) -> dict[str, list[str]]:
 
 
 def _requirements(extras: list[str]) -> set[str]:
+    """What the base and ``extras`` require, following extras that name others (hwlat[cli])."""
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = list(project["dependencies"])
-    for extra in extras:
-        wanted += [r for r in project["optional-dependencies"][extra] if not r.startswith("hwlat")]
+    todo, seen = list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for requirement in project["optional-dependencies"][extra]:
+            own = re.fullmatch(r"hwlat\[([\w,\s-]+)\]", requirement)
+            if own:
+                todo += [e.strip() for e in own.group(1).split(",")]
+            else:
+                wanted.append(requirement)
     return {
         re.sub(r"[-_.]+", "-", re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0]).lower() for r in wanted
     }
