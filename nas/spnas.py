@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from latency_api.schemas.predictors import RuntimeTable
 from models import SearchSpace
 from nas.controller import LambdaController
 from nas.digits import CLASSES, load_digits
 from nas.evaluation import path_accuracy
 from nas.landing import Landing, land
-from nas.latency import RuntimeTable
 from nas.runtime_term import RuntimeFormula, RuntimeTerm
 from nas.supernet import Supernet
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from latency_api.schemas.common import Id, Int32
+from models import SearchSpace
 
 # Largest predict request: architectures (or networks given as layer lists) per request, and
 # layer keys over all networks of a `layers` request. Larger ones are answered 413.
@@ -122,6 +125,14 @@ class PredictOut(BaseModel):
     fixed_ms: float | None = Field(default=None, description="Fixed parts, in the sum before a·Σ+b")
 
 
+class TableMismatch(ValueError):
+    """A runtime table that does not describe the search space the client knows."""
+
+
+class TargetOutOfRange(ValueError):
+    """A latency target no architecture of the space can meet (or one every one beats)."""
+
+
 class TableCandidate(BaseModel):
     index: int
     candidate: str = Field(description="Label: k3e6, k5e3se, skip, ...")
@@ -145,7 +156,12 @@ class TableCalibration(BaseModel):
 
 
 class RuntimeTable(BaseModel):
-    """``GET /v1/devices/{id}/runtime-table?format=json``: searchable layer x candidate."""
+    """``GET /v1/devices/{id}/runtime-table?format=json``: searchable layer x candidate.
+
+    The one runtime-table type: the service answers with it, the client parses it, and the
+    search reads it through the plain-Python methods below (no NumPy, so the client stays
+    light).
+    """
 
     space: str
     predictor_version: int
@@ -153,13 +169,64 @@ class RuntimeTable(BaseModel):
     fixed_ms: float | None
     calibration: TableCalibration
 
-    def network_ms(self, architecture: list[int]) -> float:
-        """The latency this table predicts for one architecture (what /v1/predict answers)."""
-        total = sum(
-            layer.candidates[choice].ms
-            for layer, choice in zip(self.layers, architecture, strict=True)
-        )
+    def ms(self, position: int, index: int) -> float:
+        return self.layers[position].candidates[index].ms
+
+    @property
+    def offset_ms(self) -> float:
+        """What the calibration adds to ``a * sum``: ``a * fixed_ms + b`` or ``b``."""
         cal = self.calibration
-        if cal.fixed_in_sum:
-            total += self.fixed_ms or 0.0
-        return cal.a * total + cal.b
+        fixed = self.fixed_ms if cal.fixed_in_sum and self.fixed_ms is not None else 0.0
+        return cal.a * fixed + cal.b
+
+    def latency_ms(self, architecture: Sequence[int]) -> float:
+        """The latency this table predicts for one architecture (what /v1/predict answers)."""
+        total = sum(self.ms(p, i) for p, i in enumerate(architecture))
+        return self.calibration.a * total + self.offset_ms
+
+    def range_ms(self) -> tuple[float, float]:
+        """The fastest and slowest predicted latency over the whole space (the sum is additive)."""
+        low = sum(min(c.ms for c in layer.candidates) for layer in self.layers)
+        high = sum(max(c.ms for c in layer.candidates) for layer in self.layers)
+        a, offset = self.calibration.a, self.offset_ms
+        return a * low + offset, a * high + offset
+
+    def require_reachable(self, target_ms: float) -> tuple[float, float]:
+        """Raise unless some architecture's predicted latency is ``target_ms``; the range."""
+        low, high = self.range_ms()
+        if not (math.isfinite(target_ms) and low <= target_ms <= high):
+            raise TargetOutOfRange(
+                f"target {target_ms:g} ms is outside what {self.space} can reach on this "
+                f"device: {low:.3f} ms (every layer fastest) to {high:.3f} ms (every layer "
+                "slowest); pick a --target-ms in that range"
+            )
+        return low, high
+
+    def check_space(self, space: SearchSpace) -> None:
+        """Raise unless the table has exactly the space's layers and candidates, in order, and
+        values a search can use (checked here, by the reader, so that the service still
+        serves a table other readers may accept)."""
+        if self.space != space.name or len(self.layers) != space.num_layers:
+            raise TableMismatch(
+                f"runtime table is for {self.space} with {len(self.layers)} layers, not "
+                f"{space.name} with {space.num_layers}; ask for space={space.name}"
+            )
+        for position, (layer, slot) in enumerate(zip(self.layers, space.layers, strict=True)):
+            got = [(c.index, c.candidate) for c in layer.candidates]
+            want = [(i, c.label) for i, c in enumerate(slot.candidates)]
+            if got != want:
+                raise TableMismatch(
+                    f"runtime table layer {position} lists {got}, the space {space.name} "
+                    f"{want}: this client and the service disagree on the space definition"
+                )
+            for entry in layer.candidates:
+                if not math.isfinite(entry.ms) or entry.ms < 0:
+                    raise TableMismatch(
+                        f"runtime table of {self.space}, layer {position}, {entry.candidate}: "
+                        f"{entry.ms} is not a latency in ms; refit the device's predictor"
+                    )
+        cal = self.calibration
+        if cal.fixed_in_sum and self.fixed_ms is None:
+            raise TableMismatch("runtime table puts the fixed parts in the sum but gives none")
+        if not (math.isfinite(cal.a) and cal.a > 0 and math.isfinite(cal.b)):
+            raise TableMismatch(f"runtime table calibration a={cal.a}, b={cal.b} is unusable")

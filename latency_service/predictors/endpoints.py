@@ -26,6 +26,7 @@ from latency_service.metrics.registry import PREDICT_BATCH
 from latency_service.predictions import service as predictions
 from latency_service.predictors import service
 from latency_service.predictors.predict import predict
+from latency_service.predictors.runtime_table import runtime_table as runtime_table_of
 from latency_service.predictors.service import CompiledCache
 from latency_service.spaces import space_or_404
 from models import SearchSpace
@@ -163,7 +164,7 @@ def runtime_table(
         return _ofa_table(session, cache, device_id, search_space)
     compiled = cache.compiled(session, device_id, search_space)
     if format == "json":
-        return JSONResponse(formats.to_json(compiled))
+        return JSONResponse(runtime_table_of(compiled).model_dump(mode="json"))
     artifact = cache.artifact(session, device_id)[1]
     fixed: dict[str, float] = {}
     for key in (*search_space.prefix[-1:], *search_space.suffix[:1]):
