@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from latency_api.schemas.common import Id, Int32
 from models import SearchSpace
+from predictor.calibration import calibrated_ms, calibrated_offset_ms
 
 # Largest predict request: architectures (or networks given as layer lists) per request, and
 # layer keys over all networks of a `layers` request. Larger ones are answered 413.
@@ -175,21 +176,21 @@ class RuntimeTable(BaseModel):
     @property
     def offset_ms(self) -> float:
         """What the calibration adds to ``a * sum``: ``a * fixed_ms + b`` or ``b``."""
-        cal = self.calibration
-        fixed = self.fixed_ms if cal.fixed_in_sum and self.fixed_ms is not None else 0.0
-        return cal.a * fixed + cal.b
+        return calibrated_offset_ms(self.calibration, self.fixed_ms)
 
     def latency_ms(self, architecture: Sequence[int]) -> float:
         """The latency this table predicts for one architecture (what /v1/predict answers)."""
         total = sum(self.ms(p, i) for p, i in enumerate(architecture))
-        return self.calibration.a * total + self.offset_ms
+        return calibrated_ms(self.calibration, total, self.fixed_ms)
 
     def range_ms(self) -> tuple[float, float]:
         """The fastest and slowest predicted latency over the whole space (the sum is additive)."""
         low = sum(min(c.ms for c in layer.candidates) for layer in self.layers)
         high = sum(max(c.ms for c in layer.candidates) for layer in self.layers)
-        a, offset = self.calibration.a, self.offset_ms
-        return a * low + offset, a * high + offset
+        return (
+            calibrated_ms(self.calibration, low, self.fixed_ms),
+            calibrated_ms(self.calibration, high, self.fixed_ms),
+        )
 
     def require_reachable(self, target_ms: float) -> tuple[float, float]:
         """Raise unless some architecture's predicted latency is ``target_ms``; the range."""
