@@ -31,7 +31,7 @@ from device_agents.runners import Timing
 from device_agents.statistics import TimingStatistics
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn, LayerRole, NetworkMeasurementIn
-from models import LayerKey, SearchSpace
+from models import LayerKey, SearchSpace, format_architecture
 
 AGENT_VERSION = "0.2.0"
 
@@ -320,7 +320,7 @@ def _measure_one(
 
 
 def _label(target: LayerKey | tuple[int, ...]) -> str:
-    text = str(target) if isinstance(target, LayerKey) else "net " + ",".join(map(str, target))
+    text = str(target) if isinstance(target, LayerKey) else "net " + format_architecture(target)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

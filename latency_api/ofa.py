@@ -35,6 +35,7 @@ from typing import Any
 
 from latency_api.client import HwlatClient
 from latency_api.schemas.predictors import TableCalibration
+from models import DEFAULT_SPACE
 from models.layer_key import LayerKey, Op
 from models.ofa_keys import OfaKeyError, parse_ofa_name
 from models.search_space import SearchSpace
@@ -76,7 +77,7 @@ class HwlatLatencyTable:
         if calibrated and space is None:
             raise ValueError(
                 "calibrated=True applies a space's a·Σ+b, fitted on networks of that space; "
-                "pass space='spnas-mobilenetv2-224' (or another built-in space)"
+                f"pass space={DEFAULT_SPACE!r} (or another built-in space)"
             )
         self._owns_client = isinstance(service, str)
         self.client = HwlatClient(service, token) if isinstance(service, str) else service

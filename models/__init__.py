@@ -1,10 +1,12 @@
 """Search spaces, MBConv layer keys, model builders and exporters."""
 
+from models.architecture import format_architecture, parse_architecture
 from models.layer_key import Activation, LayerKey, Op, parse
 from models.search_space import Candidate, InvalidArchitecture, LayerSlot, SearchSpace
-from models.spaces import UnknownSearchSpace, get_space
+from models.spaces import DEFAULT_SPACE, UnknownSearchSpace, get_space
 
 __all__ = [
+    "DEFAULT_SPACE",
     "Activation",
     "Candidate",
     "InvalidArchitecture",
@@ -13,6 +15,8 @@ __all__ = [
     "Op",
     "SearchSpace",
     "UnknownSearchSpace",
+    "format_architecture",
     "get_space",
     "parse",
+    "parse_architecture",
 ]

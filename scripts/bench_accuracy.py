@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hwlat.demo import run_demo
-from models import Op, parse
+from models import DEFAULT_SPACE, Op, parse
 from predictor.fitting import fit_regression
 from scripts import bench_env
 
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, _disturber(args.disturb, Path(tmp)) as bursts:
         report = run_demo(
-            space_name="spnas-mobilenetv2-224",
+            space_name=DEFAULT_SPACE,
             workdir=Path(tmp),
             report_path=Path(tmp) / "r.json",
             n_validate=args.n_validate,

@@ -36,7 +36,7 @@ import optuna
 import torch
 
 from latency_service.process import ServiceProcess, create_token, hwlat_env
-from models import SearchSpace, get_space
+from models import DEFAULT_SPACE, SearchSpace, get_space
 from nas.digits import load_digits
 from nas.front import Scored, hypervolume, pareto_front
 from nas.latency import ServiceLatencySource, device_table
@@ -312,7 +312,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--service", default=os.environ.get("HWLAT_SERVICE_URL"))
     parser.add_argument("--token", default=os.environ.get("HWLAT_TOKEN"))
     parser.add_argument("--device", type=int)
-    parser.add_argument("--space", default="spnas-mobilenetv2-224")
+    parser.add_argument("--space", default=DEFAULT_SPACE)
     parser.add_argument("--target-ms", type=float, nargs="*")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--warmup-epochs", type=int, default=2)

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from models import DEFAULT_SPACE
+
 
 def demo(
-    space: Annotated[str, typer.Option(help="Search space.")] = "spnas-mobilenetv2-224",
+    space: Annotated[str, typer.Option(help="Search space.")] = DEFAULT_SPACE,
     n_validate: Annotated[int, typer.Option(min=2, help="Validation architectures.")] = 200,
     n_calibrate: Annotated[int, typer.Option(min=0, help="Calibration networks.")] = 50,
     repeats: Annotated[int, typer.Option(min=1, help="Interleaved measurements each.")] = 3,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token
+from models import DEFAULT_SPACE, format_architecture
 
 if TYPE_CHECKING:
     from nas.latency import ServiceLatencySource
@@ -73,7 +74,7 @@ def spnas(
     target_ms: Annotated[
         float, typer.Option("--target-ms", help="Latency to land on, in ms (predicted).")
     ],
-    space: Space = "spnas-mobilenetv2-224",
+    space: Space = DEFAULT_SPACE,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs in all.")] = 8,
     warmup_epochs: Annotated[
         int, typer.Option(min=0, help="Epochs of weights only, before the latency term.")
@@ -151,7 +152,7 @@ def pareto(
     trials: Annotated[
         int, typer.Option(min=1, help="Trials the study should hold, counting every process.")
     ],
-    space: Space = "spnas-mobilenetv2-224",
+    space: Space = DEFAULT_SPACE,
     population: Annotated[
         int, typer.Option(min=2, help="NSGA-II population; one predict request per population.")
     ] = 16,
@@ -360,12 +361,12 @@ def _spnas_summary(report: dict[str, Any], path: Path) -> None:
     )
     console = Console()
     console.print(table)
-    console.print(f"architecture: {','.join(map(str, result['architecture']))}")
+    console.print(f"architecture: {format_architecture(result['architecture'])}")
     console.print(f"              {' '.join(result['labels'])}")
     landing = report["landing"]
     if landing is not None and landing["flips"]:
         console.print(
-            f"decoded {','.join(map(str, report['decoded']['architecture']))} "
+            f"decoded {format_architecture(report['decoded']['architecture'])} "
             f"({report['decoded']['predicted_ms']:.3f} ms), landed with "
             f"{len(landing['flips'])} flip(s)"
         )
@@ -391,7 +392,7 @@ def _pareto_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
             f"{row['accuracy']:.3f}",
             f"{row['latency_ms']:.3f}",
             "-" if measured is None else f"{measured:.3f}",
-            ",".join(map(str, row["architecture"])),
+            format_architecture(row["architecture"]),
         )
     console = Console()
     console.print(table)

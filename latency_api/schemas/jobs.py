@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from latency_api.schemas.common import Id, Int32
 from latency_api.schemas.enums import Delegate, DeviceKind, JobKind, JobStatus, Precision, Runtime
 from latency_api.schemas.spaces import space_by_name
-from models import LayerKey, parse
+from models import DEFAULT_SPACE, LayerKey, parse
 
 MAX_JOB_ITEMS = 10_000
 
@@ -142,7 +142,7 @@ class JobIn(BaseModel):
                     "selector": {"kind": "android", "model": "Pixel 7"},
                     "payload": {
                         "kind": "profile_networks",
-                        "space": "spnas-mobilenetv2-224",
+                        "space": DEFAULT_SPACE,
                         "architectures": [[0] * 20],
                     },
                 },

@@ -10,7 +10,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from latency_api.schemas.common import Id, Int32
-from models import SearchSpace
+from models import DEFAULT_SPACE, SearchSpace
 from predictor.calibration import calibrated_ms, calibrated_offset_ms
 
 # Largest predict request: architectures (or networks given as layer lists) per request, and
@@ -26,9 +26,7 @@ class FitIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"holdout": {"spnas-mobilenetv2-224": [[0, 1, 4, 2] * 5]}}]
-        },
+        json_schema_extra={"examples": [{"holdout": {DEFAULT_SPACE: [[0, 1, 4, 2] * 5]}}]},
     )
 
     holdout: dict[str, list[list[Int32]]] = Field(
@@ -69,7 +67,7 @@ class PredictIn(BaseModel):
             "examples": [
                 {
                     "device_id": 1,
-                    "space": "spnas-mobilenetv2-224",
+                    "space": DEFAULT_SPACE,
                     "architectures": [[0, 1, 4, 2] * 5, [3] * 20],
                 },
                 {

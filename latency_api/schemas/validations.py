@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from latency_api.schemas.common import MAX_ID, Int32
+from models import DEFAULT_SPACE
 
 _METRICS_EXAMPLE: dict[str, JsonValue] = {
     "n": 200,
@@ -28,10 +29,10 @@ class ValidationIn(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"space": "spnas-mobilenetv2-224"},
+                {"space": DEFAULT_SPACE},
                 {
                     "predictor_version": 2,
-                    "space": "spnas-mobilenetv2-224",
+                    "space": DEFAULT_SPACE,
                     "architectures": [[0, 1, 4, 2] * 5, [3] * 20],
                 },
             ]

@@ -41,10 +41,10 @@ from latency_service.devices import service as devices
 from latency_service.errors import DomainError, InvalidInput
 from latency_service.predictors.endpoints import CacheDep
 from latency_service.spaces import space_or_404
+from models import DEFAULT_SPACE
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-DEFAULT_SPACE = "spnas-mobilenetv2-224"
 # The plotly package's own copy of plotly.js: charts work on a lab network with no internet.
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 JOBS_REFRESH_MS = 2000

@@ -22,7 +22,7 @@ from latency_service.predictors import service as predictors
 from latency_service.predictors.runtime_table import runtime_table
 from latency_service.predictors.service import CompiledCache
 from latency_service.validations import service as validation_reports
-from models import SearchSpace
+from models import SearchSpace, format_architecture
 
 Row = dict[str, Any]
 
@@ -145,7 +145,7 @@ def points_rows(session: Session, device_id: int, validation_id: int) -> list[Ro
         measured, predicted = point.measured_ms, point.predicted_ms
         rows.append(
             {
-                "architecture": ",".join(str(i) for i in point.architecture),
+                "architecture": format_architecture(point.architecture),
                 "measured_ms": measured,
                 "predicted_ms": predicted,
                 "error_pct": 100 * (predicted - measured) / measured,
