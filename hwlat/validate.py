@@ -13,6 +13,7 @@ from latency_api.schemas.enums import JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, split_payloads
 from latency_api.schemas.validations import ValidationIn, ValidationOut
 from models import SearchSpace
+from predictor.metrics import Metric
 
 # Networks per job. A job's passes visit all of its networks in turn, so the bigger the job,
 # the further apart in time one network's passes lie. These hosts change speed by ~10% for tens
@@ -90,9 +91,10 @@ def format_report(report: ValidationOut) -> str:
     rows = [(f"hwlat v{report.predictor_version}", report.metrics)]
     rows += list(report.baselines.items())
     for name, m in rows:
-        tau = m["kendall_tau"]
+        tau = m[Metric.KENDALL_TAU]
         lines.append(
-            f"{name:<28}{100 * m['within_5pct']:>7.1f}%{100 * m['within_10pct']:>7.1f}%"
-            f"{m['mape']:>8.2f}{m['rmse_ms']:>9.3f}{'-' if tau is None else f'{tau:.3f}':>7}"
+            f"{name:<28}{100 * m[Metric.WITHIN_5PCT]:>7.1f}%{100 * m[Metric.WITHIN_10PCT]:>7.1f}%"
+            f"{m[Metric.MAPE]:>8.2f}{m[Metric.RMSE_MS]:>9.3f}"
+            f"{'-' if tau is None else f'{tau:.3f}':>7}"
         )
     return "\n".join(lines)

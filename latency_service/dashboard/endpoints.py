@@ -42,6 +42,7 @@ from latency_service.errors import DomainError, InvalidInput
 from latency_service.predictors.endpoints import CacheDep
 from latency_service.spaces import space_or_404
 from models import DEFAULT_SPACE
+from predictor.metrics import Metric
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -49,10 +50,10 @@ templates = Jinja2Templates(directory=HERE / "templates")
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 JOBS_REFRESH_MS = 2000
 ACCURACY_CHARTS = (
-    ("within_5pct", "share within ±5%"),
-    ("within_10pct", "share within ±10%"),
-    ("mape", "MAPE (%)"),
-    ("kendall_tau", "Kendall τ"),
+    (Metric.WITHIN_5PCT, "share within ±5%"),
+    (Metric.WITHIN_10PCT, "share within ±10%"),
+    (Metric.MAPE, "MAPE (%)"),
+    (Metric.KENDALL_TAU, "Kendall τ"),
 )
 
 Format = Annotated[Literal["json", "csv"], Query(description="json (rows) or csv")]

@@ -23,10 +23,10 @@ from latency_service.predictors.runtime_table import runtime_table
 from latency_service.predictors.service import CompiledCache
 from latency_service.validations import service as validation_reports
 from models import SearchSpace, format_architecture
+from predictor.metrics import FIGURES, Metric
 
 Row = dict[str, Any]
 
-METRICS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "bias_pct")
 RECENT_JOBS = 200
 
 
@@ -117,7 +117,7 @@ def _number(value: Any) -> float | None:
 
 def accuracy_rows(session: Session, device_id: int) -> list[Row]:
     """One row per validation report and model (the predictor, then each baseline)."""
-    rows = []
+    rows: list[Row] = []
     for report in validations(session, device_id):
         models = {"predictor": report.metrics, **report.baselines}
         for model, metrics in models.items():
@@ -127,8 +127,8 @@ def accuracy_rows(session: Session, device_id: int) -> list[Row]:
                     "predictor_version": report.predictor_version,
                     "space": report.space,
                     "model": model,
-                    "n": report.n,
-                    **{name: _number(metrics.get(name)) for name in METRICS},
+                    Metric.N: report.n,
+                    **{name: _number(metrics.get(name)) for name in FIGURES},
                     "created_at": report.created_at.isoformat(),
                 }
             )
