@@ -15,7 +15,7 @@ from device_agents.host import HostBackend
 from device_agents.quality import Gate
 from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
-from latency_api import HwlatClient
+from latency_api import HwlatClient, JobFailed
 from latency_api.schemas.jobs import ProfileLayers
 from models import get_space, parse
 from models.export import ExportSpec, export_specs
@@ -78,6 +78,6 @@ def host_agent_runner(
         spent.measure_s += time.monotonic() - started
         spent.jobs.append(stats)
         if stats.failed:
-            raise RuntimeError(f"{len(stats.failed)} profiling job(s) failed: {stats.failed}")
+            raise JobFailed(f"{len(stats.failed)} profiling job(s) failed: {stats.failed}")
 
     return run

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from latency_api import HwlatClient
+from latency_api import HwlatClient, JobFailed
 from latency_api.schemas.enums import JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, split_payloads
 from latency_api.schemas.validations import ValidationIn, ValidationOut
@@ -39,11 +39,11 @@ def queue_networks(
 
 
 def wait_for_jobs(client: HwlatClient, job_ids: list[int], timeout_s: float) -> list[JobOut]:
-    """The jobs once done; a RuntimeError naming a failed one."""
+    """The jobs once done; :class:`JobFailed` naming a failed one."""
     jobs = client.wait_for_jobs(job_ids, timeout_s)
     failed = [j for j in jobs if j.status == JobStatus.failed]
     if failed:
-        raise RuntimeError(
+        raise JobFailed(
             f"{len(failed)} measuring job(s) failed, e.g. job {failed[0].id}: {failed[0].error}"
         )
     return jobs

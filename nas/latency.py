@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, Protocol
 
 import httpx
 
-from latency_api import HwlatClient, ServiceError, ServiceUnreachable
+from latency_api import HwlatClient, JobFailed
 from latency_api.schemas.enums import JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, ProfileNetworks
 from latency_api.schemas.predictors import MAX_ARCHITECTURES, RuntimeTable
 from models import SearchSpace
-
-
-class LatencyServiceError(RuntimeError):
-    """The service answered with an error; ``code`` and ``detail`` are the service's words."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{detail} (HTTP {status} {code})")
-        self.status = status
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -89,8 +78,8 @@ class CallCounts:
 class ServiceLatencySource:
     """The latency service through its typed client; implements both protocols.
 
-    The client's errors become :class:`LatencyServiceError`, so the rest of ``nas`` and its CLI
-    see one error type with the service's code and detail.
+    The client's errors (``latency_api.HwlatError``) pass through unchanged: callers, and the
+    command line's one error handler, catch those.
     """
 
     base_url: str
@@ -125,8 +114,7 @@ class ServiceLatencySource:
 
     def runtime_table(self, device_id: int, space: str) -> RuntimeTable:
         self.calls.runtime_table += 1
-        with _service_errors():
-            return self._client.runtime_table(device_id, space)
+        return self._client.runtime_table(device_id, space)
 
     def predict(
         self, device_id: int, space: str, architectures: Sequence[Sequence[int]]
@@ -137,8 +125,7 @@ class ServiceLatencySource:
         # The client splits at the service's limit; count the requests it makes.
         self.calls.predict += math.ceil(len(rows) / MAX_ARCHITECTURES)
         self.calls.predicted_architectures += len(rows)
-        with _service_errors():
-            answer = self._client.predict(device_id, space, rows)
+        answer = self._client.predict(device_id, space, rows)
         return Prediction(
             tuple(answer.latency_ms),
             tuple(answer.uncertainty_ms),
@@ -172,24 +159,21 @@ class ServiceLatencySource:
             timing=JobTiming.model_validate(dict(settings or {})),
         )
         self.calls.jobs += 1
-        with _service_errors():
-            # The client does not repeat a job POST: a lost answer would queue it twice.
-            job = self._client.create_job(spec)
-            if run_agent is not None:
-                run_agent()
-            done = self._wait_for_job(job.id, timeout_s)
-            ids = set(done.result.ids if done.result else [])
-            grouped: dict[tuple[int, ...], list[float]] = defaultdict(list)
-            for row in self._client.iter_network_measurements(
-                device_id=device_id, space=space, accepted=True
-            ):
-                if row.id in ids:
-                    grouped[tuple(row.architecture)].append(row.median_ms)
+        # The client does not repeat a job POST: a lost answer would queue it twice.
+        job = self._client.create_job(spec)
+        if run_agent is not None:
+            run_agent()
+        done = self._wait_for_job(job.id, timeout_s)
+        ids = set(done.result.ids if done.result else [])
+        grouped: dict[tuple[int, ...], list[float]] = defaultdict(list)
+        for row in self._client.iter_network_measurements(
+            device_id=device_id, space=space, accepted=True
+        ):
+            if row.id in ids:
+                grouped[tuple(row.architecture)].append(row.median_ms)
         missing = [arch for arch in rows if tuple(arch) not in grouped]
         if missing:
-            raise LatencyServiceError(
-                500,
-                "measurement_missing",
+            raise JobFailed(
                 f"job {job.id} finished but stored no accepted measurement of {len(missing)} "
                 f"architecture(s), e.g. {missing[0]}; check the agent's log",
             )
@@ -198,18 +182,5 @@ class ServiceLatencySource:
     def _wait_for_job(self, job_id: int, timeout_s: float) -> JobOut:
         (job,) = self._client.wait_for_jobs([job_id], timeout_s, self.poll_s)
         if job.status == JobStatus.failed:
-            raise LatencyServiceError(
-                500, "job_failed", f"measuring job {job_id} failed: {job.error}"
-            )
+            raise JobFailed(f"measuring job {job_id} failed: {job.error}")
         return job
-
-
-@contextmanager
-def _service_errors() -> Iterator[None]:
-    """The typed client's errors in the one shape the search reports."""
-    try:
-        yield
-    except ServiceUnreachable as error:
-        raise LatencyServiceError(0, "unreachable", str(error)) from error
-    except ServiceError as error:
-        raise LatencyServiceError(error.status, error.code, error.detail) from error

@@ -25,11 +25,12 @@ import torch
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
+from latency_api import ErrorCode, ServiceError
 from models import SearchSpace
 from nas.digits import Digits
 from nas.evaluation import path_accuracy
 from nas.front import Scored, pareto_front
-from nas.latency import LatencyServiceError, LatencySource
+from nas.latency import LatencySource
 from nas.one_shot import OneShotSupernet
 from nas.study_lock import StudyLock
 
@@ -253,9 +254,9 @@ def _loop(
             distinct = list(dict.fromkeys(archs))
             prediction = source.predict(device_id, space.name, [list(a) for a in distinct])
             if prediction.predictor_version != predictor_version:
-                raise LatencyServiceError(
+                raise ServiceError(
                     409,
-                    "predictor_changed",
+                    ErrorCode.predictor_changed,
                     f"the device's predictor changed from v{predictor_version} to "
                     f"v{prediction.predictor_version} during the study; latencies would mix "
                     "versions, so start a new --study",

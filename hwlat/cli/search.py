@@ -2,7 +2,7 @@
 
 torch, Optuna and the data set are imported inside the commands, so ``hwlat --help`` stays
 fast. Bad input (unknown device or space, no predictor yet, a target the space cannot reach)
-ends with a one-line ``error: ...`` and exit status 2.
+ends with a one-line ``error: ...`` and exit status 2, from the one handler of ``hwlat``.
 """
 
 from __future__ import annotations
@@ -60,12 +60,6 @@ Resolution = Annotated[
     int, typer.Option(min=8, max=256, help="Training resolution of the proxy task (px).")
 ]
 FORMULAS = ("exact", "seed")
-# How to fix a service error, by its code, unless the service's own detail already says so.
-HINTS = {
-    "no_predictor": "fit one with `hwlat fit --device {device}`",
-    "not_found": "list devices with `GET /v1/devices` and spaces with `hwlat space list`",
-    "unauthorized": "pass `--token` or set HWLAT_TOKEN (a token with read scope)",
-}
 
 
 @app.command("spnas")
@@ -104,46 +98,45 @@ def spnas(
     token: Token = None,
 ) -> None:
     """Single-Path NAS to a latency target: one architecture, predicted (or measured) on it."""
-    with _user_errors(device):
-        from models import get_space
-        from nas.latency import ServiceLatencySource, device_table
+    from models import get_space
+    from nas.latency import ServiceLatencySource, device_table
 
-        search_space = get_space(space)
-        if formula not in FORMULAS:
-            raise ValueError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
-        with ServiceLatencySource(service, token) as source:
-            # Everything the service can refuse is asked before torch is even imported.
-            table = device_table(source, device, search_space)
-            table.require_reachable(target_ms)
-            measuring = _measuring(
-                source, service, token, device, measure, run_host_agent, measure_timeout
-            )
-            from nas.runs import spnas_run
-            from nas.runtime_term import RuntimeFormula
-            from nas.spnas import SpnasConfig
+    search_space = get_space(space)
+    if formula not in FORMULAS:
+        raise ValueError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
+    with ServiceLatencySource(service, token) as source:
+        # Everything the service can refuse is asked before torch is even imported.
+        table = device_table(source, device, search_space)
+        table.require_reachable(target_ms)
+        measuring = _measuring(
+            source, service, token, device, measure, run_host_agent, measure_timeout
+        )
+        from nas.runs import spnas_run
+        from nas.runtime_term import RuntimeFormula
+        from nas.spnas import SpnasConfig
 
-            config = SpnasConfig(
-                target_ms=target_ms,
-                epochs=epochs,
-                warmup_epochs=warmup_epochs,
-                resolution=resolution,
-                tolerance=tolerance_pct / 100 if land else None,
-                formula=RuntimeFormula(formula),
-                seed=seed,
-                threads=threads,
+        config = SpnasConfig(
+            target_ms=target_ms,
+            epochs=epochs,
+            warmup_epochs=warmup_epochs,
+            resolution=resolution,
+            tolerance=tolerance_pct / 100 if land else None,
+            formula=RuntimeFormula(formula),
+            seed=seed,
+            threads=threads,
+        )
+        with _progress("searching") as advance:
+            result = spnas_run(
+                source,
+                device,
+                search_space,
+                config,
+                measuring=measuring,
+                progress=lambda step, total, _log: advance(step, total),
+                table=table,
             )
-            with _progress("searching") as advance:
-                result = spnas_run(
-                    source,
-                    device,
-                    search_space,
-                    config,
-                    measuring=measuring,
-                    progress=lambda step, total, _log: advance(step, total),
-                    table=table,
-                )
-        _write(report, result)
-        _spnas_summary(result, report)
+    _write(report, result)
+    _spnas_summary(result, report)
 
 
 @app.command("pareto")
@@ -198,96 +191,72 @@ def pareto(
     token: Token = None,
 ) -> None:
     """Pareto search (NSGA-II): the accuracy/latency front of a space on a device."""
-    with _user_errors(device):
-        from models import get_space
-        from nas.latency import ServiceLatencySource, device_table
+    from models import get_space
+    from nas.latency import ServiceLatencySource, device_table
 
-        search_space = get_space(space)
-        with ServiceLatencySource(service, token) as source:
-            # Everything the service can refuse is asked before torch is even imported.
-            table = device_table(source, device, search_space)
-            import optuna
-            import torch
+    search_space = get_space(space)
+    with ServiceLatencySource(service, token) as source:
+        # Everything the service can refuse is asked before torch is even imported.
+        table = device_table(source, device, search_space)
+        import optuna
+        import torch
 
-            from nas.one_shot import OneShotConfig
-            from nas.pareto import ParetoConfig
-            from nas.plot import plot_front
-            from nas.runs import load_or_train_supernet, pareto_run, scored_trials
+        from nas.one_shot import OneShotConfig
+        from nas.pareto import ParetoConfig
+        from nas.plot import plot_front
+        from nas.runs import load_or_train_supernet, pareto_run, scored_trials
 
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            if threads is not None:
-                torch.set_num_threads(threads)
-            config = ParetoConfig(
-                trials=trials,
-                population=population,
-                seed=seed,
-                storage=storage,
-                study_name=study,
-                wait_for_peers_s=wait_for_peers,
-            )
-            with _progress("training the supernet") as advance:
-                net = load_or_train_supernet(
-                    search_space,
-                    resolution,
-                    OneShotConfig(epochs=supernet_epochs, seed=seed),
-                    supernet,
-                    advance,
-                )
-            measuring = _measuring(
-                source, service, token, device, measure, run_host_agent, measure_timeout
-            )
-            with _progress("trials in the study") as advance:
-                result, outcome = pareto_run(
-                    source,
-                    device,
-                    search_space,
-                    config,
-                    net,
-                    measuring=measuring,
-                    progress=advance,
-                    table=table,
-                )
-        _write(report, result)
-        measured = [
-            (float(row["measured_ms"]), float(row["accuracy"]))
-            for row in result["front"]
-            if row["measured_ms"] is not None
-        ]
-        plot_front(
-            plot,
-            scored_trials(outcome),
-            title=f"{space} on device {device}: {len(outcome.trials)} trials",
-            accuracy_label=f"one-shot accuracy, digits {net.resolution} px (proxy)",
-            latency_label="latency, ms (predicted" + ("; x: measured)" if measuring else ")"),
-            measured=measured,
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        config = ParetoConfig(
+            trials=trials,
+            population=population,
+            seed=seed,
+            storage=storage,
+            study_name=study,
+            wait_for_peers_s=wait_for_peers,
         )
-        _pareto_summary(result, report, plot)
+        with _progress("training the supernet") as advance:
+            net = load_or_train_supernet(
+                search_space,
+                resolution,
+                OneShotConfig(epochs=supernet_epochs, seed=seed),
+                supernet,
+                advance,
+            )
+        measuring = _measuring(
+            source, service, token, device, measure, run_host_agent, measure_timeout
+        )
+        with _progress("trials in the study") as advance:
+            result, outcome = pareto_run(
+                source,
+                device,
+                search_space,
+                config,
+                net,
+                measuring=measuring,
+                progress=advance,
+                table=table,
+            )
+    _write(report, result)
+    measured = [
+        (float(row["measured_ms"]), float(row["accuracy"]))
+        for row in result["front"]
+        if row["measured_ms"] is not None
+    ]
+    plot_front(
+        plot,
+        scored_trials(outcome),
+        title=f"{space} on device {device}: {len(outcome.trials)} trials",
+        accuracy_label=f"one-shot accuracy, digits {net.resolution} px (proxy)",
+        latency_label="latency, ms (predicted" + ("; x: measured)" if measuring else ")"),
+        measured=measured,
+    )
+    _pareto_summary(result, report, plot)
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def _user_errors(device: int) -> Iterator[None]:
-    """Errors of the user's input or setup: one line on stderr, exit status 2."""
-    from nas.latency import LatencyServiceError
-
-    try:
-        yield
-    except LatencyServiceError as error:
-        hint = HINTS.get(error.code, "").format(device=device)
-        if hint and hint.split("`")[1] in error.detail:
-            hint = ""
-        status = f" (HTTP {error.status})" if error.status else ""
-        _fail(error.detail + (f"; {hint}" if hint else "") + status)
-    except (ValueError, LookupError, FileNotFoundError, TimeoutError) as error:
-        _fail(str(error))
-
-
-def _fail(message: str) -> None:
-    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    typer.secho(f"error: {first}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(2)
 
 
 def _measuring(
