@@ -32,6 +32,7 @@ from device_agents.statistics import TimingStatistics
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn, LayerRole, NetworkMeasurementIn
 from models import LayerKey, SearchSpace, format_architecture
+from models.errors import UserInputError
 
 AGENT_VERSION = "0.2.0"
 
@@ -346,7 +347,7 @@ def write_results(results: Sequence[Result], path: Path, keep_samples: bool = Fa
         path.write_text(json.dumps(rows, indent=1) + "\n")
         return
     if path.suffix != ".csv":
-        raise ValueError(f"cannot write {path}: use a .json or .csv file name")
+        raise UserInputError(f"cannot write {path}: use a .json or .csv file name")
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]

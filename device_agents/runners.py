@@ -20,6 +20,7 @@ import numpy as np
 from device_agents.statistics import TimingStatistics
 from latency_api.schemas.enums import Runtime
 from latency_api.schemas.jobs import JobTiming
+from models.errors import UserInputError
 from models.tflite_inspect import interpreter_module
 
 # Time each model for at least this long (benchmark_model's --min_secs), beyond num_runs.
@@ -132,7 +133,9 @@ def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
         return
     available = os.sched_getaffinity(0)
     if not cpus <= available:
-        raise ValueError(f"CPU affinity {sorted(cpus)} asks for CPUs outside {sorted(available)}")
+        raise UserInputError(
+            f"CPU affinity {sorted(cpus)} asks for CPUs outside {sorted(available)}"
+        )
     os.sched_setaffinity(0, cpus)
     try:
         yield

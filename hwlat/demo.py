@@ -31,6 +31,7 @@ from latency_api.schemas.predictors import FitIn
 from latency_api.schemas.validations import ValidationIn, ValidationOut
 from latency_service.process import ServiceProcess, create_token, hwlat_env
 from models import SearchSpace, get_space
+from models.errors import UserInputError
 
 
 def run_demo(
@@ -204,7 +205,7 @@ def split_networks(
     """Two disjoint sets of distinct random architectures: calibration, then validation."""
     wanted = n_calibrate + n_validate
     if wanted > space.size:
-        raise ValueError(
+        raise UserInputError(
             f"{wanted} distinct networks asked of {space.name}, which has {space.size}"
         )
     distinct: dict[tuple[int, ...], None] = {}

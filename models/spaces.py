@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
+from models.errors import UserInputError
 from models.search_space import SearchSpace, Stage, build_space
 
 # The seed's space: what every command, route and script takes when none is named.
@@ -77,7 +78,7 @@ BUILTIN: dict[str, Callable[[], SearchSpace]] = {
 }
 
 
-class UnknownSearchSpace(LookupError):
+class UnknownSearchSpace(UserInputError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"unknown search space {name!r}; built-in spaces: {', '.join(sorted(BUILTIN))}"

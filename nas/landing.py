@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from latency_api.schemas.predictors import RuntimeTable
+from models.errors import UserInputError
 from nas.superkernel import EXPAND, KERNEL, ON, SE, LayerGrid
 
 MAX_FLIPS_PER_LAYER = 4
@@ -53,7 +54,7 @@ def land(
     cannot be reached by single-layer moves (then ``within_tolerance`` is False).
     """
     if tolerance < 0:
-        raise ValueError(f"landing tolerance {tolerance} must be >= 0")
+        raise UserInputError(f"landing tolerance {tolerance} must be >= 0")
     arch = list(architecture)
     values = [list(row) for row in hard]
     low, high = target_ms * (1 - tolerance), target_ms * (1 + tolerance)

@@ -16,6 +16,7 @@ from typing import Any
 
 from latency_api.schemas.predictors import RuntimeTable
 from models import SearchSpace
+from models.errors import UserInputError
 from nas.digits import load_digits
 from nas.front import Scored, hypervolume
 from nas.latency import LatencySource, NetworkMeasurer, ServiceLatencySource, device_table
@@ -136,7 +137,7 @@ def load_or_train_supernet(
     if path is not None and path.exists():
         supernet = load(space, path)
         if supernet.resolution != resolution:
-            raise ValueError(
+            raise UserInputError(
                 f"{path} was trained at {supernet.resolution} px; pass --resolution "
                 f"{supernet.resolution} or another --supernet file"
             )

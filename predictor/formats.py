@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
+from models.errors import UserInputError
 from models.layer_key import LayerKey, Op
 from models.ofa_keys import OfaKeyError, needs_mbv3_keys, ofa_name, parse_ofa_name
 from models.search_space import SearchSpace
@@ -18,7 +19,7 @@ from predictor.artifact import Calibration, LayerEntry, PredictorArtifact
 from predictor.compiled import CompiledSpace
 
 
-class TableFormatError(ValueError):
+class TableFormatError(UserInputError):
     """A runtime table that cannot be read; the message names the bad entry."""
 
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hwlat import cli
+from latency_api import ErrorCode, ServiceError
 from latency_service.process import free_port
+from models import UserInputError
 from tests.live_server import LiveServer, create_token, hwlat_env, run_hwlat
 
 
@@ -81,3 +84,32 @@ def test_a_bad_selector_names_the_field(tmp_path: Path) -> None:
         ["jobs", "create", "--selector", "colour=blue", "--layer", "skip_hw8_i8_o8"], env
     )
     assert_one_line_error(out, "colour")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [UserInputError("bad --thing"), ServiceError(404, ErrorCode.not_found, "no device with id 7")],
+)
+def test_user_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception
+) -> None:
+    def app() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {error}"]
+
+
+@pytest.mark.parametrize("error", [ValueError("a bug"), KeyError("a bug"), RuntimeError("a bug")])
+def test_any_other_error_keeps_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def app() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(type(error)):
+        cli.main()

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, client
+from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, choice, client
 from hwlat.cli.targets import targets
+from models.errors import UserInputError
 
 if TYPE_CHECKING:
     from device_agents.runners import Timing
@@ -42,7 +43,7 @@ def _cpus(text: str | None) -> frozenset[int] | None:
     try:
         return frozenset(int(c) for c in text.split(","))
     except ValueError:
-        raise ValueError(
+        raise UserInputError(
             f"--cpus {text!r}: expected comma-separated CPU numbers, e.g. 0,1"
         ) from None
 
@@ -97,10 +98,10 @@ def agent_host(
     from latency_api.schemas.enums import Runtime
 
     if output is not None and output.suffix not in (".json", ".csv"):
-        raise ValueError(f"-o {output}: use a .json or .csv file name")
+        raise UserInputError(f"-o {output}: use a .json or .csv file name")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     backend = HostBackend(
-        runtime=Runtime(runtime),
+        runtime=choice(Runtime, runtime, "--runtime"),
         num_threads=threads,
         use_xnnpack=xnnpack,
         cpu_affinity=_cpus(cpus),
@@ -204,14 +205,14 @@ def agent_android(
     bus = Adb(adb)
     serials = list(serial or discover_phones(bus))
     if not serials:
-        raise LookupError("no ready phone: check `adb devices -l` (USB debugging, authorised)")
+        raise UserInputError("no ready phone: check `adb devices -l` (USB debugging, authorised)")
     thermal = ThermalLimits(max_cpu_c=max_cpu_c, max_battery_c=max_battery_c)
     backends = [
         AndroidBackend(
             s,
             benchmark_binary,
             adb=bus,
-            delegate=Delegate(delegate),
+            delegate=choice(Delegate, delegate, "--delegate"),
             num_threads=threads,
             cpu_affinity=_cpus(cpus),
             runtime_version=runtime_version,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from models import LayerKey, get_space, parse, parse_architecture
+from models.errors import UserInputError
 from models.precision import Precision
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def layer(
     parsed = parse(key)
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
     if output.exists() and not output.is_dir():
-        raise ValueError(f"-o {output} is a file; `export layer` writes into a directory")
+        raise UserInputError(f"-o {output} is a file; `export layer` writes into a directory")
     target = output / layer_filename(parsed, fmt_, precision)
     atomic_copy(export_layer(parsed, fmt_, precision), target)
     typer.echo(str(target))
@@ -93,7 +94,7 @@ def arch(
         suffix = ".int8" if precision is Precision.INT8 else ""
         output = Path(f"{name}_{'-'.join(map(str, choice))}{suffix}.{fmt_.value}")
     if output.is_dir():
-        raise ValueError(f"-o {output} is a directory; `export arch` writes a file")
+        raise UserInputError(f"-o {output} is a directory; `export arch` writes a file")
     method = ExportMethod.CONVERT if convert else None
     atomic_copy(export_network(space, choice, fmt_, precision, method=method), output)
     typer.echo(str(output))

@@ -9,6 +9,7 @@ import typer
 
 from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token, client
 from models import DEFAULT_SPACE
+from models.errors import UserInputError
 
 
 def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = None) -> None:
@@ -50,7 +51,7 @@ def _architectures(
     if sample:
         out += [[int(i) for i in a] for a in get_space(space_name).sample(sample, seed)]
     if not out:
-        raise ValueError("no architectures: give --arch, --file or --sample")
+        raise UserInputError("no architectures: give --arch, --file or --sample")
     return out
 
 

@@ -17,6 +17,7 @@ import typer
 
 from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token
 from models import DEFAULT_SPACE, format_architecture
+from models.errors import UserInputError
 
 if TYPE_CHECKING:
     from nas.latency import ServiceLatencySource
@@ -103,7 +104,7 @@ def spnas(
 
     search_space = get_space(space)
     if formula not in FORMULAS:
-        raise ValueError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
+        raise UserInputError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
     with ServiceLatencySource(service, token) as source:
         # Everything the service can refuse is asked before torch is even imported.
         table = device_table(source, device, search_space)
@@ -271,7 +272,7 @@ def _measuring(
     from nas.runs import Measuring
 
     if run_host_agent and not measure:
-        raise ValueError("--run-host-agent measures; add --measure")
+        raise UserInputError("--run-host-agent measures; add --measure")
     if not measure:
         return None
     run_agent = _host_agent(service, token, device) if run_host_agent else None

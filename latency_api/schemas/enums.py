@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from models.errors import UserInputError
 from models.precision import Precision
 
 __all__ = [
@@ -67,7 +68,7 @@ class Scope(StrEnum):
         try:
             return cls(name)
         except ValueError:
-            raise ValueError(
+            raise UserInputError(
                 f"unknown scope {name!r}; choose one of {', '.join(s.value for s in cls)}"
             ) from None
 

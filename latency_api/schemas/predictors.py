@@ -9,8 +9,10 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from latency_api.errors import HwlatError
 from latency_api.schemas.common import Id, Int32
 from models import DEFAULT_SPACE, SearchSpace
+from models.errors import UserInputError
 from predictor.calibration import calibrated_ms, calibrated_offset_ms
 
 # Largest predict request: architectures (or networks given as layer lists) per request, and
@@ -124,11 +126,12 @@ class PredictOut(BaseModel):
     fixed_ms: float | None = Field(default=None, description="Fixed parts, in the sum before a·Σ+b")
 
 
-class TableMismatch(ValueError):
-    """A runtime table that does not describe the search space the client knows."""
+class TableMismatch(HwlatError):
+    """A runtime table that does not describe the search space the client knows (the client
+    and the service disagree on a space), or holds values no search can use."""
 
 
-class TargetOutOfRange(ValueError):
+class TargetOutOfRange(UserInputError):
     """A latency target no architecture of the space can meet (or one every one beats)."""
 
 
