@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from device_agents.host import HostBackend
-from device_agents.quality import Gate
+from device_agents.quality import DEFAULT_GATE, Gate
 from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
 from latency_api import HwlatClient, JobFailed
@@ -53,9 +53,12 @@ def host_agent_runner(
     defaults: Timing | None = None,
     timings: Timings | None = None,
     workers: int = 2,
-    gate: Gate | None = None,
+    gate: Gate | None = DEFAULT_GATE,
 ) -> Callable[[], None]:
-    """A function that exports what the queue needs, then works the queue until it is empty."""
+    """A function that exports what the queue needs, then works the queue until it is empty.
+
+    Gated by default, as every agent is; ``gate=None`` measures without the quality gate.
+    """
     agent = backend or HostBackend()
     agent_defaults = defaults or Timing()
     spent = timings if timings is not None else Timings()

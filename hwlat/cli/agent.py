@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, choice, client
+from hwlat.cli.options import DEFAULT_SERVICE, GateOption, ServiceUrl, Token, choice, client
 from hwlat.cli.targets import targets
 from models.errors import UserInputError
 
@@ -28,13 +28,6 @@ MinSecs = Annotated[
     float, typer.Option(min=0, help="Time each model at least this long (job default).")
 ]
 Repeats = Annotated[int, typer.Option(min=1, help="Interleaved passes (job default).")]
-GateOption = Annotated[
-    bool,
-    typer.Option(
-        help="Reject and re-measure windows that show interference (a slowed speed probe, a "
-        "long tail, a repeat far from the others); rejected ones are stored as such."
-    ),
-]
 
 
 def _cpus(text: str | None) -> frozenset[int] | None:
@@ -93,7 +86,7 @@ def agent_host(
     """Profile on this machine: directly (--space/--layer) or by claiming jobs from the service."""
     from device_agents.host import HostBackend
     from device_agents.profiling import profile, write_results
-    from device_agents.quality import Gate
+    from device_agents.quality import gate_for
     from device_agents.worker import run_worker
     from latency_api.schemas.enums import Runtime
 
@@ -110,7 +103,7 @@ def agent_host(
     if name:
         backend.name = name
     defaults = _timing(warmup_runs, num_runs, min_secs, repeats)
-    quality = Gate() if gate else None
+    quality = gate_for(gate)
     if space or layer:
         search_space, keys, archs = targets(space, layer, networks, seed)
         results = profile(
@@ -195,7 +188,7 @@ def agent_android(
     """Serve profiling jobs on Android phones over adb, one worker per phone."""
     from device_agents.adb import Adb
     from device_agents.android import AndroidBackend, ThermalLimits, discover_phones, serve_phones
-    from device_agents.quality import Gate
+    from device_agents.quality import gate_for
     from device_agents.worker import WorkerStats
     from latency_api.schemas.enums import Delegate
 
@@ -226,7 +219,7 @@ def agent_android(
             api,
             backends,
             defaults,
-            gate=Gate() if gate else None,
+            gate=gate_for(gate),
             lease_s=lease,
             poll_s=poll,
             stop_when_idle=until_idle,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from hwlat.cli.options import GateOption
 from models import DEFAULT_SPACE
 
 
@@ -28,9 +29,7 @@ def demo(
         float,
         typer.Option(min=0, max=100, help="Wait while other processes use more CPU (100: never)."),
     ] = 30.0,
-    gate: Annotated[
-        bool, typer.Option(help="Reject and re-measure windows that show interference.")
-    ] = True,
+    gate: GateOption = True,
 ) -> None:
     """The main job on this machine: profile, fit, validate, report (hwlat-report.json)."""
     from hwlat.demo import run_demo

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token, client
+from hwlat.cli.options import (
+    DEFAULT_SERVICE,
+    Device,
+    GateOption,
+    ServiceUrl,
+    Space,
+    Token,
+    client,
+)
 from models import DEFAULT_SPACE
 from models.errors import UserInputError
 
@@ -101,6 +109,7 @@ def validate(
         bool, typer.Option(help="Measure with a host agent in this process (host devices).")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the measuring jobs.")] = 3600,
+    gate: GateOption = True,
     service: ServiceUrl = DEFAULT_SERVICE,
     token: Token = None,
 ) -> None:
@@ -118,9 +127,10 @@ def validate(
     with client(service, token) as api:
         agent = None
         if run_host_agent:
+            from device_agents.quality import gate_for
             from hwlat.pipeline import host_agent_runner
 
-            agent = host_agent_runner(api, device)
+            agent = host_agent_runner(api, device, gate=gate_for(gate))
         report = run(
             api,
             device,

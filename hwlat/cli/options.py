@@ -23,6 +23,15 @@ Token = Annotated[
 ]
 Device = Annotated[int, typer.Option("--device", help="Device id (GET /v1/devices).")]
 Space = Annotated[str, typer.Option(help="Search space name (see `hwlat space list`).")]
+# Every command that measures, in process or as an agent, gates by default.
+GateOption = Annotated[
+    bool,
+    typer.Option(
+        "--gate/--no-gate",
+        help="Reject and re-measure windows that show interference (a slowed speed probe, a "
+        "long tail, a repeat far from the others); rejected ones are stored as such.",
+    ),
+]
 
 
 def client(service: str, token: str | None, *, agent: bool = False) -> HwlatClient:

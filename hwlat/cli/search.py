@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token
+from hwlat.cli.options import DEFAULT_SERVICE, Device, GateOption, ServiceUrl, Space, Token
 from models import DEFAULT_SPACE, format_architecture
 from models.errors import UserInputError
 
@@ -94,6 +94,7 @@ def spnas(
     measure: Measure = False,
     run_host_agent: RunHostAgent = False,
     measure_timeout: MeasureTimeout = 3600.0,
+    gate: GateOption = True,
     report: Annotated[Path, typer.Option(help="JSON report.")] = Path("spnas-report.json"),
     service: ServiceUrl = DEFAULT_SERVICE,
     token: Token = None,
@@ -110,7 +111,7 @@ def spnas(
         table = device_table(source, device, search_space)
         table.require_reachable(target_ms)
         measuring = _measuring(
-            source, service, token, device, measure, run_host_agent, measure_timeout
+            source, service, token, device, measure, run_host_agent, measure_timeout, gate
         )
         from nas.runs import spnas_run
         from nas.runtime_term import RuntimeFormula
@@ -182,6 +183,7 @@ def pareto(
     measure: Measure = False,
     run_host_agent: RunHostAgent = False,
     measure_timeout: MeasureTimeout = 3600.0,
+    gate: GateOption = True,
     report: Annotated[Path, typer.Option(help="JSON report with the front.")] = Path(
         "pareto-report.json"
     ),
@@ -227,7 +229,7 @@ def pareto(
                 advance,
             )
         measuring = _measuring(
-            source, service, token, device, measure, run_host_agent, measure_timeout
+            source, service, token, device, measure, run_host_agent, measure_timeout, gate
         )
         with _progress("trials in the study") as advance:
             result, outcome = pareto_run(
@@ -268,6 +270,7 @@ def _measuring(
     measure: bool,
     run_host_agent: bool,
     timeout_s: float,
+    gate: bool,
 ) -> Measuring | None:
     from nas.runs import Measuring
 
@@ -275,17 +278,18 @@ def _measuring(
         raise UserInputError("--run-host-agent measures; add --measure")
     if not measure:
         return None
-    run_agent = _host_agent(service, token, device) if run_host_agent else None
+    run_agent = _host_agent(service, token, device, gate) if run_host_agent else None
     return Measuring(source, timeout_s=timeout_s, run_agent=run_agent)
 
 
-def _host_agent(service: str, token: str | None, device: int) -> Callable[[], None]:
+def _host_agent(service: str, token: str | None, device: int, gate: bool) -> Callable[[], None]:
+    from device_agents.quality import gate_for
     from hwlat.pipeline import host_agent_runner
     from latency_api import HwlatClient
 
     def run() -> None:
         with HwlatClient(service, token) as client:
-            host_agent_runner(client, device)()
+            host_agent_runner(client, device, gate=gate_for(gate))()
 
     return run
 
