@@ -31,7 +31,8 @@ from device_agents.runners import Timing
 from device_agents.statistics import TimingStatistics
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn, LayerRole, NetworkMeasurementIn
-from models import LayerKey, SearchSpace
+from models import LayerKey, SearchSpace, format_architecture
+from models.errors import UserInputError
 
 AGENT_VERSION = "0.2.0"
 
@@ -320,7 +321,7 @@ def _measure_one(
 
 
 def _label(target: LayerKey | tuple[int, ...]) -> str:
-    text = str(target) if isinstance(target, LayerKey) else "net " + ",".join(map(str, target))
+    text = str(target) if isinstance(target, LayerKey) else "net " + format_architecture(target)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -346,7 +347,7 @@ def write_results(results: Sequence[Result], path: Path, keep_samples: bool = Fa
         path.write_text(json.dumps(rows, indent=1) + "\n")
         return
     if path.suffix != ".csv":
-        raise ValueError(f"cannot write {path}: use a .json or .csv file name")
+        raise UserInputError(f"cannot write {path}: use a .json or .csv file name")
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]

@@ -137,6 +137,15 @@ class Gate:
         return out
 
 
+# Every agent gates by default (in process or not); --no-gate is the one way to turn it off.
+DEFAULT_GATE: Final = Gate()
+
+
+def gate_for(enabled: bool) -> Gate | None:
+    """The gate a ``--gate/--no-gate`` flag asks for."""
+    return DEFAULT_GATE if enabled else None
+
+
 @dataclass
 class ProbeBaseline:
     """The probe's usual time: the median of its recent readings.

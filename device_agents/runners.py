@@ -11,15 +11,27 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from device_agents.statistics import TimingStatistics
 from latency_api.schemas.enums import Runtime
-from latency_api.schemas.jobs import JobTiming
+from latency_api.schemas.jobs import (
+    COOLDOWN_HELP,
+    REPEATS_HELP,
+    CooldownSecs,
+    JobTiming,
+    MaxSecs,
+    MinSecs,
+    NumRuns,
+    Repeats,
+    WarmupRuns,
+)
+from models.errors import UserInputError
 from models.tflite_inspect import interpreter_module
 
 # Time each model for at least this long (benchmark_model's --min_secs), beyond num_runs.
@@ -42,39 +54,32 @@ class RuntimeOptions:
             raise ValueError(f"num_threads={self.num_threads}; need at least 1")
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """How each model is timed: a job's ``JobTiming`` with the agent's defaults filled in."""
+class Timing(BaseModel):
+    """How each model is timed: a job's ``JobTiming`` with the agent's defaults filled in.
 
-    warmup_runs: int = 10
-    num_runs: int = 50
+    The fields and their limits are the wire's (``latency_api.schemas.jobs``); only the
+    defaults are the agent's.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warmup_runs: WarmupRuns = 10
+    num_runs: NumRuns = 50
     # Keep timing past num_runs until this much time has passed (benchmark_model's min_secs).
-    min_secs: float = DEFAULT_MIN_SECS
+    min_secs: MinSecs = DEFAULT_MIN_SECS
     # Stop early once this much time has passed, even below num_runs.
-    max_secs: float = 150.0
-    # Interleaved passes over a job's list, and the pause between models.
-    repeats: int = 1
-    cooldown_secs: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.warmup_runs < 0:
-            raise ValueError(f"warmup_runs={self.warmup_runs}; cannot be negative")
-        if self.num_runs < 1:
-            raise ValueError(f"num_runs={self.num_runs}; need at least 1 timed run")
-        if self.min_secs < 0 or self.max_secs <= 0:
-            raise ValueError("min_secs must be >= 0 and max_secs > 0")
-        if self.repeats < 1:
-            raise ValueError(f"repeats={self.repeats}; need at least 1")
-        if self.cooldown_secs < 0:
-            raise ValueError(f"cooldown_secs={self.cooldown_secs}; cannot be negative")
+    max_secs: MaxSecs = 150.0
+    repeats: Repeats = Field(default=1, description=REPEATS_HELP)
+    cooldown_secs: CooldownSecs = Field(default=0.0, description=COOLDOWN_HELP)
 
     def wire(self) -> JobTiming:
         """As a job's timing, every field set."""
-        return JobTiming.model_validate(asdict(self))
+        return JobTiming.model_validate(self.model_dump())
 
     def under(self, job: JobTiming) -> Timing:
-        """What to run for ``job``: the fields it set win, these fill in the rest."""
-        return replace(self, **job.model_dump(exclude_none=True))
+        """What to run for ``job``: the fields it set win, these fill in the rest (both are
+        checked against the same limits, so the mix needs no second check)."""
+        return self.model_copy(update=job.model_dump(exclude_none=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +137,9 @@ def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
         return
     available = os.sched_getaffinity(0)
     if not cpus <= available:
-        raise ValueError(f"CPU affinity {sorted(cpus)} asks for CPUs outside {sorted(available)}")
+        raise UserInputError(
+            f"CPU affinity {sorted(cpus)} asks for CPUs outside {sorted(available)}"
+        )
     os.sched_setaffinity(0, cpus)
     try:
         yield

@@ -32,6 +32,7 @@ from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
 from latency_api.schemas.predictors import FitIn
 from latency_api.schemas.validations import ValidationIn, ValidationOut
 from models import SearchSpace, get_space
+from models.errors import UserInputError
 
 
 def run_demo(
@@ -208,7 +209,7 @@ def split_networks(
     """Two disjoint sets of distinct random architectures: calibration, then validation."""
     wanted = n_calibrate + n_validate
     if wanted > space.size:
-        raise ValueError(
+        raise UserInputError(
             f"{wanted} distinct networks asked of {space.name}, which has {space.size}"
         )
     distinct: dict[tuple[int, ...], None] = {}

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from device_agents.host import HostBackend
-from device_agents.quality import Gate
+from device_agents.quality import DEFAULT_GATE, Gate
 from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
-from latency_api import HwlatClient
+from latency_api import HwlatClient, JobFailed
 from latency_api.schemas.jobs import ProfileLayers
 from models import get_space, parse
 from models.export import ExportSpec, export_specs
@@ -53,9 +53,12 @@ def host_agent_runner(
     defaults: Timing | None = None,
     timings: Timings | None = None,
     workers: int = 2,
-    gate: Gate | None = None,
+    gate: Gate | None = DEFAULT_GATE,
 ) -> Callable[[], None]:
-    """A function that exports what the queue needs, then works the queue until it is empty."""
+    """A function that exports what the queue needs, then works the queue until it is empty.
+
+    Gated by default, as every agent is; ``gate=None`` measures without the quality gate.
+    """
     agent = backend or HostBackend()
     agent_defaults = defaults or Timing()
     spent = timings if timings is not None else Timings()
@@ -78,6 +81,6 @@ def host_agent_runner(
         spent.measure_s += time.monotonic() - started
         spent.jobs.append(stats)
         if stats.failed:
-            raise RuntimeError(f"{len(stats.failed)} profiling job(s) failed: {stats.failed}")
+            raise JobFailed(f"{len(stats.failed)} profiling job(s) failed: {stats.failed}")
 
     return run

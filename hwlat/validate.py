@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from latency_api import HwlatClient
+from latency_api import HwlatClient, JobFailed
 from latency_api.schemas.enums import JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, split_payloads
 from latency_api.schemas.validations import ValidationIn, ValidationOut
 from models import SearchSpace
+from predictor.metrics import Metric
 
 # Networks per job. A job's passes visit all of its networks in turn, so the bigger the job,
 # the further apart in time one network's passes lie. These hosts change speed by ~10% for tens
@@ -38,11 +39,11 @@ def queue_networks(
 
 
 def wait_for_jobs(client: HwlatClient, job_ids: list[int], timeout_s: float) -> list[JobOut]:
-    """The jobs once done; a RuntimeError naming a failed one."""
+    """The jobs once done; :class:`JobFailed` naming a failed one."""
     jobs = client.wait_for_jobs(job_ids, timeout_s)
     failed = [j for j in jobs if j.status == JobStatus.failed]
     if failed:
-        raise RuntimeError(
+        raise JobFailed(
             f"{len(failed)} measuring job(s) failed, e.g. job {failed[0].id}: {failed[0].error}"
         )
     return jobs
@@ -90,9 +91,10 @@ def format_report(report: ValidationOut) -> str:
     rows = [(f"hwlat v{report.predictor_version}", report.metrics)]
     rows += list(report.baselines.items())
     for name, m in rows:
-        tau = m["kendall_tau"]
+        tau = m[Metric.KENDALL_TAU]
         lines.append(
-            f"{name:<28}{100 * m['within_5pct']:>7.1f}%{100 * m['within_10pct']:>7.1f}%"
-            f"{m['mape']:>8.2f}{m['rmse_ms']:>9.3f}{'-' if tau is None else f'{tau:.3f}':>7}"
+            f"{name:<28}{100 * m[Metric.WITHIN_5PCT]:>7.1f}%{100 * m[Metric.WITHIN_10PCT]:>7.1f}%"
+            f"{m[Metric.MAPE]:>8.2f}{m[Metric.RMSE_MS]:>9.3f}"
+            f"{'-' if tau is None else f'{tau:.3f}':>7}"
         )
     return "\n".join(lines)

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from latency_api.errors import ServiceError, ServiceUnreachable
+from latency_api.errors import JobsTimedOut, ServiceError, ServiceUnreachable
 from latency_api.schemas.common import HealthOut
 from latency_api.schemas.devices import DeviceIn, DeviceList, DeviceOut
-from latency_api.schemas.enums import JobStatus, Scope
+from latency_api.schemas.enums import ErrorCode, JobStatus, Scope
 from latency_api.schemas.jobs import (
     ClaimedJob,
     ClaimIn,
@@ -225,7 +225,7 @@ class HwlatClient:
         self, job_ids: Sequence[int], timeout_s: float, poll_s: float = 2.0
     ) -> list[JobOut]:
         """The jobs once every one has finished (done or failed), in the order given; a
-        TimeoutError naming one still open after ``timeout_s``."""
+        :class:`JobsTimedOut` (a ``TimeoutError``) naming one still open after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             jobs = [self.get_job(i) for i in job_ids]
@@ -233,7 +233,7 @@ class HwlatClient:
             if not waiting:
                 return jobs
             if time.monotonic() > deadline:
-                raise TimeoutError(
+                raise JobsTimedOut(
                     f"measuring job {waiting[0].id} is still {waiting[0].status} after "
                     f"{timeout_s:.0f} s ({len(waiting)} of {len(jobs)} not done); is an agent "
                     "serving this device? (hwlat agent host | hwlat agent android)"
@@ -531,7 +531,7 @@ def _merge(answers: list[PredictOut]) -> PredictOut:
     if len(versions) > 1:
         raise ServiceError(
             409,
-            "predictor_changed",
+            ErrorCode.predictor_changed,
             f"a new predictor version appeared while predicting (versions {sorted(versions)}); "
             "ask again",
         )

@@ -23,7 +23,8 @@ network as ``layers`` without a ``space``. With ``calibrated=True`` (and ``space
 the architecture: use that when absolute milliseconds matter (a latency constraint), and
 only for networks of that space, which is checked.
 
-No NumPy: this module imports only the client and ``models``' vocabulary.
+No NumPy: this module imports only the client, ``models``' vocabulary and the pure
+``predictor.calibration``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ from typing import Any
 
 from latency_api.client import HwlatClient
 from latency_api.schemas.predictors import TableCalibration
+from models import DEFAULT_SPACE
 from models.layer_key import LayerKey, Op
 from models.ofa_keys import OfaKeyError, parse_ofa_name
 from models.search_space import SearchSpace
 from models.spaces import get_space
+from predictor.calibration import calibrated_ms
 
 # The most keys one prefetch sends: well inside the service's request limits.
 _FETCH_BATCH = 10_000
@@ -74,7 +77,7 @@ class HwlatLatencyTable:
         if calibrated and space is None:
             raise ValueError(
                 "calibrated=True applies a space's a·Σ+b, fitted on networks of that space; "
-                "pass space='spnas-mobilenetv2-224' (or another built-in space)"
+                f"pass space={DEFAULT_SPACE!r} (or another built-in space)"
             )
         self._owns_client = isinstance(service, str)
         self.client = HwlatClient(service, token) if isinstance(service, str) else service
@@ -146,7 +149,7 @@ class HwlatLatencyTable:
             calibration, version = self._space_calibration(keys)
             total = sum(self._values(keys))
             if version == self.predictor_version:
-                return calibration.a * total + calibration.b
+                return calibrated_ms(calibration, total)
             self.refresh()  # a new version between the two requests: ask both again
         raise RuntimeError(
             f"device {self.device_id}'s predictor changed {_ATTEMPTS} times while one network "

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from latency_api.schemas.enums import ErrorCode
 from latency_service.http_errors import body_too_large_detail, error_body
 
 
@@ -29,7 +30,7 @@ class BodyLimit:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             response = JSONResponse(
-                error_body("body_too_large", body_too_large_detail(limit)),
+                error_body(ErrorCode.body_too_large, body_too_large_detail(limit)),
                 413,
                 # The unread body must not be taken for the next request on this connection.
                 headers={"Connection": "close"},

@@ -1,12 +1,17 @@
-"""Domain errors. They carry no HTTP; ``latency_service.http_errors`` maps them in one place."""
+"""Domain errors. They carry no HTTP; ``latency_service.http_errors`` maps them in one place.
+Their codes are the wire contract's ``ErrorCode``, which the client reads."""
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+from latency_api.schemas.enums import ErrorCode
 
 
 class DomainError(Exception):
     """Base of every error the service reports to a client; ``code`` is machine-readable."""
 
-    code = "error"
+    code: ClassVar[ErrorCode] = ErrorCode.error
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -14,47 +19,47 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    code = "not_found"
+    code = ErrorCode.not_found
 
 
 class Conflict(DomainError):
-    code = "conflict"
+    code = ErrorCode.conflict
 
 
 class InvalidInput(DomainError):
-    code = "invalid_input"
+    code = ErrorCode.invalid_input
 
 
 class BatchTooLarge(DomainError):
-    code = "batch_too_large"
+    code = ErrorCode.batch_too_large
 
 
 class IdempotencyKeyReused(DomainError):
-    code = "idempotency_key_reused"
+    code = ErrorCode.idempotency_key_reused
 
 
 class NotAuthenticated(DomainError):
-    code = "not_authenticated"
+    code = ErrorCode.not_authenticated
 
 
 class Forbidden(DomainError):
-    code = "forbidden"
+    code = ErrorCode.forbidden
 
 
 class LeaseLost(Conflict):
-    code = "lease_lost"
+    code = ErrorCode.lease_lost
 
 
 class DatabaseUnavailable(DomainError):
     """The database does not answer; the request can be repeated once it is back."""
 
-    code = "database_unavailable"
+    code = ErrorCode.database_unavailable
 
 
 class TooManyAttempts(DomainError):
     """Too many failed authentications from one address; ``retry_after_s`` says when to retry."""
 
-    code = "too_many_attempts"
+    code = ErrorCode.too_many_attempts
 
     def __init__(self, detail: str, retry_after_s: float) -> None:
         super().__init__(detail)

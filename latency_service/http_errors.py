@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from latency_api.schemas.common import ErrorOut
+from latency_api.schemas.enums import ErrorCode
 from latency_service import errors
 from latency_service.db_errors import bad_data, is_bad_data, is_unavailable, unavailable
 
@@ -32,7 +33,11 @@ STATUS: dict[type[errors.DomainError], int] = {
 
 # Starlette's own HTTP errors (unknown route, wrong method, body over the limit) in the
 # contract's words.
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+HTTP_CODES = {
+    404: ErrorCode.not_found,
+    405: ErrorCode.method_not_allowed,
+    413: ErrorCode.body_too_large,
+}
 
 
 def _documented(description: str) -> dict[str, Any]:
@@ -57,7 +62,7 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 ERROR_RESPONSES = {**AUTH_ERRORS, **GENERAL_ERRORS}
 
 
-def error_body(code: str, detail: str) -> dict[str, str]:
+def error_body(code: ErrorCode, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
 
@@ -96,7 +101,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
-            error_body("validation_error", describe_validation_errors(exc.errors())), 422
+            error_body(ErrorCode.validation_error, describe_validation_errors(exc.errors())), 422
         )
 
     @app.exception_handler(Exception)
@@ -105,7 +110,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, "http_error")
+        code = HTTP_CODES.get(exc.status_code, ErrorCode.http_error)
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
 
@@ -122,7 +127,9 @@ def unexpected(exc: Exception) -> JSONResponse:
     # A bug: logged with its traceback by the server, answered in the contract's shape.
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(
-        error_body("internal_error", f"unexpected {type(exc).__name__}; see the service log"),
+        error_body(
+            ErrorCode.internal_error, f"unexpected {type(exc).__name__}; see the service log"
+        ),
         500,
     )
 

@@ -18,6 +18,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from models.errors import UserInputError
 from models.layer_key import CLASSIFIERS, LayerKey, Op
 
 # Bump when the meaning of a key's weights changes; the export cache hashes it in.
@@ -29,7 +30,7 @@ BN_EPSILON: Final = 1e-3
 Params = dict[str, npt.NDArray[np.float32]]
 
 
-class NothingToExport(ValueError):
+class NothingToExport(UserInputError):
     """A skip key: an identity has no operators, so there is no model to build or export."""
 
     def __init__(self, key: LayerKey) -> None:

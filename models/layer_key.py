@@ -29,6 +29,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from models.errors import UserInputError
+
+
+class InvalidLayerKey(UserInputError):
+    """A malformed layer key, or one naming an impossible layer; the message names the token."""
+
 
 class Op(StrEnum):
     MBCONV = "mbconv"
@@ -202,15 +208,17 @@ class LayerKey:
 
 
 def parse(text: str) -> LayerKey:
-    """Parse a layer key string; raise ``ValueError`` naming the bad token."""
+    """Parse a layer key string; raise :class:`InvalidLayerKey` naming the bad token."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"empty layer key {text!r}; expected e.g. 'mbconv_hw56_i24_o40_k5_e6_s2'")
+        raise InvalidLayerKey(
+            f"empty layer key {text!r}; expected e.g. 'mbconv_hw56_i24_o40_k5_e6_s2'"
+        )
     tokens = text.strip().split("_")
     op_token, rest = tokens[0], tokens[1:]
     try:
         op = Op(op_token)
     except ValueError:
-        raise ValueError(
+        raise InvalidLayerKey(
             f"layer key {text!r}: unknown operation {op_token!r}; "
             f"expected one of {', '.join(o.value for o in Op)}"
         ) from None
@@ -221,7 +229,7 @@ def parse(text: str) -> LayerKey:
     for token in rest:
         name = _token_name(token, text)
         if name in seen:
-            raise ValueError(f"layer key {text!r}: token {token!r} repeats {name!r}")
+            raise InvalidLayerKey(f"layer key {text!r}: token {token!r} repeats {name!r}")
         seen.add(name)
         if token == "se":
             se = True
@@ -230,13 +238,13 @@ def parse(text: str) -> LayerKey:
         else:
             field = _INT_TOKENS[name]
             if field not in _FIELDS[op]:
-                raise ValueError(f"layer key {text!r}: token {token!r} does not apply to {op}")
+                raise InvalidLayerKey(f"layer key {text!r}: token {token!r} does not apply to {op}")
             values[field] = int(token[len(name) :])
     missing = [f"{_PREFIX_OF[f]}<int>" for f in _FIELDS[op] if f not in values]
     if missing:
-        raise ValueError(f"layer key {text!r}: missing token(s) {', '.join(missing)} for {op}")
+        raise InvalidLayerKey(f"layer key {text!r}: missing token(s) {', '.join(missing)} for {op}")
     if op in _NO_ACTIVATION and (se or act is not DEFAULT_ACTIVATION):
-        raise ValueError(f"layer key {text!r}: {op} takes no 'se' or activation token")
+        raise InvalidLayerKey(f"layer key {text!r}: {op} takes no 'se' or activation token")
     if op is Op.LOGITS:
         values["cout"] = values["classes"]
     return LayerKey(op=op, se=se, act=act, **values)
@@ -249,7 +257,7 @@ def _token_name(token: str, text: str) -> str:
     prefix = token.rstrip("0123456789")
     digits = token[len(prefix) :]
     if prefix not in _INT_TOKENS or not digits or (len(digits) > 1 and digits[0] == "0"):
-        raise ValueError(
+        raise InvalidLayerKey(
             f"layer key {text!r}: bad token {token!r}; expected hw<int>, i<int>, o<int>, "
             f"k<int>, e<int>, s<int>, c<int>, 'se' or an activation "
             f"({', '.join(a.value for a in Activation)})"
@@ -258,8 +266,8 @@ def _token_name(token: str, text: str) -> str:
 
 
 def _validate(key: LayerKey) -> None:
-    def bad(token: str, why: str) -> ValueError:
-        return ValueError(f"impossible layer: {token} {why}")
+    def bad(token: str, why: str) -> InvalidLayerKey:
+        return InvalidLayerKey(f"impossible layer: {token} {why}")
 
     for field in ("hw", "cin", "cout", "kernel", "expansion", "stride", "classes"):
         value = getattr(key, field)

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
+from models.errors import UserInputError
 from models.layer_key import DEFAULT_ACTIVATION, Activation, LayerKey, Op
 
 _SHAPE: Final = r"(\d+)x(\d+)x(\d+)"
@@ -40,7 +41,7 @@ _OFA_HEAD: Final = re.compile(r"^head-input:(\d+)x(\d+)x(\d+)-feature:(\d+)-outp
 STEM_KERNEL: Final = 3
 
 
-class OfaKeyError(ValueError):
+class OfaKeyError(UserInputError):
     """A name that is no OFA table key hwlat can read, or a layer no OFA key can name."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from models.errors import UserInputError
+
 
 class Precision(StrEnum):
     FP32 = "fp32"
@@ -14,6 +16,6 @@ class Precision(StrEnum):
         try:
             return cls(value.strip().lower())
         except ValueError:
-            raise ValueError(
+            raise UserInputError(
                 f"unknown precision {value!r}; expected one of {', '.join(cls)}"
             ) from None

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from models.errors import UserInputError
 from models.layer_key import DEFAULT_ACTIVATION, Activation, LayerKey, Op, parse
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ SCHEMA_VERSION: Final = 1
 _CANDIDATE_RE: Final = re.compile(r"^k(?P<k>[1-9]\d*)e(?P<e>[1-9]\d*)(?P<se>se)?$")
 
 
-class InvalidArchitecture(ValueError):
+class InvalidArchitecture(UserInputError):
     """An architecture that does not fit its search space; ``position`` is the bad layer."""
 
     def __init__(self, message: str, position: int | None = None) -> None:
@@ -57,7 +58,7 @@ class Candidate:
             return cls(Op.SKIP)
         match = _CANDIDATE_RE.match(label)
         if match is None:
-            raise ValueError(
+            raise UserInputError(
                 f"bad candidate {label!r}; expected 'skip' or k<kernel>e<expansion>[se], "
                 "e.g. 'k5e6'"
             )
@@ -192,7 +193,7 @@ class SearchSpace:
         import numpy as np
 
         if n < 0:
-            raise ValueError(f"cannot sample {n} architectures; n must be >= 0")
+            raise UserInputError(f"cannot sample {n} architectures; n must be >= 0")
         rng = np.random.default_rng(seed)
         counts = np.asarray(self.candidate_counts, dtype=np.int64)
         return rng.integers(0, counts, size=(n, self.num_layers), dtype=np.int64)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
+from models.errors import UserInputError
 from models.search_space import SearchSpace, Stage, build_space
 
+# The seed's space: what every command, route and script takes when none is named.
+DEFAULT_SPACE = "spnas-mobilenetv2-224"
 SEED_CANDIDATES = ("k3e3", "k3e6", "k5e3", "k5e6")
 # SE as a searchable choice on every candidate; the seed's four come first so that indices
 # 0..3 mean the same in both spaces.
@@ -40,7 +43,7 @@ def _spnas(name: str, candidates: tuple[str, ...], description: str) -> SearchSp
 
 def spnas_mobilenetv2_224() -> SearchSpace:
     return _spnas(
-        "spnas-mobilenetv2-224",
+        DEFAULT_SPACE,
         SEED_CANDIDATES,
         "Single-Path NAS (Stamoulis et al. 2019): MobileNetV2 backbone, 224x224 input, 20 "
         "searchable MBConv layers with k3e3/k3e6/k5e3/k5e6, skip on non-first layers.",
@@ -69,13 +72,13 @@ def tiny_64() -> SearchSpace:
 
 
 BUILTIN: dict[str, Callable[[], SearchSpace]] = {
-    "spnas-mobilenetv2-224": spnas_mobilenetv2_224,
+    DEFAULT_SPACE: spnas_mobilenetv2_224,
     "spnas-se-mobilenetv2-224": spnas_se_mobilenetv2_224,
     "tiny-64": tiny_64,
 }
 
 
-class UnknownSearchSpace(LookupError):
+class UnknownSearchSpace(UserInputError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"unknown search space {name!r}; built-in spaces: {', '.join(sorted(BUILTIN))}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from models.errors import UserInputError
+
 
 @dataclass
 class LambdaController:
@@ -27,7 +29,7 @@ class LambdaController:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.target_ms) and self.target_ms > 0):
-            raise ValueError(f"target latency {self.target_ms} ms must be a positive number")
+            raise UserInputError(f"target latency {self.target_ms} ms must be a positive number")
         if self.step <= 0 or self.lambda_max <= 0 or self.proportional < 0:
             raise ValueError(
                 "the controller's step and lambda_max must be positive, proportional >= 0"

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.errors import UserInputError
+
 CLASSES = 10
 VALIDATION_FRACTION = 0.2
 
@@ -41,9 +43,9 @@ def load_digits(resolution: int, channels: int, seed: int) -> Digits:
     training split's mean and deviation.
     """
     if not 8 <= resolution <= 256:
-        raise ValueError(f"training resolution {resolution} must be between 8 and 256 pixels")
+        raise UserInputError(f"training resolution {resolution} must be between 8 and 256 pixels")
     if channels < 1:
-        raise ValueError(f"input channels {channels} must be at least 1")
+        raise UserInputError(f"input channels {channels} must be at least 1")
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 

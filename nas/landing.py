@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nas.latency import RuntimeTable
+from latency_api.schemas.predictors import RuntimeTable
+from models.errors import UserInputError
 from nas.superkernel import EXPAND, KERNEL, ON, SE, LayerGrid
 
 MAX_FLIPS_PER_LAYER = 4
@@ -53,7 +54,7 @@ def land(
     cannot be reached by single-layer moves (then ``within_tolerance`` is False).
     """
     if tolerance < 0:
-        raise ValueError(f"landing tolerance {tolerance} must be >= 0")
+        raise UserInputError(f"landing tolerance {tolerance} must be >= 0")
     arch = list(architecture)
     values = [list(row) for row in hard]
     low, high = target_ms * (1 - tolerance), target_ms * (1 + tolerance)
@@ -100,10 +101,12 @@ def _best_move(
     toward: list[Flip] = []
     for position, grid in enumerate(grids):
         current = arch[position]
-        for candidate in range(len(table.layers[position])):
+        for candidate in range(len(table.layers[position].candidates)):
             if candidate == current:
                 continue
-            delta = table.a * (table.ms(position, candidate) - table.ms(position, current))
+            delta = table.calibration.a * (
+                table.ms(position, candidate) - table.ms(position, current)
+            )
             if delta == 0 or (delta > 0) != (need_ms > 0):
                 continue
             required = _required(grid, candidate, values[position])

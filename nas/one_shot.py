@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from models import SearchSpace
+from models.errors import UserInputError
 from nas.digits import CLASSES, Digits
 from nas.supernet import Supernet
 
@@ -37,9 +38,9 @@ class OneShotConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ValueError(f"supernet epochs {self.epochs} must be at least 1")
+            raise UserInputError(f"supernet epochs {self.epochs} must be at least 1")
         if self.batch_size < 2:
-            raise ValueError("the supernet's batch size must be at least 2 (batch norm)")
+            raise UserInputError("the supernet's batch size must be at least 2 (batch norm)")
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,11 @@ def load(space: SearchSpace, path: Path) -> OneShotSupernet:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, ValueError, EOFError) as error:
-        raise ValueError(f"{path} is not a supernet file of hwlat ({error})") from None
+        raise UserInputError(f"{path} is not a supernet file of hwlat ({error})") from None
     if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
-        raise ValueError(f"{path} is not a supernet file of format {FILE_FORMAT}")
+        raise UserInputError(f"{path} is not a supernet file of format {FILE_FORMAT}")
     if payload["space"] != space.name:
-        raise ValueError(
+        raise UserInputError(
             f"{path} holds a supernet of {payload['space']}, not {space.name}; "
             "pass another --supernet file or let the search train one"
         )
@@ -126,7 +127,9 @@ def load(space: SearchSpace, path: Path) -> OneShotSupernet:
     model.eval()
     sha = weights_sha256(model)
     if sha != payload["sha256"]:
-        raise ValueError(f"{path}: the weights do not match their recorded digest; file damaged")
+        raise UserInputError(
+            f"{path}: the weights do not match their recorded digest; file damaged"
+        )
     return OneShotSupernet(
         model, int(payload["resolution"]), OneShotConfig(**payload["config"]), sha
     )

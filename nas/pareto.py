@@ -25,11 +25,13 @@ import torch
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
+from latency_api import ErrorCode, ServiceError
 from models import SearchSpace
+from models.errors import UserInputError
 from nas.digits import Digits
 from nas.evaluation import path_accuracy
 from nas.front import Scored, pareto_front
-from nas.latency import LatencyServiceError, LatencySource
+from nas.latency import LatencySource
 from nas.one_shot import OneShotSupernet
 from nas.study_lock import StudyLock
 
@@ -38,7 +40,7 @@ BUDGET_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
 
 
-class StudyMismatch(ValueError):
+class StudyMismatch(UserInputError):
     """A process joining a study with a different space, device, predictor or supernet."""
 
 
@@ -55,9 +57,9 @@ class ParetoConfig:
 
     def __post_init__(self) -> None:
         if self.trials < 1:
-            raise ValueError(f"--trials {self.trials}: ask for at least one trial")
+            raise UserInputError(f"--trials {self.trials}: ask for at least one trial")
         if self.population < 2:
-            raise ValueError(f"--population {self.population}: NSGA-II needs at least 2")
+            raise UserInputError(f"--population {self.population}: NSGA-II needs at least 2")
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def run_pareto(
     """Run trials until the study holds ``config.trials`` of them (counting other processes')."""
     started = time.monotonic()
     if supernet.resolution != digits.resolution:
-        raise ValueError(
+        raise UserInputError(
             f"the supernet was trained at {supernet.resolution} px, the data is at "
             f"{digits.resolution} px; use the same --resolution"
         )
@@ -253,9 +255,9 @@ def _loop(
             distinct = list(dict.fromkeys(archs))
             prediction = source.predict(device_id, space.name, [list(a) for a in distinct])
             if prediction.predictor_version != predictor_version:
-                raise LatencyServiceError(
+                raise ServiceError(
                     409,
-                    "predictor_changed",
+                    ErrorCode.predictor_changed,
                     f"the device's predictor changed from v{predictor_version} to "
                     f"v{prediction.predictor_version} during the study; latencies would mix "
                     "versions, so start a new --study",

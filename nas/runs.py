@@ -14,16 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from latency_api.schemas.predictors import RuntimeTable
 from models import SearchSpace
+from models.errors import UserInputError
 from nas.digits import load_digits
 from nas.front import Scored, hypervolume
-from nas.latency import (
-    LatencySource,
-    NetworkMeasurer,
-    RuntimeTable,
-    ServiceLatencySource,
-    device_table,
-)
+from nas.latency import LatencySource, NetworkMeasurer, ServiceLatencySource, device_table
 from nas.one_shot import OneShotConfig, OneShotSupernet, load, save, train_one_shot
 from nas.pareto import ParetoConfig, ParetoResult, run_pareto
 from nas.spnas import EpochLog, SpnasConfig, SpnasResult, run_spnas
@@ -141,7 +137,7 @@ def load_or_train_supernet(
     if path is not None and path.exists():
         supernet = load(space, path)
         if supernet.resolution != resolution:
-            raise ValueError(
+            raise UserInputError(
                 f"{path} was trained at {supernet.resolution} px; pass --resolution "
                 f"{supernet.resolution} or another --supernet file"
             )

@@ -25,7 +25,7 @@ from enum import StrEnum
 import torch
 from torch import nn
 
-from nas.latency import RuntimeTable
+from latency_api.schemas.predictors import RuntimeTable
 from nas.superkernel import EXPAND, KERNEL, ON, SE, LayerGrid
 
 
@@ -69,7 +69,7 @@ class RuntimeTerm(nn.Module):
         self.register_buffer("corners_ms", corners)
         self.register_buffer("skip_ms", skip)
         self.formula = formula
-        self.scale = table.a
+        self.scale = table.calibration.a
         self.offset_ms = table.offset_ms
 
     def layer_ms(self, d: torch.Tensor) -> torch.Tensor:

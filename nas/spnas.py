@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from latency_api.schemas.predictors import RuntimeTable
 from models import SearchSpace
+from models.errors import UserInputError
 from nas.controller import LambdaController
 from nas.digits import CLASSES, load_digits
 from nas.evaluation import path_accuracy
 from nas.landing import Landing, land
-from nas.latency import RuntimeTable
 from nas.runtime_term import RuntimeFormula, RuntimeTerm
 from nas.supernet import Supernet
 
@@ -48,14 +49,14 @@ class SpnasConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ValueError(f"--epochs {self.epochs}: the search needs at least one epoch")
+            raise UserInputError(f"--epochs {self.epochs}: the search needs at least one epoch")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
+            raise UserInputError(
                 f"--warmup-epochs {self.warmup_epochs} must be at least 0 and below --epochs "
                 f"{self.epochs}, or the thresholds never train"
             )
         if self.batch_size < 2:
-            raise ValueError("--batch-size must be at least 2 (batch norm needs a batch)")
+            raise UserInputError("--batch-size must be at least 2 (batch norm needs a batch)")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from models.errors import UserInputError
 
-class UnsupportedStorage(ValueError):
+
+class UnsupportedStorage(UserInputError):
     """A storage URL the shared budget cannot be enforced on."""
 
 

@@ -22,6 +22,7 @@ from itertools import product
 from typing import Final
 
 from models import LayerSlot, Op, SearchSpace
+from models.errors import UserInputError
 
 KERNEL: Final = 0
 ON: Final = 1
@@ -31,7 +32,7 @@ N_INDICATORS: Final = 4
 INDICATOR_NAMES: Final = ("kernel", "on", "expand", "se")
 
 
-class NotASuperkernelSpace(ValueError):
+class NotASuperkernelSpace(UserInputError):
     """A layer whose candidates cannot share one superkernel."""
 
 

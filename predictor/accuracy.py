@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import kendalltau
 
+from predictor.metrics import Metric
+
 
 def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[str, Any]:
     """±5% / ±10% hit rates, MAPE, RMSE and Kendall's τ (rank agreement, what a search needs)."""
@@ -24,13 +26,13 @@ def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[st
     relative = np.abs(predicted - measured) / measured
     tau = float(kendalltau(predicted, measured).statistic) if predicted.size > 1 else math.nan
     return {
-        "n": int(predicted.size),
-        **_hit_rates(relative),
-        "rmse_ms": float(np.sqrt(np.mean((predicted - measured) ** 2))),
+        Metric.N: int(predicted.size),
+        **hit_rates(relative),
+        Metric.RMSE_MS: float(np.sqrt(np.mean((predicted - measured) ** 2))),
         # Undefined when either side has no variation (a tie everywhere): None, not NaN, which
         # JSON (and PostgreSQL's json type) cannot hold.
-        "kendall_tau": tau if math.isfinite(tau) else None,
-        "bias_pct": float(100 * np.mean((predicted - measured) / measured)),
+        Metric.KENDALL_TAU: tau if math.isfinite(tau) else None,
+        Metric.BIAS_PCT: float(100 * np.mean((predicted - measured) / measured)),
     }
 
 
@@ -47,16 +49,21 @@ def test_retest(passes_ms: list[tuple[float, ...]]) -> dict[str, Any]:
             others = float(np.median([v for j, v in enumerate(values) if j != i]))
             errors.append(abs(value - others) / others)
     if not errors:
-        return {"networks": 0, "comparisons": 0}
+        return {Metric.NETWORKS: 0, Metric.COMPARISONS: 0}
     relative = np.asarray(errors)
-    return {"networks": len(repeated), "comparisons": int(relative.size), **_hit_rates(relative)}
-
-
-def _hit_rates(relative: npt.NDArray[np.float64]) -> dict[str, float]:
-    """±5% and ±10% shares and MAPE of relative errors: scored alike for predictor and
-    measurement."""
     return {
-        "within_5pct": float(np.mean(relative <= 0.05)),
-        "within_10pct": float(np.mean(relative <= 0.10)),
-        "mape": float(100 * np.mean(relative)),
+        Metric.NETWORKS: len(repeated),
+        Metric.COMPARISONS: int(relative.size),
+        **hit_rates(relative),
+    }
+
+
+def hit_rates(relative: npt.ArrayLike) -> dict[str, float]:
+    """±5% and ±10% shares and MAPE of relative errors (|predicted - measured| / measured):
+    scored alike for predictor, measurement and held-out layers."""
+    errors = np.asarray(relative, dtype=np.float64)
+    return {
+        Metric.WITHIN_5PCT: float(np.mean(errors <= 0.05)),
+        Metric.WITHIN_10PCT: float(np.mean(errors <= 0.10)),
+        Metric.MAPE: float(100 * np.mean(errors)),
     }

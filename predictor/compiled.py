@@ -14,6 +14,7 @@ import numpy.typing as npt
 from models.layer_key import LayerKey, Op
 from models.search_space import InvalidArchitecture, SearchSpace
 from predictor.artifact import Calibration, PredictorArtifact
+from predictor.calibration import calibrated_ms, calibrated_uncertainty_ms
 
 
 class MissingLayers(LookupError):
@@ -138,10 +139,8 @@ class CompiledSpace:
             sums, var = both.real, both.imag
         else:
             sums, var = np.ravel(self.table_ms).take(index) @ ones, np.zeros(len(index))
-        fixed_ms, fixed_var = (self.fixed_ms, self.fixed_var) if cal.fixed_in_sum else (0.0, 0.0)
-        latency = cal.a * (sums + fixed_ms) + cal.b
-        uncertainty = np.sqrt(cal.a**2 * (var + fixed_var) + (latency * cal.residual_rms_rel) ** 2)
-        return latency, uncertainty
+        latency = calibrated_ms(cal, sums, self.fixed_ms)
+        return latency, calibrated_uncertainty_ms(cal, latency, var, self.fixed_var)
 
     def estimated_positions(self, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         chosen: npt.NDArray[np.bool_] = np.ravel(self.estimated).take(archs + self.offsets)

@@ -1,6 +1,6 @@
-"""Runtime-table formats: hwlat JSON, the seed's ``pixel1_runtime_model.json`` layout, and
+"""Runtime-table formats of other tools: the seed's ``pixel1_runtime_model.json`` layout, and
 OFA/ProxylessNAS YAML lookup tables keyed as their code queries them. Pure functions; errors
-name the offending entry."""
+name the offending entry. hwlat's own JSON table is ``latency_api``'s ``RuntimeTable``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
+from models.errors import UserInputError
 from models.layer_key import LayerKey, Op
 from models.ofa_keys import OfaKeyError, needs_mbv3_keys, ofa_name, parse_ofa_name
 from models.search_space import SearchSpace
@@ -18,40 +19,8 @@ from predictor.artifact import Calibration, LayerEntry, PredictorArtifact
 from predictor.compiled import CompiledSpace
 
 
-class TableFormatError(ValueError):
+class TableFormatError(UserInputError):
     """A runtime table that cannot be read; the message names the bad entry."""
-
-
-# -- hwlat JSON ----------------------------------------------------------------------------
-
-
-def to_json(compiled: CompiledSpace) -> dict[str, Any]:
-    space = compiled.space
-    layers = []
-    for position, slot in enumerate(space.layers):
-        layers.append(
-            {
-                "position": position,
-                "candidates": [
-                    {
-                        "index": c,
-                        "candidate": slot.candidates[c].label,
-                        "layer_key": str(slot.key(c)),
-                        "ms": float(compiled.table_ms[position, c]),
-                        "estimated": bool(compiled.estimated[position, c]),
-                    }
-                    for c in range(len(slot.candidates))
-                ],
-            }
-        )
-    cal = compiled.calibration
-    return {
-        "space": space.name,
-        "predictor_version": compiled.version,
-        "layers": layers,
-        "fixed_ms": compiled.fixed_ms if cal.fixed_in_sum else None,
-        "calibration": {"a": cal.a, "b": cal.b, "fixed_in_sum": cal.fixed_in_sum},
-    }
 
 
 # -- the seed's layout -----------------------------------------------------------------------

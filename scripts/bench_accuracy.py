@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hwlat.demo import run_demo
-from models import Op, parse
+from models import DEFAULT_SPACE, Op, parse
+from predictor.accuracy import hit_rates
 from predictor.fitting import fit_regression
+from predictor.metrics import Metric
 from scripts import bench_env
 
 OUT = Path("docs/bench/accuracy.json")
@@ -49,14 +49,7 @@ def held_out_layers(layers: dict[str, float]) -> dict[str, Any]:
         model = fit_regression(rest, [layers[str(k)] for k in rest])
         predicted = float(model.predict([key])[0])
         errors.append(abs(predicted - layers[str(key)]) / layers[str(key)])
-    values = np.asarray(errors)
-    return {
-        "n": int(values.size),
-        "mape": float(100 * values.mean()),
-        "within_5pct": float(np.mean(values <= 0.05)),
-        "within_10pct": float(np.mean(values <= 0.10)),
-        "max_pct": float(100 * values.max()),
-    }
+    return {Metric.N: len(errors), **hit_rates(errors), "max_pct": 100 * max(errors)}
 
 
 def main() -> None:
@@ -72,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, _disturber(args.disturb, Path(tmp)) as bursts:
         report = run_demo(
-            space_name="spnas-mobilenetv2-224",
+            space_name=DEFAULT_SPACE,
             workdir=Path(tmp),
             report_path=Path(tmp) / "r.json",
             n_validate=args.n_validate,

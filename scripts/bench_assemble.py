@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from models import DEFAULT_SPACE, format_architecture
 from models.export import ExportSpec, artifact_path, export_keys, export_layer
 from models.layer_key import LayerKey
 from models.spaces import get_space
@@ -129,7 +130,7 @@ def run(space_name: str, networks: int, precision: str, reps: int, seed: int) ->
     median_warm = statistics.median(medians(warm))
     return Result(
         precision=precision,
-        networks=[",".join(map(str, a)) for a in archs],
+        networks=[format_architecture(a) for a in archs],
         converted_s=medians(converted),
         assembled_cold_s=medians(cold),
         assembled_warm_s=medians(warm),
@@ -165,7 +166,7 @@ def environment() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default="spnas-mobilenetv2-224")
+    parser.add_argument("--space", default=DEFAULT_SPACE)
     parser.add_argument("--networks", type=int, default=3)
     parser.add_argument("--precision", default="fp32,int8", help="comma-separated")
     parser.add_argument("--reps", type=int, default=3)

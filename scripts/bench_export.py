@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from models import DEFAULT_SPACE
 from models.export import export_variants
 from models.spaces import get_space
 from scripts import bench_env
@@ -120,7 +121,7 @@ def table(results: list[Result], space: str, fmt: str, precision: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default="spnas-mobilenetv2-224")
+    parser.add_argument("--space", default=DEFAULT_SPACE)
     parser.add_argument("--format", default="tflite", choices=("tflite", "onnx"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
     parser.add_argument("--workers", default="2,1", help="comma-separated worker counts")

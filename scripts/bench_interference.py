@@ -40,7 +40,7 @@ from device_agents.host import HostBackend
 from device_agents.profiling import Measured
 from device_agents.quality import Gate
 from device_agents.runners import Timing
-from models import get_space
+from models import DEFAULT_SPACE, get_space
 from scripts import bench_env
 
 OUT = Path("docs/bench/interference.json")
@@ -69,7 +69,7 @@ class Window:
 def measure_phase(
     backend: HostBackend, models: list[tuple[str, Any]], phase: str, rounds: int, timing: Timing
 ) -> list[Window]:
-    space = get_space("spnas-mobilenetv2-224")
+    space = get_space(DEFAULT_SPACE)
     windows = []
     for round_ in range(rounds):
         for name, target in models:
@@ -173,7 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs two CPUs: one to measure on, one to disturb")
-    space = get_space("spnas-mobilenetv2-224")
+    space = get_space(DEFAULT_SPACE)
     models: list[tuple[str, Any]] = [
         (f"net {','.join(map(str, a))}", [int(c) for c in a])
         for a in space.sample(args.networks, seed=42)

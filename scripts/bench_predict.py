@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 
 from hwlat.service_process import ServiceProcess, create_token, hwlat_env
-from models import SearchSpace, get_space
+from models import DEFAULT_SPACE, SearchSpace, get_space
 from predictor.compiled import compile_space
 from predictor.formats import from_spnas
 from scripts import bench_env
@@ -204,7 +204,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     args = parser.parse_args()
-    space = get_space("spnas-mobilenetv2-224")
+    space = get_space(DEFAULT_SPACE)
     result: dict[str, Any] = {
         "benchmark": "predict",
         "command": bench_env.command("scripts.bench_predict"),

@@ -22,7 +22,7 @@ import numpy as np
 from device_agents.host import HostBackend
 from device_agents.profiling import profile
 from device_agents.runners import DEFAULT_MIN_SECS, Timing
-from models import get_space
+from models import DEFAULT_SPACE, get_space
 from models.export import export_variants
 from scripts import bench_env
 
@@ -30,7 +30,7 @@ OUT = Path("docs/bench/profile.json")
 
 
 def one_run(backend: HostBackend, cache: Path, num_runs: int) -> dict[str, float]:
-    keys = list(get_space("spnas-mobilenetv2-224").variants())
+    keys = list(get_space(DEFAULT_SPACE).variants())
     started = time.monotonic()
     export_variants(keys, "tflite", "fp32", workers=2, progress=False, cache_dir=cache)
     export_s = time.monotonic() - started
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--num-runs", type=int, default=50)
     args = parser.parse_args()
-    keys = list(get_space("spnas-mobilenetv2-224").variants())
+    keys = list(get_space(DEFAULT_SPACE).variants())
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
         backend = HostBackend(cache_dir=cache)

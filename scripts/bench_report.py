@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from latency_api.redaction import redact_json
+from predictor.metrics import Metric
 
 BENCH = Path("docs/bench")
 PAGE = Path("docs/benchmarks.md")
@@ -166,7 +167,7 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
         f"{data['predictor_metrics']['n_layers']} layer variants of `{data['space']}` (each "
         f"measured {settings['repeats']} times interleaved) and "
         f"{settings['n_calibrate']} calibration networks, then validated on "
-        f"{data['validation']['n']} *other* random architectures, each measured end to end "
+        f"{data['validation'][Metric.N]} *other* random architectures, each measured end to end "
         f"{settings['repeats']} times (median). The baselines are fitted on the same data "
         "and scored on the same networks.",
         "",
@@ -177,15 +178,16 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
     rows += [(PREDICTOR_NAMES.get(name, name), m) for name, m in data["baselines"].items()]
     for name, m in rows:
         lines.append(
-            f"| {name} | {100 * m['within_5pct']:.1f}% | {100 * m['within_10pct']:.1f}% | "
-            f"{m['mape']:.2f} | {m['rmse_ms']:.3f} | {m['kendall_tau']:.3f} |"
+            f"| {name} | {100 * m[Metric.WITHIN_5PCT]:.1f}% | "
+            f"{100 * m[Metric.WITHIN_10PCT]:.1f}% | "
+            f"{m[Metric.MAPE]:.2f} | {m[Metric.RMSE_MS]:.3f} | {m[Metric.KENDALL_TAU]:.3f} |"
         )
     floor = data.get("noise_floor") or {}
-    if floor.get("comparisons"):
+    if floor.get(Metric.COMPARISONS):
         lines.append(
-            f"| the measurement against itself (test-retest, {floor['networks']} networks) | "
-            f"{100 * floor['within_5pct']:.1f}% | {100 * floor['within_10pct']:.1f}% | "
-            f"{floor['mape']:.2f} | | |"
+            f"| the measurement against itself (test-retest, {floor[Metric.NETWORKS]} networks) | "
+            f"{100 * floor[Metric.WITHIN_5PCT]:.1f}% | {100 * floor[Metric.WITHIN_10PCT]:.1f}% | "
+            f"{floor[Metric.MAPE]:.2f} | | |"
         )
     quality = data.get("measurement_quality")
     if quality:
@@ -219,9 +221,9 @@ def accuracy_section(data: dict[str, Any]) -> list[str]:
         ]
     lines += [
         "",
-        f"Layers never measured (each of the {held['n']} MBConv variants left out in turn, the "
-        f"regression fitted on the rest): MAPE {held['mape']:.2f}%, "
-        f"{100 * held['within_5pct']:.0f}% within ±5%, worst {held['max_pct']:.1f}% (aim: "
+        f"Layers never measured (each of the {held[Metric.N]} MBConv variants left out in turn, "
+        f"the regression fitted on the rest): MAPE {held[Metric.MAPE]:.2f}%, "
+        f"{100 * held[Metric.WITHIN_5PCT]:.0f}% within ±5%, worst {held['max_pct']:.1f}% (aim: "
         "MAPE ≤ 5%).",
         "",
         f"Wall time: {data['seconds_total']:.0f} s in all; converting models "
@@ -367,20 +369,22 @@ def other_runs(name: str) -> list[str]:
         note = f" ({data['note']})" if data.get("note") else ""
         if "validation" in data:
             m, floor = data["validation"], data.get("noise_floor") or {}
-            best = max(data["baselines"].items(), key=lambda kv: kv[1]["within_5pct"])
+            best = max(data["baselines"].items(), key=lambda kv: kv[1][Metric.WITHIN_5PCT])
             settings = data["settings"]
             retest = (
-                f", test-retest {100 * floor['within_5pct']:.1f}% within ±5%"
-                if floor.get("comparisons")
+                f", test-retest {100 * floor[Metric.WITHIN_5PCT]:.1f}% within ±5%"
+                if floor.get(Metric.COMPARISONS)
                 else ""
             )
             lines.append(
                 f"- `{label}`{note}, {data['date']}, gate "
                 f"{'on' if settings.get('gate', True) else 'off'}"
                 f"{', disturbed' if data.get('disturbed') else ''}: hwlat "
-                f"{100 * m['within_5pct']:.1f}% within ±5%, {100 * m['within_10pct']:.1f}% within "
-                f"±10%, MAPE {m['mape']:.2f}%{retest}; best baseline {best[0]} "
-                f"{100 * best[1]['within_5pct']:.1f}% within ±5%; {data['seconds_total']:.0f} s."
+                f"{100 * m[Metric.WITHIN_5PCT]:.1f}% within ±5%, "
+                f"{100 * m[Metric.WITHIN_10PCT]:.1f}% within ±10%, MAPE {m[Metric.MAPE]:.2f}%"
+                f"{retest}; best baseline {best[0]} "
+                f"{100 * best[1][Metric.WITHIN_5PCT]:.1f}% within ±5%; "
+                f"{data['seconds_total']:.0f} s."
             )
         elif "repeatability" in data:
             rep = data["repeatability"]

@@ -35,7 +35,7 @@ import optuna
 import torch
 
 from hwlat.service_process import ServiceProcess, create_token, hwlat_env
-from models import SearchSpace, get_space
+from models import DEFAULT_SPACE, SearchSpace, get_space
 from nas.digits import load_digits
 from nas.front import Scored, hypervolume, pareto_front
 from nas.latency import ServiceLatencySource, device_table
@@ -96,7 +96,7 @@ def _run(
     targets = args.target_ms or [low + f * (high - low) for f in TARGET_FRACTIONS]
     measuring = None
     if args.measure:
-        agent = _host_agent(url, token, device_id, space) if args.run_host_agent else None
+        agent = _host_agent(url, token, device_id, args.gate) if args.run_host_agent else None
         measuring = Measuring(source, timeout_s=args.measure_timeout, run_agent=agent)
     spnas_rows = []
     for target in targets:
@@ -271,15 +271,14 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
-def _host_agent(
-    url: str, token: str | None, device_id: int, space: SearchSpace
-) -> Callable[[], None]:
+def _host_agent(url: str, token: str | None, device_id: int, gate: bool) -> Callable[[], None]:
+    from device_agents.quality import gate_for
     from hwlat.pipeline import host_agent_runner
     from latency_api import HwlatClient
 
     def run() -> None:
         with HwlatClient(url, token) as client:
-            host_agent_runner(client, device_id)()
+            host_agent_runner(client, device_id, gate=gate_for(gate))()
 
     return run
 
@@ -312,7 +311,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--service", default=os.environ.get("HWLAT_SERVICE_URL"))
     parser.add_argument("--token", default=os.environ.get("HWLAT_TOKEN"))
     parser.add_argument("--device", type=int)
-    parser.add_argument("--space", default="spnas-mobilenetv2-224")
+    parser.add_argument("--space", default=DEFAULT_SPACE)
     parser.add_argument("--target-ms", type=float, nargs="*")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--warmup-epochs", type=int, default=2)
@@ -324,6 +323,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--measure", action="store_true")
     parser.add_argument("--run-host-agent", action="store_true")
+    # As every agent: the quality gate on unless --no-gate.
+    parser.add_argument("--gate", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--measure-timeout", type=float, default=3600.0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--plot", type=Path, default=PLOT)

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from models import DEFAULT_SPACE
+
 
 def encode_requests(host: str, token: str, bodies: list[bytes]) -> list[bytes]:
     return [
@@ -118,7 +120,7 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--device", type=int, required=True)
-    parser.add_argument("--space", default="spnas-mobilenetv2-224")
+    parser.add_argument("--space", default=DEFAULT_SPACE)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 from playwright.sync_api import Page, Route, sync_playwright
 
+from models import DEFAULT_SPACE
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -28,7 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DEFAULT_SPACE = "spnas-mobilenetv2-224"
 CHART_TIMEOUT_MS = 60_000
 
 

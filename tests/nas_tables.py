@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from latency_api.schemas.predictors import RuntimeTable
 from models import LayerKey, Op, SearchSpace
-from nas.latency import Prediction, RuntimeTable
+from nas.latency import Prediction
 
 
 def macs_ms(key: LayerKey) -> float:
@@ -53,7 +54,7 @@ def table_json(
 def table_for(
     space: SearchSpace, ms_of: Callable[[LayerKey], float] = macs_ms, **kw: Any
 ) -> RuntimeTable:
-    return RuntimeTable.from_json(table_json(space, ms_of, **kw))
+    return RuntimeTable.model_validate(table_json(space, ms_of, **kw))
 
 
 def random_table(space: SearchSpace, seed: int, **kw: Any) -> RuntimeTable:

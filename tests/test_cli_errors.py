@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hwlat import cli
 from hwlat.service_process import free_port, hwlat_env, run_hwlat
+from latency_api import ErrorCode, ServiceError
+from models import UserInputError
 from tests.fixtures.cli import invoke
 from tests.fixtures.services import Service
 
@@ -76,3 +79,32 @@ def test_a_bad_selector_names_the_field(tmp_path: Path) -> None:
     env = {**hwlat_env(tmp_path), "HWLAT_SERVICE_URL": f"http://127.0.0.1:{free_port()}"}
     out = invoke(["jobs", "create", "--selector", "colour=blue", "--layer", "skip_hw8_i8_o8"], env)
     assert_one_line_error(out, "colour")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [UserInputError("bad --thing"), ServiceError(404, ErrorCode.not_found, "no device with id 7")],
+)
+def test_user_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception
+) -> None:
+    def app(**_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {error}"]
+
+
+@pytest.mark.parametrize("error", [ValueError("a bug"), KeyError("a bug"), RuntimeError("a bug")])
+def test_any_other_error_keeps_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def app(**_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(type(error)):
+        cli.main()

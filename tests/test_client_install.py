@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from latency_api import HwlatClient
 from latency_api.schemas.devices import DeviceIn
-from tests.live_server import LiveServer, create_token, hwlat_env
-from tests.service_data import HOST_DEVICE
+from tests.fixtures.factories import HOST_DEVICE
+from tests.fixtures.services import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -141,23 +140,23 @@ def client_venv(tmp_path: Path) -> tuple[Path, Path]:
     return venv / "bin" / "python", wheel
 
 
-def test_the_readme_client_example_runs_with_only_the_client_extra(tmp_path: Path) -> None:
-    env = hwlat_env(tmp_path / "data")
+def test_the_readme_client_example_runs_with_only_the_client_extra(
+    service: Service, tmp_path: Path
+) -> None:
     with ThreadPoolExecutor(1) as pool:
-        venv = pool.submit(client_venv, tmp_path)  # while the service starts
-        with LiveServer(env, tmp_path / "serve.log") as server:
-            with HwlatClient(server.url, token=create_token(env, "admin")) as admin:
-                device = admin.register_device(DeviceIn(**HOST_DEVICE)).id
-                admin.import_runtime_table(
-                    device,
-                    PIXEL1.read_text(),
-                    space=SPACE,
-                    format="spnas",
-                    constant_ms=CONSTANT_MS,
-                )
-                read = admin.create_token("client-example", "read").token
-            python, wheel = venv.result()
-            check_the_examples(python, wheel, server.url, read, device, tmp_path)
+        venv = pool.submit(client_venv, tmp_path)
+        with service.api() as admin:
+            device = admin.register_device(DeviceIn(**HOST_DEVICE)).id
+            admin.import_runtime_table(
+                device,
+                PIXEL1.read_text(),
+                space=SPACE,
+                format="spnas",
+                constant_ms=CONSTANT_MS,
+            )
+            read = admin.create_token("client-example", "read").token
+        python, wheel = venv.result()
+        check_the_examples(python, wheel, service.url, read, device, tmp_path)
 
 
 def check_the_examples(

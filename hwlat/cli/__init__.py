@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from hwlat.cli import agent, demo, export, jobs, model, search, service, space
 from latency_api import HwlatError
 from latency_service.errors import DomainError
+from models.errors import UserInputError
 
 app = typer.Typer(
     name="hwlat",
@@ -36,15 +37,17 @@ app.command("validate")(model.validate)
 app.add_typer(search.app, name="search")
 app.command("demo")(demo.demo)
 
-# Errors whose message is written for the user (what was wrong, how to fix it); anything else
-# is a bug and keeps its traceback.
+# Errors whose message is written for the user (what was wrong, how to fix it); anything else,
+# a stray ValueError or KeyError included, is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    LookupError,
-    FileNotFoundError,
-    ImportError,
-    HwlatError,
-    DomainError,
+    UserInputError,  # input checked where it is read: keys, architectures, spaces, options...
+    HwlatError,  # the client's: the service refused, did not answer, or a job failed
+    DomainError,  # the service's own, raised in process (db, token)
+    # pydantic's verdict on options, environment settings and files read into the wire
+    # schemas; it names the field.
+    ValidationError,
+    FileNotFoundError,  # a path the user gave
+    ImportError,  # an optional extra not installed (the message says which)
 )
 
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, client
+from hwlat.cli.options import DEFAULT_SERVICE, GateOption, ServiceUrl, Token, choice, client
 from hwlat.cli.targets import targets
+from models.errors import UserInputError
 
 if TYPE_CHECKING:
     from device_agents.runners import Timing
@@ -27,13 +28,6 @@ MinSecs = Annotated[
     float, typer.Option(min=0, help="Time each model at least this long (job default).")
 ]
 Repeats = Annotated[int, typer.Option(min=1, help="Interleaved passes (job default).")]
-GateOption = Annotated[
-    bool,
-    typer.Option(
-        help="Reject and re-measure windows that show interference (a slowed speed probe, a "
-        "long tail, a repeat far from the others); rejected ones are stored as such."
-    ),
-]
 
 
 def _cpus(text: str | None) -> frozenset[int] | None:
@@ -42,7 +36,7 @@ def _cpus(text: str | None) -> frozenset[int] | None:
     try:
         return frozenset(int(c) for c in text.split(","))
     except ValueError:
-        raise ValueError(
+        raise UserInputError(
             f"--cpus {text!r}: expected comma-separated CPU numbers, e.g. 0,1"
         ) from None
 
@@ -92,15 +86,15 @@ def agent_host(
     """Profile on this machine: directly (--space/--layer) or by claiming jobs from the service."""
     from device_agents.host import HostBackend
     from device_agents.profiling import profile, write_results
-    from device_agents.quality import Gate
+    from device_agents.quality import gate_for
     from device_agents.worker import run_worker
     from latency_api.schemas.enums import Runtime
 
     if output is not None and output.suffix not in (".json", ".csv"):
-        raise ValueError(f"-o {output}: use a .json or .csv file name")
+        raise UserInputError(f"-o {output}: use a .json or .csv file name")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     backend = HostBackend(
-        runtime=Runtime(runtime),
+        runtime=choice(Runtime, runtime, "--runtime"),
         num_threads=threads,
         use_xnnpack=xnnpack,
         cpu_affinity=_cpus(cpus),
@@ -109,7 +103,7 @@ def agent_host(
     if name:
         backend.name = name
     defaults = _timing(warmup_runs, num_runs, min_secs, repeats)
-    quality = Gate() if gate else None
+    quality = gate_for(gate)
     if space or layer:
         search_space, keys, archs = targets(space, layer, networks, seed)
         results = profile(
@@ -194,7 +188,7 @@ def agent_android(
     """Serve profiling jobs on Android phones over adb, one worker per phone."""
     from device_agents.adb import Adb
     from device_agents.android import AndroidBackend, ThermalLimits, discover_phones, serve_phones
-    from device_agents.quality import Gate
+    from device_agents.quality import gate_for
     from device_agents.worker import WorkerStats
     from latency_api.schemas.enums import Delegate
 
@@ -204,14 +198,14 @@ def agent_android(
     bus = Adb(adb)
     serials = list(serial or discover_phones(bus))
     if not serials:
-        raise LookupError("no ready phone: check `adb devices -l` (USB debugging, authorised)")
+        raise UserInputError("no ready phone: check `adb devices -l` (USB debugging, authorised)")
     thermal = ThermalLimits(max_cpu_c=max_cpu_c, max_battery_c=max_battery_c)
     backends = [
         AndroidBackend(
             s,
             benchmark_binary,
             adb=bus,
-            delegate=Delegate(delegate),
+            delegate=choice(Delegate, delegate, "--delegate"),
             num_threads=threads,
             cpu_affinity=_cpus(cpus),
             runtime_version=runtime_version,
@@ -225,7 +219,7 @@ def agent_android(
             api,
             backends,
             defaults,
-            gate=Gate() if gate else None,
+            gate=gate_for(gate),
             lease_s=lease,
             poll_s=poll,
             stop_when_idle=until_idle,

@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 
+from hwlat.cli.options import GateOption
+from models import DEFAULT_SPACE
+
 
 def demo(
-    space: Annotated[str, typer.Option(help="Search space.")] = "spnas-mobilenetv2-224",
+    space: Annotated[str, typer.Option(help="Search space.")] = DEFAULT_SPACE,
     n_validate: Annotated[int, typer.Option(min=2, help="Validation architectures.")] = 200,
     n_calibrate: Annotated[int, typer.Option(min=0, help="Calibration networks.")] = 50,
     repeats: Annotated[int, typer.Option(min=1, help="Interleaved measurements each.")] = 3,
@@ -26,9 +29,7 @@ def demo(
         float,
         typer.Option(min=0, max=100, help="Wait while other processes use more CPU (100: never)."),
     ] = 30.0,
-    gate: Annotated[
-        bool, typer.Option(help="Reject and re-measure windows that show interference.")
-    ] = True,
+    gate: GateOption = True,
 ) -> None:
     """The main job on this machine: profile, fit, validate, report (hwlat-report.json)."""
     from hwlat.demo import run_demo

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from models import LayerKey, get_space, parse
+from models import LayerKey, get_space, parse, parse_architecture
+from models.errors import UserInputError
 from models.precision import Precision
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def layer(
     parsed = parse(key)
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
     if output.exists() and not output.is_dir():
-        raise ValueError(f"-o {output} is a file; `export layer` writes into a directory")
+        raise UserInputError(f"-o {output} is a file; `export layer` writes into a directory")
     target = output / layer_filename(parsed, fmt_, precision)
     atomic_copy(export_layer(parsed, fmt_, precision), target)
     typer.echo(str(target))
@@ -87,13 +88,13 @@ def arch(
     from models.export.cache import atomic_copy
 
     space = get_space(name)
-    choice = space.validate(parse_indices(indices))
+    choice = space.validate(parse_architecture(indices))
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
     if output is None:
         suffix = ".int8" if precision is Precision.INT8 else ""
         output = Path(f"{name}_{'-'.join(map(str, choice))}{suffix}.{fmt_.value}")
     if output.is_dir():
-        raise ValueError(f"-o {output} is a directory; `export arch` writes a file")
+        raise UserInputError(f"-o {output} is a directory; `export arch` writes a file")
     method = ExportMethod.CONVERT if convert else None
     atomic_copy(export_network(space, choice, fmt_, precision, method=method), output)
     typer.echo(str(output))
@@ -130,16 +131,6 @@ def layer_filename(key: LayerKey, fmt: ExportFormat, precision: Precision) -> st
     # int8 gets its own name so that fp32 and int8 exports can share a directory.
     suffix = ".int8" if precision is Precision.INT8 else ""
     return f"{key}{suffix}.{fmt.value}"
-
-
-def parse_indices(text: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.lstrip("-").isdigit() for p in parts):
-        raise ValueError(
-            f"INDICES {text!r} must be comma-separated candidate indices, e.g. 0,1,3,2 "
-            "(one per searchable layer; see `hwlat space show NAME`)"
-        )
-    return [int(p) for p in parts]
 
 
 def _precision(int8: bool) -> Precision:

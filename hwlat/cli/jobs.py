@@ -9,6 +9,7 @@ import typer
 from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, client
 from hwlat.cli.targets import targets
 from latency_api.schemas.jobs import DeviceSelector, JobIn, JobOut, JobTiming, split_payloads
+from models.errors import UserInputError
 
 app = typer.Typer(help="Queue and inspect profiling jobs.", no_args_is_help=True)
 
@@ -65,7 +66,7 @@ def jobs_create(
         chunk=chunk,
     )
     if not payloads:
-        raise ValueError("nothing to profile: give --space, --layer or --networks")
+        raise UserInputError("nothing to profile: give --space, --layer or --networks")
     specs = [
         JobIn(
             device_id=device_id,
@@ -87,7 +88,7 @@ def _selector(pairs: list[str] | None) -> DeviceSelector | None:
         return None
     split = [p.split("=", 1) for p in pairs]
     if any(len(p) != 2 for p in split):
-        raise ValueError("--selector takes FIELD=VALUE, e.g. kind=android")
+        raise UserInputError("--selector takes FIELD=VALUE, e.g. kind=android")
     return DeviceSelector.model_validate(dict(split))
 
 

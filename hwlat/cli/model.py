@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token, client
+from hwlat.cli.options import (
+    DEFAULT_SERVICE,
+    Device,
+    GateOption,
+    ServiceUrl,
+    Space,
+    Token,
+    client,
+)
+from models import DEFAULT_SPACE
+from models.errors import UserInputError
 
 
 def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = None) -> None:
@@ -35,7 +45,7 @@ def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = No
 def _architectures(
     arch: list[str] | None, file: Path | None, sample: int, seed: int, space_name: str
 ) -> list[list[int]]:
-    from models import get_space
+    from models import InvalidArchitecture, get_space, parse_architecture
 
     rows: list[str] = list(arch or [])
     if file is not None:
@@ -43,21 +53,19 @@ def _architectures(
     out = []
     for n, row in enumerate(rows):
         try:
-            out.append([int(i) for i in row.split(",")])
-        except ValueError:
-            raise ValueError(
-                f"architecture {n} ({row!r}) is not comma-separated integers"
-            ) from None
+            out.append(parse_architecture(row))
+        except InvalidArchitecture as error:
+            raise InvalidArchitecture(f"architecture {n}: {error}") from None
     if sample:
         out += [[int(i) for i in a] for a in get_space(space_name).sample(sample, seed)]
     if not out:
-        raise ValueError("no architectures: give --arch, --file or --sample")
+        raise UserInputError("no architectures: give --arch, --file or --sample")
     return out
 
 
 def predict(
     device: Device,
-    space: Space = "spnas-mobilenetv2-224",
+    space: Space = DEFAULT_SPACE,
     arch: Annotated[
         list[str] | None, typer.Option(help="Candidate indices, e.g. 0,1,4,...")
     ] = None,
@@ -69,6 +77,8 @@ def predict(
     token: Token = None,
 ) -> None:
     """Predict latencies; one line per architecture: indices, ms, ± uncertainty."""
+    from models import format_architecture
+
     archs = _architectures(arch, file, sample, seed, space)
     with client(service, token) as api:
         answer = api.predict(device, space, archs)
@@ -76,7 +86,7 @@ def predict(
         typer.echo(answer.model_dump_json())
         return
     for row, ms, unc in zip(archs, answer.latency_ms, answer.uncertainty_ms, strict=True):
-        typer.echo(f"{','.join(map(str, row))}\t{ms:.3f} ms\t± {unc:.3f}")
+        typer.echo(f"{format_architecture(row)}\t{ms:.3f} ms\t± {unc:.3f}")
     for layer in answer.estimated_layers:
         typer.echo(
             f"estimated by regression (not measured): {layer.layer_key} {layer.ms:.3f} ms",
@@ -87,7 +97,7 @@ def predict(
 
 def validate(
     device: Device,
-    space: Space = "spnas-mobilenetv2-224",
+    space: Space = DEFAULT_SPACE,
     n: Annotated[int, typer.Option("--n", min=2, help="Random architectures to measure.")] = 200,
     seed: Annotated[int, typer.Option(help="Sampling seed (use one the fit never saw).")] = 1000,
     repeats: Annotated[int, typer.Option(min=1, help="Interleaved measurements each.")] = 3,
@@ -99,6 +109,7 @@ def validate(
         bool, typer.Option(help="Measure with a host agent in this process (host devices).")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the measuring jobs.")] = 3600,
+    gate: GateOption = True,
     service: ServiceUrl = DEFAULT_SERVICE,
     token: Token = None,
 ) -> None:
@@ -116,9 +127,10 @@ def validate(
     with client(service, token) as api:
         agent = None
         if run_host_agent:
+            from device_agents.quality import gate_for
             from hwlat.pipeline import host_agent_runner
 
-            agent = host_agent_runner(api, device)
+            agent = host_agent_runner(api, device, gate=gate_for(gate))
         report = run(
             api,
             device,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, TypeVar
 
 import typer
 
 from latency_api import HwlatClient
+from models.errors import UserInputError
+
+E = TypeVar("E", bound=StrEnum)
 
 DEFAULT_SERVICE = "http://127.0.0.1:8000"
 
@@ -19,9 +23,29 @@ Token = Annotated[
 ]
 Device = Annotated[int, typer.Option("--device", help="Device id (GET /v1/devices).")]
 Space = Annotated[str, typer.Option(help="Search space name (see `hwlat space list`).")]
+# Every command that measures, in process or as an agent, gates by default.
+GateOption = Annotated[
+    bool,
+    typer.Option(
+        "--gate/--no-gate",
+        help="Reject and re-measure windows that show interference (a slowed speed probe, a "
+        "long tail, a repeat far from the others); rejected ones are stored as such.",
+    ),
+]
 
 
 def client(service: str, token: str | None, *, agent: bool = False) -> HwlatClient:
     """Agents keep the client's long retries (about 40 s), which ride out a restart of the
     service; a person at a prompt learns within a few seconds that nothing answers."""
     return HwlatClient(service, token) if agent else HwlatClient(service, token, retries=3)
+
+
+def choice(kind: type[E], value: str, option: str) -> E:
+    """``value`` as a member of ``kind``, or a one-line error listing the choices (plain string
+    options, so that a bad value is not click's multi-line usage screen)."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise UserInputError(
+            f"{option} {value!r}: choose one of {', '.join(m.value for m in kind)}"
+        ) from None

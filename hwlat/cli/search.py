@@ -2,7 +2,7 @@
 
 torch, Optuna and the data set are imported inside the commands, so ``hwlat --help`` stays
 fast. Bad input (unknown device or space, no predictor yet, a target the space cannot reach)
-ends with a one-line ``error: ...`` and exit status 2.
+ends with a one-line ``error: ...`` and exit status 2, from the one handler of ``hwlat``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, Device, ServiceUrl, Space, Token
+from hwlat.cli.options import DEFAULT_SERVICE, Device, GateOption, ServiceUrl, Space, Token
+from models import DEFAULT_SPACE, format_architecture
+from models.errors import UserInputError
 
 if TYPE_CHECKING:
     from nas.latency import ServiceLatencySource
@@ -59,12 +61,6 @@ Resolution = Annotated[
     int, typer.Option(min=8, max=256, help="Training resolution of the proxy task (px).")
 ]
 FORMULAS = ("exact", "seed")
-# How to fix a service error, by its code, unless the service's own detail already says so.
-HINTS = {
-    "no_predictor": "fit one with `hwlat fit --device {device}`",
-    "not_found": "list devices with `GET /v1/devices` and spaces with `hwlat space list`",
-    "unauthorized": "pass `--token` or set HWLAT_TOKEN (a token with read scope)",
-}
 
 
 @app.command("spnas")
@@ -73,7 +69,7 @@ def spnas(
     target_ms: Annotated[
         float, typer.Option("--target-ms", help="Latency to land on, in ms (predicted).")
     ],
-    space: Space = "spnas-mobilenetv2-224",
+    space: Space = DEFAULT_SPACE,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs in all.")] = 8,
     warmup_epochs: Annotated[
         int, typer.Option(min=0, help="Epochs of weights only, before the latency term.")
@@ -98,51 +94,51 @@ def spnas(
     measure: Measure = False,
     run_host_agent: RunHostAgent = False,
     measure_timeout: MeasureTimeout = 3600.0,
+    gate: GateOption = True,
     report: Annotated[Path, typer.Option(help="JSON report.")] = Path("spnas-report.json"),
     service: ServiceUrl = DEFAULT_SERVICE,
     token: Token = None,
 ) -> None:
     """Single-Path NAS to a latency target: one architecture, predicted (or measured) on it."""
-    with _user_errors(device):
-        from models import get_space
-        from nas.latency import ServiceLatencySource, device_table
+    from models import get_space
+    from nas.latency import ServiceLatencySource, device_table
 
-        search_space = get_space(space)
-        if formula not in FORMULAS:
-            raise ValueError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
-        with ServiceLatencySource(service, token) as source:
-            # Everything the service can refuse is asked before torch is even imported.
-            table = device_table(source, device, search_space)
-            table.require_reachable(target_ms)
-            measuring = _measuring(
-                source, service, token, device, measure, run_host_agent, measure_timeout
-            )
-            from nas.runs import spnas_run
-            from nas.runtime_term import RuntimeFormula
-            from nas.spnas import SpnasConfig
+    search_space = get_space(space)
+    if formula not in FORMULAS:
+        raise UserInputError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
+    with ServiceLatencySource(service, token) as source:
+        # Everything the service can refuse is asked before torch is even imported.
+        table = device_table(source, device, search_space)
+        table.require_reachable(target_ms)
+        measuring = _measuring(
+            source, service, token, device, measure, run_host_agent, measure_timeout, gate
+        )
+        from nas.runs import spnas_run
+        from nas.runtime_term import RuntimeFormula
+        from nas.spnas import SpnasConfig
 
-            config = SpnasConfig(
-                target_ms=target_ms,
-                epochs=epochs,
-                warmup_epochs=warmup_epochs,
-                resolution=resolution,
-                tolerance=tolerance_pct / 100 if land else None,
-                formula=RuntimeFormula(formula),
-                seed=seed,
-                threads=threads,
+        config = SpnasConfig(
+            target_ms=target_ms,
+            epochs=epochs,
+            warmup_epochs=warmup_epochs,
+            resolution=resolution,
+            tolerance=tolerance_pct / 100 if land else None,
+            formula=RuntimeFormula(formula),
+            seed=seed,
+            threads=threads,
+        )
+        with _progress("searching") as advance:
+            result = spnas_run(
+                source,
+                device,
+                search_space,
+                config,
+                measuring=measuring,
+                progress=lambda step, total, _log: advance(step, total),
+                table=table,
             )
-            with _progress("searching") as advance:
-                result = spnas_run(
-                    source,
-                    device,
-                    search_space,
-                    config,
-                    measuring=measuring,
-                    progress=lambda step, total, _log: advance(step, total),
-                    table=table,
-                )
-        _write(report, result)
-        _spnas_summary(result, report)
+    _write(report, result)
+    _spnas_summary(result, report)
 
 
 @app.command("pareto")
@@ -151,7 +147,7 @@ def pareto(
     trials: Annotated[
         int, typer.Option(min=1, help="Trials the study should hold, counting every process.")
     ],
-    space: Space = "spnas-mobilenetv2-224",
+    space: Space = DEFAULT_SPACE,
     population: Annotated[
         int, typer.Option(min=2, help="NSGA-II population; one predict request per population.")
     ] = 16,
@@ -187,6 +183,7 @@ def pareto(
     measure: Measure = False,
     run_host_agent: RunHostAgent = False,
     measure_timeout: MeasureTimeout = 3600.0,
+    gate: GateOption = True,
     report: Annotated[Path, typer.Option(help="JSON report with the front.")] = Path(
         "pareto-report.json"
     ),
@@ -197,96 +194,72 @@ def pareto(
     token: Token = None,
 ) -> None:
     """Pareto search (NSGA-II): the accuracy/latency front of a space on a device."""
-    with _user_errors(device):
-        from models import get_space
-        from nas.latency import ServiceLatencySource, device_table
+    from models import get_space
+    from nas.latency import ServiceLatencySource, device_table
 
-        search_space = get_space(space)
-        with ServiceLatencySource(service, token) as source:
-            # Everything the service can refuse is asked before torch is even imported.
-            table = device_table(source, device, search_space)
-            import optuna
-            import torch
+    search_space = get_space(space)
+    with ServiceLatencySource(service, token) as source:
+        # Everything the service can refuse is asked before torch is even imported.
+        table = device_table(source, device, search_space)
+        import optuna
+        import torch
 
-            from nas.one_shot import OneShotConfig
-            from nas.pareto import ParetoConfig
-            from nas.plot import plot_front
-            from nas.runs import load_or_train_supernet, pareto_run, scored_trials
+        from nas.one_shot import OneShotConfig
+        from nas.pareto import ParetoConfig
+        from nas.plot import plot_front
+        from nas.runs import load_or_train_supernet, pareto_run, scored_trials
 
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            if threads is not None:
-                torch.set_num_threads(threads)
-            config = ParetoConfig(
-                trials=trials,
-                population=population,
-                seed=seed,
-                storage=storage,
-                study_name=study,
-                wait_for_peers_s=wait_for_peers,
-            )
-            with _progress("training the supernet") as advance:
-                net = load_or_train_supernet(
-                    search_space,
-                    resolution,
-                    OneShotConfig(epochs=supernet_epochs, seed=seed),
-                    supernet,
-                    advance,
-                )
-            measuring = _measuring(
-                source, service, token, device, measure, run_host_agent, measure_timeout
-            )
-            with _progress("trials in the study") as advance:
-                result, outcome = pareto_run(
-                    source,
-                    device,
-                    search_space,
-                    config,
-                    net,
-                    measuring=measuring,
-                    progress=advance,
-                    table=table,
-                )
-        _write(report, result)
-        measured = [
-            (float(row["measured_ms"]), float(row["accuracy"]))
-            for row in result["front"]
-            if row["measured_ms"] is not None
-        ]
-        plot_front(
-            plot,
-            scored_trials(outcome),
-            title=f"{space} on device {device}: {len(outcome.trials)} trials",
-            accuracy_label=f"one-shot accuracy, digits {net.resolution} px (proxy)",
-            latency_label="latency, ms (predicted" + ("; x: measured)" if measuring else ")"),
-            measured=measured,
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        config = ParetoConfig(
+            trials=trials,
+            population=population,
+            seed=seed,
+            storage=storage,
+            study_name=study,
+            wait_for_peers_s=wait_for_peers,
         )
-        _pareto_summary(result, report, plot)
+        with _progress("training the supernet") as advance:
+            net = load_or_train_supernet(
+                search_space,
+                resolution,
+                OneShotConfig(epochs=supernet_epochs, seed=seed),
+                supernet,
+                advance,
+            )
+        measuring = _measuring(
+            source, service, token, device, measure, run_host_agent, measure_timeout, gate
+        )
+        with _progress("trials in the study") as advance:
+            result, outcome = pareto_run(
+                source,
+                device,
+                search_space,
+                config,
+                net,
+                measuring=measuring,
+                progress=advance,
+                table=table,
+            )
+    _write(report, result)
+    measured = [
+        (float(row["measured_ms"]), float(row["accuracy"]))
+        for row in result["front"]
+        if row["measured_ms"] is not None
+    ]
+    plot_front(
+        plot,
+        scored_trials(outcome),
+        title=f"{space} on device {device}: {len(outcome.trials)} trials",
+        accuracy_label=f"one-shot accuracy, digits {net.resolution} px (proxy)",
+        latency_label="latency, ms (predicted" + ("; x: measured)" if measuring else ")"),
+        measured=measured,
+    )
+    _pareto_summary(result, report, plot)
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def _user_errors(device: int) -> Iterator[None]:
-    """Errors of the user's input or setup: one line on stderr, exit status 2."""
-    from nas.latency import LatencyServiceError
-
-    try:
-        yield
-    except LatencyServiceError as error:
-        hint = HINTS.get(error.code, "").format(device=device)
-        if hint and hint.split("`")[1] in error.detail:
-            hint = ""
-        status = f" (HTTP {error.status})" if error.status else ""
-        _fail(error.detail + (f"; {hint}" if hint else "") + status)
-    except (ValueError, LookupError, FileNotFoundError, TimeoutError) as error:
-        _fail(str(error))
-
-
-def _fail(message: str) -> None:
-    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    typer.secho(f"error: {first}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(2)
 
 
 def _measuring(
@@ -297,24 +270,26 @@ def _measuring(
     measure: bool,
     run_host_agent: bool,
     timeout_s: float,
+    gate: bool,
 ) -> Measuring | None:
     from nas.runs import Measuring
 
     if run_host_agent and not measure:
-        raise ValueError("--run-host-agent measures; add --measure")
+        raise UserInputError("--run-host-agent measures; add --measure")
     if not measure:
         return None
-    run_agent = _host_agent(service, token, device) if run_host_agent else None
+    run_agent = _host_agent(service, token, device, gate) if run_host_agent else None
     return Measuring(source, timeout_s=timeout_s, run_agent=run_agent)
 
 
-def _host_agent(service: str, token: str | None, device: int) -> Callable[[], None]:
+def _host_agent(service: str, token: str | None, device: int, gate: bool) -> Callable[[], None]:
+    from device_agents.quality import gate_for
     from hwlat.pipeline import host_agent_runner
     from latency_api import HwlatClient
 
     def run() -> None:
         with HwlatClient(service, token) as client:
-            host_agent_runner(client, device)()
+            host_agent_runner(client, device, gate=gate_for(gate))()
 
     return run
 
@@ -360,12 +335,12 @@ def _spnas_summary(report: dict[str, Any], path: Path) -> None:
     )
     console = Console()
     console.print(table)
-    console.print(f"architecture: {','.join(map(str, result['architecture']))}")
+    console.print(f"architecture: {format_architecture(result['architecture'])}")
     console.print(f"              {' '.join(result['labels'])}")
     landing = report["landing"]
     if landing is not None and landing["flips"]:
         console.print(
-            f"decoded {','.join(map(str, report['decoded']['architecture']))} "
+            f"decoded {format_architecture(report['decoded']['architecture'])} "
             f"({report['decoded']['predicted_ms']:.3f} ms), landed with "
             f"{len(landing['flips'])} flip(s)"
         )
@@ -391,7 +366,7 @@ def _pareto_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
             f"{row['accuracy']:.3f}",
             f"{row['latency_ms']:.3f}",
             "-" if measured is None else f"{measured:.3f}",
-            ",".join(map(str, row["architecture"])),
+            format_architecture(row["architecture"]),
         )
     console = Console()
     console.print(table)

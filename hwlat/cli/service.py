@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from models.errors import UserInputError
+
 db_app = typer.Typer(help="Manage the latency database.", no_args_is_help=True)
 token_app = typer.Typer(
     help="Manage API tokens (directly in the database; the service need not run).",
@@ -38,7 +40,7 @@ def serve(
 
     settings = get_settings()
     if (no_auth or settings.auth_disabled) and not is_loopback(host):
-        raise ValueError(
+        raise UserInputError(
             f"refusing to serve without authentication on {host}; bind to 127.0.0.1 or drop "
             "--no-auth / HWLAT_AUTH_DISABLED"
         )

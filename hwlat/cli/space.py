@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from models import format_architecture
 from models.spaces import BUILTIN, get_space
 
 app = typer.Typer(help="Inspect search spaces.", no_args_is_help=True)
@@ -48,4 +49,4 @@ def sample(
 ) -> None:
     """Sample architectures uniformly; one per line as comma-separated candidate indices."""
     for arch in get_space(name).sample(n, seed):
-        typer.echo(",".join(str(int(i)) for i in arch))
+        typer.echo(format_architecture(arch))

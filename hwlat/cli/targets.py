@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models import LayerKey, SearchSpace, get_space, parse
+from models.errors import UserInputError
 
 
 def targets(
@@ -16,6 +17,6 @@ def targets(
     archs: list[list[int]] = []
     if networks:
         if space is None:
-            raise ValueError("--networks needs --space to sample architectures from")
+            raise UserInputError("--networks needs --space to sample architectures from")
         archs = [[int(c) for c in a] for a in space.sample(networks, seed)]
     return space, keys, archs

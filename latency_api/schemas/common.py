@@ -6,6 +6,8 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
+from latency_api.schemas.enums import ErrorCode
+
 T = TypeVar("T")
 
 # The stores keep ids and counts in 32-bit integer columns; the wire says so, so that a larger
@@ -18,7 +20,7 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=MAX_ID)]
 class ErrorOut(BaseModel):
     """Every error answer: a machine-readable code and what to do about it."""
 
-    error: str = Field(examples=["not_found"])
+    error: ErrorCode = Field(examples=[ErrorCode.not_found])
     detail: str = Field(examples=["no device with id 7; list devices with GET /v1/devices"])
 
 

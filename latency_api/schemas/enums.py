@@ -5,9 +5,19 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from models.errors import UserInputError
 from models.precision import Precision
 
-__all__ = ["Delegate", "DeviceKind", "JobKind", "JobStatus", "Precision", "Runtime", "Scope"]
+__all__ = [
+    "Delegate",
+    "DeviceKind",
+    "ErrorCode",
+    "JobKind",
+    "JobStatus",
+    "Precision",
+    "Runtime",
+    "Scope",
+]
 
 
 class DeviceKind(StrEnum):
@@ -58,9 +68,36 @@ class Scope(StrEnum):
         try:
             return cls(name)
         except ValueError:
-            raise ValueError(
+            raise UserInputError(
                 f"unknown scope {name!r}; choose one of {', '.join(s.value for s in cls)}"
             ) from None
 
 
 _RANK: Final = {Scope.read: 1, Scope.ingest: 2, Scope.admin: 3}
+
+
+class ErrorCode(StrEnum):
+    """The ``error`` of every error answer ``{"error", "detail"}``: the service raises its
+    domain errors with these codes, and the client tells its errors apart by them."""
+
+    error = "error"
+    not_found = "not_found"
+    conflict = "conflict"
+    invalid_input = "invalid_input"
+    validation_error = "validation_error"
+    batch_too_large = "batch_too_large"
+    body_too_large = "body_too_large"
+    idempotency_key_reused = "idempotency_key_reused"
+    not_authenticated = "not_authenticated"
+    forbidden = "forbidden"
+    too_many_attempts = "too_many_attempts"
+    lease_lost = "lease_lost"
+    no_predictor = "no_predictor"
+    predictor_incomplete = "predictor_incomplete"
+    # The client's own: chunks of one request answered by two predictor versions.
+    predictor_changed = "predictor_changed"
+    database_unavailable = "database_unavailable"
+    method_not_allowed = "method_not_allowed"
+    internal_error = "internal_error"
+    # An answer not in the contract's shape (a proxy in between answered instead).
+    http_error = "http_error"

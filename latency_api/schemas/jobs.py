@@ -11,9 +11,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from latency_api.schemas.common import Id, Int32
 from latency_api.schemas.enums import Delegate, DeviceKind, JobKind, JobStatus, Precision, Runtime
 from latency_api.schemas.spaces import space_by_name
-from models import LayerKey, parse
+from models import DEFAULT_SPACE, LayerKey, parse
 
 MAX_JOB_ITEMS = 10_000
+
+# Each timing setting with its limits, defined once: a job's timing may leave any of them out
+# (JobTiming), an agent's timing has them all (device_agents.runners.Timing). A window's time
+# is bounded by max_secs, so num_runs may be large: a run stops at whichever comes first.
+WarmupRuns = Annotated[int, Field(ge=0, le=10_000)]
+NumRuns = Annotated[int, Field(ge=1, le=10_000_000)]
+MinSecs = Annotated[float, Field(ge=0, le=3600)]
+MaxSecs = Annotated[float, Field(gt=0, le=3600)]
+Repeats = Annotated[int, Field(ge=1, le=100)]
+CooldownSecs = Annotated[float, Field(ge=0, le=600)]
+REPEATS_HELP = "Interleaved passes over the job's list"
+COOLDOWN_HELP = "Pause between models"
 
 
 class JobTiming(BaseModel):
@@ -25,16 +37,12 @@ class JobTiming(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    warmup_runs: int | None = Field(default=None, ge=0, le=10_000)
-    num_runs: int | None = Field(default=None, ge=1, le=100_000)
-    min_secs: float | None = Field(default=None, ge=0, le=3600)
-    max_secs: float | None = Field(default=None, gt=0, le=3600)
-    repeats: int | None = Field(
-        default=None, ge=1, le=100, description="Interleaved passes over the job's list"
-    )
-    cooldown_secs: float | None = Field(
-        default=None, ge=0, le=600, description="Pause between models"
-    )
+    warmup_runs: WarmupRuns | None = None
+    num_runs: NumRuns | None = None
+    min_secs: MinSecs | None = None
+    max_secs: MaxSecs | None = None
+    repeats: Repeats | None = Field(default=None, description=REPEATS_HELP)
+    cooldown_secs: CooldownSecs | None = Field(default=None, description=COOLDOWN_HELP)
 
     def over(self, defaults: JobTiming) -> JobTiming:
         """These settings where set, ``defaults`` elsewhere."""
@@ -142,7 +150,7 @@ class JobIn(BaseModel):
                     "selector": {"kind": "android", "model": "Pixel 7"},
                     "payload": {
                         "kind": "profile_networks",
-                        "space": "spnas-mobilenetv2-224",
+                        "space": DEFAULT_SPACE,
                         "architectures": [[0] * 20],
                     },
                 },

@@ -19,7 +19,7 @@ from pydantic import (
 from latency_api.schemas.common import MAX_ID, Id, Int32
 from latency_api.schemas.jobs import JobRef
 from latency_api.schemas.spaces import space_by_name
-from models import parse
+from models import DEFAULT_SPACE, parse, parse_architecture
 
 PositiveMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeMs = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -127,7 +127,7 @@ def _canonical(key: str) -> str:
 
 
 class NetworkMeasurementIn(Statistics):
-    space: str = Field(max_length=100, examples=["spnas-mobilenetv2-224"])
+    space: str = Field(max_length=100, examples=[DEFAULT_SPACE])
     architecture: list[Int32] = Field(max_length=1000, examples=[[0, 1, 4, 2] * 5])
 
     @model_validator(mode="after")
@@ -165,7 +165,7 @@ class NetworkBatchIn(BaseModel):
                             "max_ms": 4.9,
                             "p90_ms": 4.5,
                             "std_ms": 0.08,
-                            "space": "spnas-mobilenetv2-224",
+                            "space": DEFAULT_SPACE,
                             "architecture": [0, 1, 4, 2] * 5,
                         }
                     ],
@@ -227,7 +227,7 @@ class NetworkMeasurementOut(_StoredStatistics):
     @classmethod
     def _split(cls, value: Any) -> Any:
         # The table stores "0,1,4,..."; the wire carries a list.
-        return [int(i) for i in value.split(",")] if isinstance(value, str) else value
+        return parse_architecture(value) if isinstance(value, str) else value
 
 
 class LayerCurrent(BaseModel):

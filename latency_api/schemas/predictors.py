@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from latency_api.errors import HwlatError
 from latency_api.schemas.common import Id, Int32
+from models import DEFAULT_SPACE, SearchSpace
+from models.errors import UserInputError
+from predictor.calibration import calibrated_ms, calibrated_offset_ms
 
 # Largest predict request: architectures (or networks given as layer lists) per request, and
 # layer keys over all networks of a `layers` request. Larger ones are answered 413.
@@ -22,9 +28,7 @@ class FitIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"holdout": {"spnas-mobilenetv2-224": [[0, 1, 4, 2] * 5]}}]
-        },
+        json_schema_extra={"examples": [{"holdout": {DEFAULT_SPACE: [[0, 1, 4, 2] * 5]}}]},
     )
 
     holdout: dict[str, list[list[Int32]]] = Field(
@@ -65,7 +69,7 @@ class PredictIn(BaseModel):
             "examples": [
                 {
                     "device_id": 1,
-                    "space": "spnas-mobilenetv2-224",
+                    "space": DEFAULT_SPACE,
                     "architectures": [[0, 1, 4, 2] * 5, [3] * 20],
                 },
                 {
@@ -122,6 +126,15 @@ class PredictOut(BaseModel):
     fixed_ms: float | None = Field(default=None, description="Fixed parts, in the sum before a·Σ+b")
 
 
+class TableMismatch(HwlatError):
+    """A runtime table that does not describe the search space the client knows (the client
+    and the service disagree on a space), or holds values no search can use."""
+
+
+class TargetOutOfRange(UserInputError):
+    """A latency target no architecture of the space can meet (or one every one beats)."""
+
+
 class TableCandidate(BaseModel):
     index: int
     candidate: str = Field(description="Label: k3e6, k5e3se, skip, ...")
@@ -145,7 +158,12 @@ class TableCalibration(BaseModel):
 
 
 class RuntimeTable(BaseModel):
-    """``GET /v1/devices/{id}/runtime-table?format=json``: searchable layer x candidate."""
+    """``GET /v1/devices/{id}/runtime-table?format=json``: searchable layer x candidate.
+
+    The one runtime-table type: the service answers with it, the client parses it, and the
+    search reads it through the plain-Python methods below (no NumPy, so the client stays
+    light).
+    """
 
     space: str
     predictor_version: int
@@ -153,13 +171,64 @@ class RuntimeTable(BaseModel):
     fixed_ms: float | None
     calibration: TableCalibration
 
-    def network_ms(self, architecture: list[int]) -> float:
+    def ms(self, position: int, index: int) -> float:
+        return self.layers[position].candidates[index].ms
+
+    @property
+    def offset_ms(self) -> float:
+        """What the calibration adds to ``a * sum``: ``a * fixed_ms + b`` or ``b``."""
+        return calibrated_offset_ms(self.calibration, self.fixed_ms)
+
+    def latency_ms(self, architecture: Sequence[int]) -> float:
         """The latency this table predicts for one architecture (what /v1/predict answers)."""
-        total = sum(
-            layer.candidates[choice].ms
-            for layer, choice in zip(self.layers, architecture, strict=True)
+        total = sum(self.ms(p, i) for p, i in enumerate(architecture))
+        return calibrated_ms(self.calibration, total, self.fixed_ms)
+
+    def range_ms(self) -> tuple[float, float]:
+        """The fastest and slowest predicted latency over the whole space (the sum is additive)."""
+        low = sum(min(c.ms for c in layer.candidates) for layer in self.layers)
+        high = sum(max(c.ms for c in layer.candidates) for layer in self.layers)
+        return (
+            calibrated_ms(self.calibration, low, self.fixed_ms),
+            calibrated_ms(self.calibration, high, self.fixed_ms),
         )
+
+    def require_reachable(self, target_ms: float) -> tuple[float, float]:
+        """Raise unless some architecture's predicted latency is ``target_ms``; the range."""
+        low, high = self.range_ms()
+        if not (math.isfinite(target_ms) and low <= target_ms <= high):
+            raise TargetOutOfRange(
+                f"target {target_ms:g} ms is outside what {self.space} can reach on this "
+                f"device: {low:.3f} ms (every layer fastest) to {high:.3f} ms (every layer "
+                "slowest); pick a --target-ms in that range"
+            )
+        return low, high
+
+    def check_space(self, space: SearchSpace) -> None:
+        """Raise unless the table has exactly the space's layers and candidates, in order, and
+        values a search can use (checked here, by the reader, so that the service still
+        serves a table other readers may accept)."""
+        if self.space != space.name or len(self.layers) != space.num_layers:
+            raise TableMismatch(
+                f"runtime table is for {self.space} with {len(self.layers)} layers, not "
+                f"{space.name} with {space.num_layers}; ask for space={space.name}"
+            )
+        for position, (layer, slot) in enumerate(zip(self.layers, space.layers, strict=True)):
+            got = [(c.index, c.candidate) for c in layer.candidates]
+            want = [(i, c.label) for i, c in enumerate(slot.candidates)]
+            if got != want:
+                raise TableMismatch(
+                    f"runtime table layer {position} lists {got}, the space {space.name} "
+                    f"{want}: this client and the service disagree on the space definition"
+                )
+            for entry in layer.candidates:
+                if not math.isfinite(entry.ms) or entry.ms < 0:
+                    raise TableMismatch(
+                        f"runtime table of {self.space}, layer {position}, {entry.candidate}: "
+                        f"{entry.ms} is not a latency in ms; refit the device's predictor"
+                    )
         cal = self.calibration
-        if cal.fixed_in_sum:
-            total += self.fixed_ms or 0.0
-        return cal.a * total + cal.b
+        if cal.fixed_in_sum and self.fixed_ms is None:
+            raise TableMismatch("runtime table puts the fixed parts in the sum but gives none")
+        if not (math.isfinite(cal.a) and cal.a > 0 and math.isfinite(cal.b)):
+            raise TableMismatch(f"runtime table calibration a={cal.a}, b={cal.b} is unusable")

@@ -9,15 +9,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from latency_api.schemas.common import MAX_ID, Int32
+from models import DEFAULT_SPACE
+from predictor.metrics import ACCURACY, NOISE_FLOOR, Metric
 
 _METRICS_EXAMPLE: dict[str, JsonValue] = {
-    "n": 200,
-    "within_5pct": 0.96,
-    "within_10pct": 1.0,
-    "mape": 2.1,
-    "rmse_ms": 0.11,
-    "kendall_tau": 0.93,
-    "bias_pct": -0.4,
+    Metric.N: 200,
+    Metric.WITHIN_5PCT: 0.96,
+    Metric.WITHIN_10PCT: 1.0,
+    Metric.MAPE: 2.1,
+    Metric.RMSE_MS: 0.11,
+    Metric.KENDALL_TAU: 0.93,
+    Metric.BIAS_PCT: -0.4,
 }
 
 
@@ -28,10 +30,10 @@ class ValidationIn(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"space": "spnas-mobilenetv2-224"},
+                {"space": DEFAULT_SPACE},
                 {
                     "predictor_version": 2,
-                    "space": "spnas-mobilenetv2-224",
+                    "space": DEFAULT_SPACE,
                     "architectures": [[0, 1, 4, 2] * 5, [3] * 20],
                 },
             ]
@@ -75,9 +77,7 @@ class ValidationOut(BaseModel):
     predictor_version: int
     space: str
     n: int
-    metrics: dict[str, Any] = Field(
-        description="n, within_5pct, within_10pct, mape, rmse_ms, kendall_tau, bias_pct"
-    )
+    metrics: dict[str, Any] = Field(description=", ".join(ACCURACY))
     baselines: dict[str, dict[str, Any]] = Field(
         description="The same metrics for simpler predictors on the same networks"
     )
@@ -85,7 +85,7 @@ class ValidationOut(BaseModel):
     noise_floor: dict[str, Any] | None = Field(
         default=None,
         description="The measurement against itself: each pass of a network against the "
-        "median of its other passes (networks, comparisons, within_5pct, within_10pct, mape); "
+        f"median of its other passes ({', '.join(NOISE_FLOOR)}); "
         "no predictor can be judged more finely than this",
     )
     points: list[ValidationPoint]

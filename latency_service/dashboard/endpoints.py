@@ -41,18 +41,19 @@ from latency_service.devices import service as devices
 from latency_service.errors import DomainError, InvalidInput
 from latency_service.predictors.endpoints import CacheDep
 from latency_service.spaces import space_or_404
+from models import DEFAULT_SPACE
+from predictor.metrics import Metric
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-DEFAULT_SPACE = "spnas-mobilenetv2-224"
 # The plotly package's own copy of plotly.js: charts work on a lab network with no internet.
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 JOBS_REFRESH_MS = 2000
 ACCURACY_CHARTS = (
-    ("within_5pct", "share within ±5%"),
-    ("within_10pct", "share within ±10%"),
-    ("mape", "MAPE (%)"),
-    ("kendall_tau", "Kendall τ"),
+    (Metric.WITHIN_5PCT, "share within ±5%"),
+    (Metric.WITHIN_10PCT, "share within ±10%"),
+    (Metric.MAPE, "MAPE (%)"),
+    (Metric.KENDALL_TAU, "Kendall τ"),
 )
 
 Format = Annotated[Literal["json", "csv"], Query(description="json (rows) or csv")]

@@ -12,20 +12,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.predictors import RuntimeTable
 from latency_api.schemas.validations import ValidationOut
 from latency_service.devices import service as devices
 from latency_service.errors import NotFound
 from latency_service.jobs import service as jobs
 from latency_service.measurements import service as measurements
 from latency_service.predictors import service as predictors
+from latency_service.predictors.runtime_table import runtime_table
 from latency_service.predictors.service import CompiledCache
 from latency_service.validations import service as validation_reports
-from models import SearchSpace
-from predictor.compiled import CompiledSpace
+from models import SearchSpace, format_architecture
+from predictor.metrics import FIGURES, Metric
 
 Row = dict[str, Any]
 
-METRICS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "bias_pct")
 RECENT_JOBS = 200
 
 
@@ -56,36 +57,41 @@ def device_rows(session: Session) -> list[Row]:
     return rows
 
 
-def _table_rows(compiled: CompiledSpace) -> list[Row]:
-    space = compiled.space
+def _table_rows(table: RuntimeTable) -> list[Row]:
     return [
         {
-            "position": p,
-            "candidate": c,
-            "candidate_label": str(slot.candidates[c]),
-            "layer_key": str(slot.key(c)),
-            "ms": float(compiled.table_ms[p, c]),
-            "estimated": bool(compiled.estimated[p, c]),
+            "position": layer.position,
+            "candidate": c.index,
+            "candidate_label": c.candidate,
+            "layer_key": c.layer_key,
+            "ms": c.ms,
+            "estimated": c.estimated,
         }
-        for p, slot in enumerate(space.layers)
-        for c in range(len(slot.candidates))
+        for layer in table.layers
+        for c in layer.candidates
     ]
+
+
+def _table(
+    session: Session, cache: CompiledCache, device_id: int, space: SearchSpace
+) -> RuntimeTable:
+    return runtime_table(cache.compiled(session, device_id, space))
 
 
 def runtime_rows(
     session: Session, cache: CompiledCache, device_id: int, space: SearchSpace
 ) -> list[Row]:
     """The newest version's searchable layer x candidate table (the runtime table)."""
-    compiled = cache.compiled(session, device_id, space)
-    return [{**row, "predictor_version": compiled.version} for row in _table_rows(compiled)]
+    table = _table(session, cache, device_id, space)
+    return [{**row, "predictor_version": table.predictor_version} for row in _table_rows(table)]
 
 
 def compare_rows(
     session: Session, cache: CompiledCache, space: SearchSpace, device_a: int, device_b: int
 ) -> list[Row]:
     """Per layer x candidate, device A's latency over device B's (skip, 0 over 0, is None)."""
-    a = _table_rows(cache.compiled(session, device_a, space))
-    b = _table_rows(cache.compiled(session, device_b, space))
+    a = _table_rows(_table(session, cache, device_a, space))
+    b = _table_rows(_table(session, cache, device_b, space))
     return [
         {
             **{k: ra[k] for k in ("position", "candidate", "candidate_label", "layer_key")},
@@ -111,7 +117,7 @@ def _number(value: Any) -> float | None:
 
 def accuracy_rows(session: Session, device_id: int) -> list[Row]:
     """One row per validation report and model (the predictor, then each baseline)."""
-    rows = []
+    rows: list[Row] = []
     for report in validations(session, device_id):
         models = {"predictor": report.metrics, **report.baselines}
         for model, metrics in models.items():
@@ -121,8 +127,8 @@ def accuracy_rows(session: Session, device_id: int) -> list[Row]:
                     "predictor_version": report.predictor_version,
                     "space": report.space,
                     "model": model,
-                    "n": report.n,
-                    **{name: _number(metrics.get(name)) for name in METRICS},
+                    Metric.N: report.n,
+                    **{name: _number(metrics.get(name)) for name in FIGURES},
                     "created_at": report.created_at.isoformat(),
                 }
             )
@@ -139,7 +145,7 @@ def points_rows(session: Session, device_id: int, validation_id: int) -> list[Ro
         measured, predicted = point.measured_ms, point.predicted_ms
         rows.append(
             {
-                "architecture": ",".join(str(i) for i in point.architecture),
+                "architecture": format_architecture(point.architecture),
                 "measured_ms": measured,
                 "predicted_ms": predicted,
                 "error_pct": 100 * (predicted - measured) / measured,

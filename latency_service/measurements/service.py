@@ -34,6 +34,7 @@ from latency_service.measurements.repository import MeasurementTable
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
 from latency_service.metrics.registry import INGEST_ROWS
 from latency_service.paging import decode_cursor, encode_cursor
+from models import format_architecture, parse_architecture
 
 Batch = LayerBatchIn | NetworkBatchIn
 
@@ -118,7 +119,7 @@ def _row(
     device_id: int, row: dict[str, Any], key: str | None, job_id: int | None
 ) -> dict[str, Any]:
     if "architecture" in row:
-        row["architecture"] = ",".join(str(i) for i in row["architecture"])
+        row["architecture"] = format_architecture(row["architecture"])
     row["device_id"] = device_id
     row["idempotency_key"] = key
     row["job_id"] = job_id
@@ -249,7 +250,7 @@ def network_medians(
     grouped: dict[str, dict[Architecture, list[float]]] = defaultdict(lambda: defaultdict(list))
     for space_name, arch, median, job_id in rows:
         factor = (job_factors or {}).get(job_id, 1.0) if job_id is not None else 1.0
-        grouped[space_name][tuple(int(i) for i in arch.split(","))].append(median * factor)
+        grouped[space_name][tuple(parse_architecture(arch))].append(median * factor)
     return {
         name: {
             arch: NetworkMedian(float(np.median(values)), len(values), tuple(values))

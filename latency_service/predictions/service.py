@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from latency_service.measurements.tables import NetworkMeasurement
 from latency_service.predictions.tables import NetworkPrediction
 from latency_service.predictors.tables import Predictor
-from models import InvalidArchitecture, UnknownSearchSpace, get_space
+from models import InvalidArchitecture, UnknownSearchSpace, get_space, parse_architecture
 from predictor.artifact import PredictorArtifact
 from predictor.compiled import CompiledSpace, MissingLayers, compile_space
 
@@ -52,9 +52,9 @@ def record(session: Session, predictor: Predictor, space: str | None = None) -> 
         except (UnknownSearchSpace, MissingLayers):
             continue  # this version does not cover the space (or the space is unknown here)
         architectures = _admitted(compiled, architectures)
-        archs = np.asarray(
-            [[int(i) for i in a.split(",")] for a in architectures], dtype=np.int64
-        ).reshape(len(architectures), search_space.num_layers)
+        archs = np.asarray([parse_architecture(a) for a in architectures], dtype=np.int64).reshape(
+            len(architectures), search_space.num_layers
+        )
         latency, uncertainty = compiled.predict(archs)
         rows += [
             {
@@ -78,7 +78,7 @@ def _admitted(compiled: CompiledSpace, architectures: list[str]) -> list[str]:
     and logged, instead of costing the space's other predictions."""
 
     def check(rows: list[str]) -> None:
-        compiled.check(np.asarray([[int(i) for i in a.split(",")] for a in rows], dtype=np.int64))
+        compiled.check(np.asarray([parse_architecture(a) for a in rows], dtype=np.int64))
 
     try:
         check(architectures)

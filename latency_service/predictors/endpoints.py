@@ -26,9 +26,10 @@ from latency_service.metrics.registry import PREDICT_BATCH
 from latency_service.predictions import service as predictions
 from latency_service.predictors import service
 from latency_service.predictors.predict import predict
+from latency_service.predictors.runtime_table import runtime_table as runtime_table_of
 from latency_service.predictors.service import CompiledCache
 from latency_service.spaces import space_or_404
-from models import SearchSpace
+from models import DEFAULT_SPACE, SearchSpace
 from predictor import formats
 from predictor.compiled import MissingLayers, lookup
 
@@ -149,7 +150,7 @@ def runtime_table(
     session: ReadSessionDep,
     cache: CacheDep,
     _: ReadToken,
-    space: str = "spnas-mobilenetv2-224",
+    space: str = DEFAULT_SPACE,
     format: TableFormat = "json",
 ) -> Response:
     """Per searchable layer x candidate latencies: hwlat JSON, the seed's layout, or OFA YAML.
@@ -163,7 +164,7 @@ def runtime_table(
         return _ofa_table(session, cache, device_id, search_space)
     compiled = cache.compiled(session, device_id, search_space)
     if format == "json":
-        return JSONResponse(formats.to_json(compiled))
+        return JSONResponse(runtime_table_of(compiled).model_dump(mode="json"))
     artifact = cache.artifact(session, device_id)[1]
     fixed: dict[str, float] = {}
     for key in (*search_space.prefix[-1:], *search_space.suffix[:1]):
@@ -181,7 +182,7 @@ def import_runtime_table(
     cache: CacheDep,
     _: AdminToken,
     content: Annotated[str, Body(media_type="text/plain", description="The table file")],
-    space: str = "spnas-mobilenetv2-224",
+    space: str = DEFAULT_SPACE,
     format: Annotated[TableFormat, Query()] = "spnas",
     constant_ms: Annotated[
         float | None, Query(description="spnas: fixed parts (stem, head, fixed blocks) in ms")

@@ -19,6 +19,7 @@ from latency_service.predictors.service import CompiledCache, PredictorIncomplet
 from latency_service.spaces import space_or_404
 from models import InvalidArchitecture, parse
 from predictor.artifact import Calibration
+from predictor.calibration import calibrated_ms, calibrated_uncertainty_ms
 from predictor.compiled import MissingLayers, lookup
 
 
@@ -113,12 +114,14 @@ def _by_layers(session: Session, cache: CompiledCache, request: PredictIn) -> Pr
     bounds = np.cumsum([0, *lengths])
     # Which network each key belongs to; bincount sums per network, empty ones included.
     owner = np.repeat(np.arange(len(networks)), lengths)
-    sums = np.bincount(owner, weights=found.ms, minlength=len(networks))
-    variances = np.bincount(owner, weights=found.var, minlength=len(networks))
-    latency = calibration.a * sums + calibration.b
-    uncertainty = np.sqrt(
-        calibration.a**2 * variances + (latency * calibration.residual_rms_rel) ** 2
+    # Weighted bincounts are float64 (NumPy's stubs say int): asarray states it, copying nothing.
+    sums = np.asarray(np.bincount(owner, weights=found.ms, minlength=len(networks)), np.float64)
+    variances = np.asarray(
+        np.bincount(owner, weights=found.var, minlength=len(networks)), np.float64
     )
+    # The networks' layers are all listed, fixed parts included: nothing to add to the sums.
+    latency = calibrated_ms(calibration, sums)
+    uncertainty = calibrated_uncertainty_ms(calibration, latency, variances)
     estimated = {
         str(keys[i]): EstimatedLayer(layer_key=str(keys[i]), ms=float(found.ms[i]))
         for i in np.flatnonzero(found.estimated)

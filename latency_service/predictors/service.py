@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.enums import ErrorCode
 from latency_api.schemas.predictors import FitIn
 from latency_service.devices import service as devices
 from latency_service.errors import Conflict, NotFound
@@ -29,11 +30,11 @@ from predictor.fitting import NetworkSample, fit_predictor
 
 
 class NoPredictor(Conflict):
-    code = "no_predictor"
+    code = ErrorCode.no_predictor
 
 
 class PredictorIncomplete(Conflict):
-    code = "predictor_incomplete"
+    code = ErrorCode.predictor_incomplete
 
 
 LIBRARIES = ("hwlat", "numpy", "scikit-learn")

@@ -28,6 +28,7 @@ from models import InvalidArchitecture, SearchSpace
 from predictor import baselines, compiled
 from predictor.accuracy import accuracy, test_retest
 from predictor.artifact import PredictorArtifact
+from predictor.metrics import HIT_RATES, Metric
 
 MIN_NETWORKS = 2
 
@@ -100,9 +101,9 @@ def _drift_comparison(
         return out
     for name, values in (("raw", raw), ("corrected", corrected)):
         figures = accuracy(predicted_ms, [values[a].median_ms for a in chosen])
-        out[name] = {k: figures[k] for k in ("within_5pct", "within_10pct", "mape")}
+        out[name] = {k: figures[k] for k in HIT_RATES}
         out[name]["test_retest"] = test_retest([values[a].passes_ms for a in chosen])
-    out["helps"] = out["corrected"]["mape"] < out["raw"]["mape"]
+    out["helps"] = out["corrected"][Metric.MAPE] < out["raw"][Metric.MAPE]
     return out
 
 

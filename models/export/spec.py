@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any, Final, Literal
 
 from models.blocks import WEIGHTS_VERSION, NothingToExport, network_blocks
+from models.errors import UserInputError
 from models.layer_key import LayerKey, Op
 from models.precision import Precision
 
@@ -58,7 +59,7 @@ class ExportFormat(StrEnum):
         try:
             return cls(value.strip().lower())
         except ValueError:
-            raise ValueError(
+            raise UserInputError(
                 f"unknown export format {value!r}; expected one of {', '.join(cls)}"
             ) from None
 
@@ -76,7 +77,7 @@ class ExportMethod(StrEnum):
         try:
             return cls(value.strip().lower())
         except ValueError:
-            raise ValueError(
+            raise UserInputError(
                 f"unknown export method {value!r}; expected one of {', '.join(cls)}"
             ) from None
 
