@@ -13,6 +13,12 @@ UV     := $(BIN)/uv pip install --quiet --python $(BIN)/python
 # to a CUDA build.
 FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
 
+# Python keeps compiled bytecode beside what it imports, unless PYTHONDONTWRITEBYTECODE is set (as
+# on these machines): then every process compiles every module it imports again, 2 s more for
+# each `hwlat serve` start, and the tests start hundreds of processes. uv does not compile at
+# install either, so every target here lets Python write its caches.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: test checks lint typecheck audit unit bench demo lock clean
 
 $(STAMP): pyproject.toml $(LOCK) $(BOOTSTRAP)
@@ -36,7 +42,7 @@ typecheck: $(STAMP)
 # end of every run, so that the slow set stays visible.
 unit: $(STAMP)
 	bash scripts/ensure_test_tools.sh
-	$(BIN)/pytest -n 2 --dist loadgroup --durations 15
+	$(BIN)/pytest -n 2 --dist loadscope --no-loadscope-reorder --durations 15
 
 # Known vulnerabilities in the locked versions (PyPI advisory data), without installing;
 # AUDIT_ARGS=--require-data also fails when the advisory data cannot be fetched.

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import kendalltau
 
 from predictor.metrics import Metric
 
@@ -24,6 +23,8 @@ def accuracy(predicted_ms: npt.ArrayLike, measured_ms: npt.ArrayLike) -> dict[st
     if np.any(measured <= 0) or not np.all(np.isfinite(predicted)):
         raise ValueError("measurements must be positive and predictions finite")
     relative = np.abs(predicted - measured) / measured
+    from scipy.stats import kendalltau  # here: SciPy's statistics take a second to import
+
     tau = float(kendalltau(predicted, measured).statistic) if predicted.size > 1 else math.nan
     return {
         Metric.N: int(predicted.size),

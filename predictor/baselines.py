@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.ensemble import RandomForestRegressor
 
 from models import LayerKey, Op, SearchSpace, parse
 from models.features import feature_matrix
@@ -61,6 +60,8 @@ def per_op_forest(
 ) -> npt.NDArray[np.float64]:
     """One random forest per op type on layer features, per-layer predictions summed."""
     keys = [parse(k) for k in layer_ms]
+    from sklearn.ensemble import RandomForestRegressor  # imported where a forest is fitted
+
     forests: dict[Op, RandomForestRegressor] = {}
     for op in {k.op for k in keys}:
         chosen = [k for k in keys if k.op is op]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LinearRegression
-from sklearn.model_selection import KFold
 
 from models.features import FEATURES, feature_matrix
 from models.layer_key import LayerKey, parse
 from models.search_space import SearchSpace
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LinearRegression
+
+# scikit-learn is imported where a fit runs: it takes most of a second to import, and every
+# service worker (and every process that only predicts) would pay for it at start.
 from predictor.artifact import (
     Calibration,
     LayerEntry,
@@ -45,6 +50,8 @@ def fit_regression(keys: Sequence[LayerKey], ms: Sequence[float], seed: int = 0)
     scale = np.where(x_raw.max(axis=0) > 0, x_raw.max(axis=0), 1.0)
     x = x_raw / scale
     predictions = np.empty_like(y)
+    from sklearn.model_selection import KFold
+
     folds = KFold(n_splits=min(CV_FOLDS, len(y)), shuffle=True, random_state=seed)
     for train, test in folds.split(x):
         predictions[test] = _fit_linear(x[train], y[train]).predict(x[test])
@@ -67,6 +74,8 @@ def fit_regression(keys: Sequence[LayerKey], ms: Sequence[float], seed: int = 0)
 
 
 def _fit_linear(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> LinearRegression:
+    from sklearn.linear_model import LinearRegression
+
     model = LinearRegression(positive=True)
     model.fit(x, y, sample_weight=1.0 / y**2)
     return model

@@ -30,6 +30,8 @@ from tests.android_helpers import (
 from tests.emulated_phone.state import MakePhones, PhoneDir
 from tests.fixtures.services import Service, list_layers
 
+pytestmark = pytest.mark.heavy
+
 # -- readers of phone output ----------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""`hwlat agent android` as a user runs it: a real service, emulated phones behind adb."""
+"""`hwlat agent android` as a user runs it (the command line, in process): a real service,
+emulated phones behind adb."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hwlat.service_process import run_hwlat
+import pytest
+
+from tests.fixtures.cli import invoke
 from tests.fixtures.services import Service, list_layers
+
+pytestmark = pytest.mark.heavy
 
 if TYPE_CHECKING:  # importing it for real would load the plugin before pytest rewrites it
     from tests.emulated_phone.fixtures import MakePhones
@@ -21,7 +26,7 @@ def test_agent_android_serves_every_phone_until_idle(
 ) -> None:
     make_phones(2)
     env = {**os.environ, "HWLAT_SERVICE_URL": service.url, "HWLAT_TOKEN": service.token}
-    queued = run_hwlat(
+    queued = invoke(
         [
             "jobs",
             "create",
@@ -38,7 +43,7 @@ def test_agent_android_serves_every_phone_until_idle(
         env,
     )
     assert queued.returncode == 0, queued.stderr
-    ran = run_hwlat(
+    ran = invoke(
         [
             "agent",
             "android",
@@ -49,7 +54,6 @@ def test_agent_android_serves_every_phone_until_idle(
             "0.2",
         ],
         env,
-        timeout=180,
     )
     assert ran.returncode == 0, ran.stderr
     lines = sorted(ran.stdout.splitlines())
@@ -63,7 +67,7 @@ def test_agent_android_serves_every_phone_until_idle(
 
 
 def test_agent_android_without_a_binary_is_a_one_line_error(tmp_path: Path) -> None:
-    out = run_hwlat(
+    out = invoke(
         ["agent", "android", "--benchmark-binary", str(tmp_path / "nope")], dict(os.environ)
     )
     assert out.returncode == 2

@@ -22,6 +22,8 @@ from tests.emulated_phone.probes import processes_serving
 from tests.emulated_phone.state import MakePhones, PhoneDir
 from tests.fixtures.services import Service, list_layers
 
+pytestmark = pytest.mark.heavy
+
 LIMITS = ThermalLimits(max_cpu_c=45.0, max_battery_c=40.0, poll_s=10.0, max_wait_s=60.0)
 
 

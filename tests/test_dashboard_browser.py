@@ -22,7 +22,7 @@ from scripts import screenshots
 from scripts.screenshots import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboard_data import Seeded, seed
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.heavy]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("HWLAT_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"

@@ -14,6 +14,8 @@ from hwlat.service_process import HWLAT, hwlat_env
 from models import get_space
 from tests.fixtures.cli import invoke
 
+pytestmark = pytest.mark.heavy
+
 METRICS = {"n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau"}
 BASELINES = {"macs_proportional", "table_sum", "per_op_forest"}
 

@@ -31,7 +31,7 @@ from models.layer_key import LayerKey, Op, parse
 from models.spaces import get_space
 from models.tflite_inspect import load_interpreter, operator_names, run_float
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 
 def network(space: str, arch: tuple[int, ...]) -> tuple[LayerKey, ...]:

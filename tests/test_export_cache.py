@@ -26,6 +26,8 @@ from models.export import parallel as parallel_module
 from models.export import spec as spec_module
 from models.layer_key import parse
 
+pytestmark = pytest.mark.heavy
+
 KEY = "mbconv_hw8_i16_o16_k3_e3_s1"
 
 

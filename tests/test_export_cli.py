@@ -13,6 +13,8 @@ import pytest
 from models.blocks import sample_input
 from tests.fixtures.cli import CliResult, invoke
 
+pytestmark = pytest.mark.heavy
+
 
 def hwlat(*args: str, cache: Path) -> CliResult:
     return invoke(args, {**os.environ, "HWLAT_CACHE_DIR": str(cache)})

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from scripts import fault_scenarios
+
+pytestmark = pytest.mark.heavy
 
 
 def test_service_sigkilled_mid_ingest_stores_every_measurement_exactly_once(
     tmp_path: Path,
 ) -> None:
-    result = fault_scenarios.kill_service_mid_ingest(tmp_path, agents=4, batches=20, kills=2)
+    result = fault_scenarios.kill_service_mid_ingest(tmp_path, agents=4, batches=12, kills=2)
     assert result["agent_failures"] == []
     assert len(result["kills"]) == 2
     # The kills hit uploads in flight or found the service down: the clients had to retry.
     lost = {k: n for k, n in result["client_outcomes"].items() if not k.isdigit()}
     assert sum(lost.values()) > 0, result["client_outcomes"]
-    assert result["sent"] == 4 * 20 * 50
+    assert result["sent"] == 4 * 12 * 50
     assert (result["stored"], result["missing"], result["duplicated"], result["unexpected"]) == (
         result["sent"],
         0,
@@ -32,17 +36,18 @@ def test_service_sigkilled_mid_ingest_stores_every_measurement_exactly_once(
 
 
 def test_agent_sigkilled_mid_job_is_taken_over_after_its_lease(tmp_path: Path) -> None:
-    result = fault_scenarios.kill_agent_mid_job(tmp_path, lease_s=3.0)
+    # 12 layers: at least 3 s of measuring, twice the time to the kill.
+    result = fault_scenarios.kill_agent_mid_job(tmp_path, lease_s=3.0, n_layers=12)
     assert result["status_at_kill"] == "leased"
     assert result["second_agent_exit"] == 0, result["second_agent_output"]
     assert (result["final_status"], result["attempts"]) == ("done", 2)
-    assert result["rows"] == result["distinct_layers"] == result["layers_in_job"] == 21
-    assert result["result_stored"] == 21
+    assert result["rows"] == result["distinct_layers"] == result["layers_in_job"] == 12
+    assert result["result_stored"] == 12
     assert (result["duplicated"], result["missing"]) == (0, 0)
 
 
 def test_postgres_connections_killed_answer_503_then_recover(tmp_path: Path) -> None:
-    result = fault_scenarios.postgres_connections_killed(tmp_path, seconds=5.0)
+    result = fault_scenarios.postgres_connections_killed(tmp_path, seconds=3.0)
     assert result["backends_terminated"] > 10
     assert result["bad_error_shapes"] == []
     # Only 503s: no 500, no dropped connection.

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from scripts import fuzz_api
+
+pytestmark = pytest.mark.heavy
 
 
 def test_no_answer_is_a_5xx_and_every_answer_fits_the_schema(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from models.export import export_layer
 from tests.fixtures.cli import invoke
 from tests.fixtures.services import MakeService, list_layers
 
+pytestmark = pytest.mark.heavy
+
 KEY = parse("mbconv_hw32_i8_o16_k3_e3_s2")
 
 

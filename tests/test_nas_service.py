@@ -19,9 +19,12 @@ from hwlat.service_process import HWLAT
 from models import get_space
 from nas.digits import load_digits
 from nas.one_shot import OneShotConfig, save, train_one_shot
+from tests.fixtures.cli import invoke
 from tests.fixtures.databases import FreshDatabase
 from tests.fixtures.factories import layer_measurement, network_measurement
 from tests.fixtures.services import Service, register_device
+
+pytestmark = pytest.mark.heavy
 
 TINY = get_space("tiny-64")
 # Distinct, MAC-shaped layer latencies: larger candidates are slower, as on a device.
@@ -67,6 +70,13 @@ def hwlat_search(service: Service, *args: str, **popen: Any) -> subprocess.Popen
 def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=SEARCH_TIMEOUT_S)
     return process.returncode, out, err
+
+
+def search(service: Service, *args: str) -> tuple[int, str, str]:
+    """``hwlat search ARGS`` in process (tests/fixtures/cli.py): one search needs no process of
+    its own; the study shared by two processes below does."""
+    done = invoke(["search", *args, "--threads", "1"], service.cli_env())
+    return done.returncode, done.stdout, done.stderr
 
 
 def reachable_target(service: Service, device: int) -> float:
@@ -116,7 +126,7 @@ def test_a_short_spnas_search_lands_on_the_target(
 ) -> None:
     target = reachable_target(service, fitted_device)
     report_path = tmp_path / "spnas.json"
-    code, out, err = finish(hwlat_search(service, *spnas_args(fitted_device, target, report_path)))
+    code, out, err = search(service, *spnas_args(fitted_device, target, report_path))
     assert code == 0, err
     report = json.loads(report_path.read_text())
     result = report["result"]
@@ -202,7 +212,7 @@ def test_measure_reports_target_predicted_and_measured(
     args = spnas_args(fitted_device, target, report_path, "--measure", "--measure-timeout", "120")
     with ThreadPoolExecutor(1) as pool:
         served = pool.submit(agent.serve_one_job)
-        code, out, err = finish(hwlat_search(service, *args))
+        code, out, err = search(service, *args)
         served.result(timeout=30)  # re-raises whatever went wrong in the agent
     assert code == 0, err
     report = json.loads(report_path.read_text())
@@ -319,11 +329,14 @@ def test_bad_input_is_a_one_line_error_with_status_2(
     else:
         device = bare_device
     args = ["--device", str(device), "--space", space, "--report", str(tmp_path / "r.json")]
-    runs = [hwlat_search(service, "spnas", *args, "--target-ms", str(target))]
+    # In process: the refusals come before any search starts, and a process proves no more.
+    searches = [["spnas", *args, "--target-ms", str(target)]]
     if case != "target outside the range":  # pareto takes no target
         plot = str(tmp_path / "front.png")
-        runs.append(hwlat_search(service, "pareto", *args, "--trials", "4", "--plot", plot))
-    for code, out, err in map(finish, runs):
+        searches.append(["pareto", *args, "--trials", "4", "--plot", plot])
+    for search in searches:
+        done = invoke(["search", *search, "--threads", "1"], service.cli_env())
+        code, out, err = done.returncode, done.stdout, done.stderr
         assert code == 2, (out, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1, err
@@ -334,14 +347,7 @@ def test_bad_input_is_a_one_line_error_with_status_2(
 
 
 def test_search_help_explains_both_searches() -> None:
-    result = subprocess.run(
-        [str(HWLAT), "search", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "120"},
-        check=False,
-    )
+    result = invoke(["search", "--help"], {**os.environ, "COLUMNS": "120"})
     assert result.returncode == 0, result.stderr
     for words in ("spnas", "pareto", "Single-Path NAS", "Pareto front", "--storage", "proxy"):
         assert words in result.stdout

@@ -25,6 +25,8 @@ from tests.fixtures.databases import FreshDatabase
 from tests.fixtures.factories import LAYER_KEYS, layer_measurement
 from tests.fixtures.services import list_layers, register_device
 
+pytestmark = pytest.mark.heavy
+
 THREADS = 8
 BATCHES_PER_THREAD = 20
 BATCH_SIZE = 50

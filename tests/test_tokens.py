@@ -7,11 +7,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from hwlat.service_process import ServiceProcess, bearer, create_token, hwlat_env
 from tests.fixtures.cli import invoke
 from tests.fixtures.factories import Headers
+
+pytestmark = pytest.mark.heavy
 
 
 def test_tokens_are_issued_listed_and_revoked_by_an_admin(
