@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from device_agents.cpu_load import CpuSnapshot, other_cpu_fraction, shares
+from device_agents.cpu_load import CpuShares, CpuSnapshot, other_cpu_fraction, shares
 from device_agents.errors import MeasurementError
 from device_agents.probe import PROBE_KEY, SpeedProbe
 from device_agents.profiling import Conditions, Measured
@@ -150,6 +150,10 @@ class HostBackend:
                 )
             self.sleep(1.0)
 
+    def _quiet_during(self, cpu: CpuShares | None) -> bool:
+        limit = self.max_busy_fraction
+        return limit is not None and cpu is not None and cpu.other <= limit
+
     def probe(self) -> SpeedProbe:
         if self._probe is None:
             model = export_layer(PROBE_KEY, self.export_format, cache_dir=self.cache_dir)
@@ -168,6 +172,11 @@ class HostBackend:
         runs = measure(self._runner, model, self.options, timing, seed=self.seed)
         measure_s = time.monotonic() - started
         cpu = shares(cpu_before, CpuSnapshot.take())
+        if self._quiet_during(cpu):
+            # The window's own reading is a quiet reading too: the next measurement need not
+            # sleep to sample the machine again (a 0.25 s sample every 2 s cost an eighth of
+            # a network job's time).
+            self._quiet_until = time.monotonic() + self.quiet_for_s
         probe_ratio = None
         if probe is not None and probe_before is not None:
             probe_ratio = probe.ratio_and_learn(probe_before, probe.read_ms())

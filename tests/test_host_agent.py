@@ -239,6 +239,32 @@ def test_a_busy_host_waits_then_fails_the_measurement() -> None:
     assert HostBackend(max_busy_fraction=None).wait_until_quiet() is None
 
 
+def test_a_quiet_window_stands_for_the_next_quiet_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine is sampled (a 0.25 s sleep) only when no window of the last two seconds
+    showed it quiet: the windows' own readings count."""
+    from device_agents import host
+    from device_agents.host import HostBackend
+
+    samples: list[float] = []
+
+    def sample(interval_s: float = 0.25) -> float:
+        samples.append(interval_s)
+        return 0.0
+
+    monkeypatch.setattr(host, "other_cpu_fraction", sample)
+    backend = HostBackend(max_busy_fraction=1.0, use_probe=False)
+    # Windows of 0.05 s at least: long enough for /proc/stat's clock ticks to give a reading.
+    timing = Timing(warmup_runs=1, num_runs=3, min_secs=0.05)
+    backend.measure_layer(KEY, timing)
+    assert len(samples) == 1  # the first measurement samples the machine
+    for _ in range(3):
+        backend.measure_layer(KEY, timing)
+    assert len(samples) == 1  # each window's own reading stood for the next check
+    backend._quiet_until = 0.0  # two seconds without a quiet window
+    backend.measure_layer(KEY, timing)
+    assert len(samples) == 2
+
+
 def test_litert_without_xnnpack_runs_on_the_builtin_kernels() -> None:
     model = export_layer(KEY, "tflite")
     runs = measure(
