@@ -28,6 +28,7 @@ does not fit raises :class:`AssemblyError` saying which join and why.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -111,10 +112,18 @@ class _Layer:
     output: int
 
 
+@functools.lru_cache(maxsize=256)
+def _model(data: bytes) -> Any:
+    """The object tree of a layer file, kept across joins: a search space's networks share
+    its few dozen layers, and unpacking a layer again for each of hundreds of networks was
+    most of the time a join took. Nothing mutates the trees (see join_tflite)."""
+    return schema.ModelT.InitFromPackedBuf(data, 0)
+
+
 def _unpack(data: bytes, name: str) -> _Layer:
     if len(data) < 8 or data[4:8] != IDENTIFIER:
         raise AssemblyError(f"{name}: not a TFLite flatbuffer (no {IDENTIFIER!r} identifier)")
-    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    model = _model(data)
     if model.version != _SCHEMA_VERSION:
         raise AssemblyError(f"{name}: schema version {model.version}, expected {_SCHEMA_VERSION}")
     subgraphs = model.subgraphs or []
