@@ -5,7 +5,10 @@ the space's variant set through the job queue, then measure calibration and vali
 end to end in the same jobs, shuffled together so that a slow drift cannot tell them apart; fit
 a predictor on the layers and the calibration networks only, have the service validate it on the
 others (with the measurement's own noise floor beside it), print a summary with the baselines
-and write ``hwlat-report.json``. Every measurement passes the agent's quality gate.
+and write ``hwlat-report.json``. Every measurement passes the agent's quality gate. Then close
+the loop: a Single-Path NAS search on the fitted predictor to a target inside the space's range,
+its architecture measured on the device through the job queue, target, predicted and measured
+side by side.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ import shutil
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from device_agents.host import HostBackend
-from device_agents.quality import Gate
+from device_agents.quality import gate_for
+from hwlat.demo_config import DemoConfig
 from hwlat.pipeline import Timings, host_agent_runner
+from hwlat.progress import progress_bar
 from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import format_report, queue_networks
 from latency_api import HwlatClient
@@ -33,25 +39,18 @@ from latency_api.schemas.predictors import FitIn
 from latency_api.schemas.validations import ValidationIn, ValidationOut
 from models import SearchSpace, get_space
 from models.errors import UserInputError
+from predictor.metrics import ACCURACY
 
 
 def run_demo(
+    config: DemoConfig,
     *,
-    space_name: str,
     workdir: Path,
     report_path: Path,
-    n_validate: int,
-    n_calibrate: int,
-    repeats: int,
-    num_runs: int,
-    network_runs: int,
-    seed: int,
-    keep_serving: bool,
-    port: int | None,
-    max_busy_fraction: float | None = 0.3,
-    gate: bool = True,
+    keep_serving: bool = False,
+    port: int | None = None,
 ) -> dict[str, Any]:
-    space = get_space(space_name)
+    space = get_space(config.space)
     started = time.monotonic()
     data_dir = workdir / "data"
     # A fresh database each run: the report speaks of this run's measurements only. The
@@ -70,19 +69,8 @@ def run_demo(
         dashboard_token = create_token(env, "read", name="dashboard")
         typer.echo(f"service up at {server.url} (SQLite in {data_dir}); log: {server.log_path}")
         with HwlatClient(server.url, token) as client:
-            backend = HostBackend(max_busy_fraction=max_busy_fraction)
-            report = _pipeline(
-                client,
-                backend,
-                space,
-                n_validate,
-                n_calibrate,
-                repeats,
-                num_runs,
-                network_runs,
-                seed,
-                Gate() if gate else None,
-            )
+            backend = HostBackend(max_busy_fraction=config.max_busy_fraction)
+            report = _pipeline(client, token, backend, space, config)
         report["seconds_total"] = time.monotonic() - started
         report["service_url"] = server.url
         report["dashboard_url"] = f"{server.url}/dashboard"
@@ -102,44 +90,44 @@ def run_demo(
 
 
 def _pipeline(
-    client: HwlatClient,
-    backend: HostBackend,
-    space: SearchSpace,
-    n_validate: int,
-    n_calibrate: int,
-    repeats: int,
-    num_runs: int,
-    network_runs: int,
-    seed: int,
-    gate: Gate | None,
+    client: HwlatClient, token: str, backend: HostBackend, space: SearchSpace, config: DemoConfig
 ) -> dict[str, Any]:
+    steps = 5 if config.search else 4
     device_id = client.register_device(backend.describe()).id
-    timing = JobTiming(warmup_runs=10, num_runs=num_runs, min_secs=0.0, repeats=repeats)
+    timing = JobTiming(
+        warmup_runs=10, num_runs=config.num_runs, min_secs=0.0, repeats=config.repeats
+    )
     # A whole network takes ~10 ms here, 50 times a layer: fewer runs per window keep the main
     # job within minutes. The noise that matters (bursts, level shifts over seconds) moves a
     # whole window, so it is the interleaved passes and the gate that deal with it, not more
     # runs inside one window. Its weights are packed when loaded, so a short warm-up suffices.
-    network_timing = JobTiming(warmup_runs=3, num_runs=network_runs, min_secs=0.0, repeats=repeats)
+    network_timing = JobTiming(
+        warmup_runs=3, num_runs=config.network_runs, min_secs=0.0, repeats=config.repeats
+    )
     timings = Timings()
+    gate = gate_for(config.gate)
     agent = host_agent_runner(client, device_id, backend, timings=timings, gate=gate)
 
-    typer.echo(f"[1/4] profiling the {len(space.variants())} layer variants of {space.name}")
+    typer.echo(f"[1/{steps}] profiling the {len(space.variants())} layer variants of {space.name}")
     for payload in split_payloads(layers=space.variants(), chunk=25):
         client.create_job(JobIn(device_id=device_id, payload=payload, timing=timing))
     agent()
     profile_layers = (timings.export_s, timings.measure_s)
 
-    calibration, validation = split_networks(space, n_calibrate, n_validate, seed)
+    calibration, validation = split_networks(
+        space, config.n_calibrate, config.n_validate, config.seed
+    )
     mixed = calibration + validation
-    random.Random(seed).shuffle(mixed)
+    random.Random(config.seed).shuffle(mixed)
     typer.echo(
-        f"[2/4] measuring {len(mixed)} networks end to end ({len(calibration)} to calibrate on, "
-        f"{len(validation)} to validate on, interleaved), {repeats} passes each"
+        f"[2/{steps}] measuring {len(mixed)} networks end to end ({len(calibration)} to "
+        f"calibrate on, {len(validation)} to validate on, interleaved), {config.repeats} passes "
+        "each"
     )
     jobs = queue_networks(client, device_id, space, mixed, network_timing)
     agent()
 
-    typer.echo("[3/4] fitting the predictor on the layers and the calibration networks")
+    typer.echo(f"[3/{steps}] fitting the predictor on the layers and the calibration networks")
     predictor = client.fit_predictor(device_id, FitIn(holdout={space.name: validation}))
 
     # A network whose every attempt the gate rejected (its retries spent) has no value to
@@ -148,7 +136,7 @@ def _pipeline(
     accepted = {tuple(m.architecture) for m in networks if m.accepted and m.space == space.name}
     measured = [a for a in validation if tuple(a) in accepted]
     unmeasured = len(validation) - len(measured)
-    typer.echo(f"[4/4] validating it on the {len(measured)} other networks")
+    typer.echo(f"[4/{steps}] validating it on the {len(measured)} other networks")
     result = client.validate(
         device_id,
         ValidationIn(
@@ -156,17 +144,23 @@ def _pipeline(
             predictor_version=predictor.version,
             architectures=measured,
             details={
-                "seed": seed,
+                "seed": config.seed,
                 "interleaved_with_calibration": True,
                 "validation_networks_without_accepted_measurement": unmeasured,
             },
         ),
     )
+    search = None
+    if config.search:
+        typer.echo(
+            f"[5/{steps}] Single-Path NAS to a latency target on this predictor; the "
+            "architecture found is measured on the device"
+        )
+        search = _search(client, token, device_id, space, config, network_timing, agent)
     device = client.get_device(device_id)
     layers = Counter(
         (m.role, m.accepted) for m in client.iter_layer_measurements(device_id=device_id)
     )
-    metric_names = ("n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau")
     return {
         "device": device.model_dump(mode="json"),
         "space": space.name,
@@ -193,14 +187,59 @@ def _pipeline(
         },
         "predictor_version": predictor.version,
         "predictor_metrics": predictor.metrics,
-        "validation": {k: result.metrics[k] for k in metric_names},
+        "validation": {name: result.metrics[name] for name in ACCURACY},
         "noise_floor": result.noise_floor,
         "baselines": {
-            name: {k: m[k] for k in metric_names} for name, m in result.baselines.items()
+            baseline: {name: figures[name] for name in ACCURACY}
+            for baseline, figures in result.baselines.items()
         },
         "report": result.model_dump(mode="json"),
+        "search": search,
         "layers": {c.layer_key: c.median_ms for c in client.current_layers(device_id)},
     }
+
+
+def _search(
+    client: HwlatClient,
+    token: str,
+    device_id: int,
+    space: SearchSpace,
+    config: DemoConfig,
+    timing: JobTiming,
+    agent: Callable[[], None],
+) -> dict[str, Any]:
+    """Single-Path NAS on the fitted predictor, the result measured through the job queue
+    with the demo's own agent and network timing; the search's report (target, predicted and
+    measured side by side)."""
+    # torch loads here, after the measurements: importing it earlier would only slow them.
+    from nas.latency import ServiceLatencySource, device_table
+    from nas.runs import Measuring, spnas_run
+    from nas.spnas import SpnasConfig
+
+    with ServiceLatencySource(client.base_url, token) as source:
+        table = device_table(source, device_id, space)
+        low, high = table.range_ms()
+        target_ms = config.search_target_ms or round((low + high) / 2, 3)
+        spnas = SpnasConfig(
+            target_ms=target_ms,
+            epochs=config.search_epochs,
+            warmup_epochs=min(2, config.search_epochs - 1),
+            resolution=config.search_resolution,
+            seed=config.seed,
+        )
+        measuring = Measuring(
+            source, settings=timing.model_dump(exclude_none=True), run_agent=agent
+        )
+        with progress_bar("searching") as advance:
+            return spnas_run(
+                source,
+                device_id,
+                space,
+                spnas,
+                measuring=measuring,
+                progress=lambda step, total, _log: advance(step, total),
+                table=table,
+            )
 
 
 def split_networks(
@@ -253,6 +292,15 @@ def _summary(report: dict[str, Any], path: Path) -> None:
         f"{quality['rejected_network_measurements']} network measurements rejected and taken "
         f"again ({quality['remeasured']} re-measurements)"
     )
+    search = report.get("search")
+    if search:
+        result = search["result"]
+        typer.echo(
+            f"search (Single-Path NAS, {search['wall_s']:.0f}s): target "
+            f"{result['target_ms']:.3f} ms, predicted {result['predicted_ms']:.3f} ms "
+            f"({result['predicted_error_pct']:+.1f}%), measured {result['measured_ms']:.3f} ms "
+            f"({result['measured_error_pct']:+.1f}%)"
+        )
     typer.echo(f"\nwrote {path}")
 
 

@@ -16,7 +16,7 @@ from tests.fixtures.cli import invoke
 
 pytestmark = pytest.mark.heavy
 
-METRICS = {"n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau"}
+METRICS = {"n", "within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "bias_pct"}
 BASELINES = {"macs_proportional", "table_sum", "per_op_forest"}
 
 
@@ -44,6 +44,10 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
             str(tmp_path / "demo"),
             "--report",
             str(report_path),
+            "--search-epochs",
+            "2",
+            "--search-resolution",
+            "8",
         ],
         hwlat_env(tmp_path / "data"),
     )
@@ -59,8 +63,9 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     (calibration,) = report["predictor_metrics"]["calibration"].values()
     assert calibration["n_networks"] == 6
     assert report["measurement_quality"]["gate"] is False
-    # Every job timed the drift reference before and after itself.
-    jobs = report["measurement_quality"]["network_jobs"] + 1  # and one job of layers
+    # Every job timed the drift reference before and after itself: the network jobs, the one
+    # job of layers and the search's measuring job.
+    jobs = report["measurement_quality"]["network_jobs"] + 1 + 1
     assert report["reference_measurements"] == 2 * jobs
     assert len(report["drift"]["jobs"]) == jobs
     assert set(report["validation"]) == METRICS
@@ -90,6 +95,18 @@ def test_demo_on_the_small_space_writes_a_complete_report(tmp_path: Path) -> Non
     assert f"wrote {report_path}" in out.stdout
     assert report["dashboard_url"] == report["service_url"] + "/dashboard"
     assert f"dashboard: {report['dashboard_url']} (sign in with hwlat_" in out.stdout
+    # The loop closed: a search to a target inside the space's range, its architecture measured
+    # on the device through the queue, target, predicted and measured side by side.
+    search = report["search"]
+    result = search["result"]
+    low, high = search["space_range_ms"]
+    assert low < result["target_ms"] < high
+    assert result["target_ms"] == pytest.approx((low + high) / 2, abs=1e-3)
+    assert abs(result["predicted_ms"] - result["target_ms"]) <= 0.01 * result["target_ms"]
+    assert result["measured_ms"] > 0
+    assert search["latency"] == "measured on the device"
+    assert search["service_calls"]["measuring_jobs"] == 1
+    assert f"measured {result['measured_ms']:.3f} ms" in out.stdout
     # The service was stopped: its port no longer answers.
     with pytest.raises(httpx.TransportError):
         httpx.get(report["service_url"] + "/healthz", timeout=2)
@@ -99,6 +116,7 @@ def test_a_demo_kept_serving_takes_its_service_down_when_killed(tmp_path: Path) 
     env = hwlat_env(tmp_path / "data")
     small = ["--space", "tiny-64", "--n-validate", "2", "--n-calibrate", "0", "--repeats", "1"]
     fast = ["--num-runs", "2", "--network-runs", "2", "--max-busy-pct", "100", "--no-gate"]
+    fast.append("--no-search")
     files = ["--workdir", str(tmp_path / "demo"), "--report", str(tmp_path / "r.json")]
     demo = subprocess.Popen(
         [str(HWLAT), "demo", *small, *fast, *files, "--keep-serving"],

@@ -8,14 +8,14 @@ ends with a one-line ``error: ...`` and exit status 2, from the one handler of `
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hwlat.cli.options import DEFAULT_SERVICE, Device, GateOption, ServiceUrl, Space, Token
+from hwlat.progress import progress_bar
 from models import DEFAULT_SPACE, format_architecture
 from models.errors import UserInputError
 
@@ -127,7 +127,7 @@ def spnas(
             seed=seed,
             threads=threads,
         )
-        with _progress("searching") as advance:
+        with progress_bar("searching") as advance:
             result = spnas_run(
                 source,
                 device,
@@ -220,7 +220,7 @@ def pareto(
             study_name=study,
             wait_for_peers_s=wait_for_peers,
         )
-        with _progress("training the supernet") as advance:
+        with progress_bar("training the supernet") as advance:
             net = load_or_train_supernet(
                 search_space,
                 resolution,
@@ -231,7 +231,7 @@ def pareto(
         measuring = _measuring(
             source, service, token, device, measure, run_host_agent, measure_timeout, gate
         )
-        with _progress("trials in the study") as advance:
+        with progress_bar("trials in the study") as advance:
             result, outcome = pareto_run(
                 source,
                 device,
@@ -292,25 +292,6 @@ def _host_agent(service: str, token: str | None, device: int, gate: bool) -> Cal
             host_agent_runner(client, device, gate=gate_for(gate))()
 
     return run
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        f"[bold]{label}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield advance
 
 
 def _write(path: Path, report: dict[str, Any]) -> None:
