@@ -16,6 +16,10 @@ from models.layer_key import LayerKey, parse
 from models.precision import Precision
 
 
+# Networks to join from here on, the pool's start-up pays for itself.
+JOINS_WORTH_A_POOL = 40
+
+
 def export_variants(
     keys: Iterable[LayerKey | str],
     fmt: ExportFormat | str = ExportFormat.TFLITE,
@@ -48,7 +52,7 @@ def export_specs(
     a pool of spawned processes: TensorFlow is not fork-safe, and a fresh interpreter per worker
     also keeps the caller free of TensorFlow's memory and threads. An assembled network's
     missing layers are converted first (each once, however many networks share it); fp32
-    networks are then joined in this process, which takes milliseconds each.
+    networks are then joined, a tenth of a second each: in the pool too when there are many.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -67,9 +71,12 @@ def export_specs(
         return paths
     with _progress(_title(unique, len(unique) - len(missing)), total, enabled=progress) as bar:
         _export_all(first, root, workers, bar)
-        for spec in joined:
-            export_spec(spec, root)
-            bar(_short_label(spec))
+        # A worker takes a second or two to start: worth it for the demo's 250 networks (22 s
+        # joined here, 12 s in two workers), not for a handful.
+        if len(joined) >= JOINS_WORTH_A_POOL:
+            _export_all(joined, root, workers, bar)
+        else:
+            _export_all(joined, root, 1, bar)
         _export_all(quantised, root, workers, bar)
     return paths
 
