@@ -26,8 +26,10 @@ def run_suite(postgres_url: str, tmp_path: Path) -> subprocess.CompletedProcess[
     env = {**os.environ, "HWLAT_TEST_POSTGRES_URL": postgres_url}
     env.pop("PYTEST_XDIST_WORKER", None)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-q", "-rs", NEEDS_POSTGRES]
-        + ["--basetemp", str(tmp_path / "inner"), "-p", "no:cacheprovider"],
+        [
+            *(sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider"),
+            *("-q", "-rs", "--basetemp", str(tmp_path / "inner"), NEEDS_POSTGRES),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -15,7 +15,6 @@ from models.export.spec import ExportFormat, ExportSpec
 from models.layer_key import LayerKey, parse
 from models.precision import Precision
 
-
 # Networks to join from here on, the pool's start-up pays for itself.
 JOINS_WORTH_A_POOL = 40
 
