@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -147,6 +149,26 @@ def test_failed_conversion_leaves_no_file(cache_dir: Path, monkeypatch: pytest.M
     with pytest.raises(RuntimeError, match="converter crashed"):
         export_layer(KEY, "tflite")
     assert list((cache_dir / "exports").iterdir()) == []  # no model, temp file or metadata
+
+
+def test_two_exporters_of_one_file_convert_it_once(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second waits for the first (a lock per file) and finds its file."""
+    real_convert = converters.convert
+    calls: list[str] = []
+
+    def slow_convert(spec: ExportSpec, out: Path) -> None:
+        calls.append(spec.label)
+        time.sleep(0.3)  # long enough for the other thread to arrive while this one converts
+        real_convert(spec, out)
+
+    monkeypatch.setattr(converters, "convert", slow_convert)
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: export_layer(KEY, "tflite"), range(2)))
+    assert calls == [str(parse(KEY))]
+    assert paths[0] == paths[1]
+    assert paths[0].exists()
 
 
 def test_skip_and_bad_arguments_are_rejected(cache_dir: Path) -> None:

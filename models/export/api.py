@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy.typing as npt
 
 from models.export import converters
-from models.export.cache import artifact_path, atomic_target, write_metadata
+from models.export.cache import artifact_path, atomic_target, converting, write_metadata
 from models.export.spec import ExportFormat, ExportMethod, ExportSpec
 from models.layer_key import LayerKey, parse
 from models.precision import Precision
@@ -57,7 +57,20 @@ def export_spec(spec: ExportSpec, cache_dir: Path | str | None = None) -> Path:
     target = artifact_path(spec, cache_dir)
     if target.exists():
         return target
-    layers = [export_spec(s, cache_dir) for s in spec.layer_specs()] if spec.assembled else []
+    if spec.assembled:
+        layers = [export_spec(s, cache_dir) for s in spec.layer_specs()]
+        return _write(spec, target, layers)
+    # A conversion takes a TensorFlow or torch session of up to seconds: processes that want
+    # the same file at once (a pool's workers, two agents, parallel tests) wait for the first
+    # one instead of converting it again. Joining is cheap and nests conversions, so it takes
+    # no lock.
+    with converting(target):
+        if target.exists():
+            return target
+        return _write(spec, target, [])
+
+
+def _write(spec: ExportSpec, target: Path, layers: Sequence[Path]) -> Path:
     with atomic_target(target) as tmp:
         if spec.assembled:
             tmp.write_bytes(assemble_network(spec, layers))

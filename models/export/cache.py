@@ -1,12 +1,15 @@
 """The content-addressed export cache and atomic file writes.
 
 Layout: ``<cache dir>/exports/<sha256>.<format>`` plus ``<sha256>.json`` describing what the
-file is. Files only ever appear through ``os.replace`` of a finished temporary file in the same
-directory, so a reader (another worker, another process) sees a whole file or none.
+file is; ``<cache dir>/locks/`` holds the lock files of conversions under way. Files only ever
+appear through ``os.replace`` of a finished temporary file in the same directory, so a reader
+(another worker, another process) sees a whole file or none.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +36,26 @@ def cache_root(cache_dir: Path | str | None = None) -> Path:
 def artifact_path(spec: ExportSpec, cache_dir: Path | str | None = None) -> Path:
     """Where the file of ``spec`` lives in the cache (whether or not it exists yet)."""
     return cache_root(cache_dir) / "exports" / f"{spec.digest()}{spec.filename_suffix}"
+
+
+# Conversions in progress are serialised per file through one of this many lock files (by the
+# file's digest), so the cache never holds more lock files than that.
+LOCK_STRIPES = 64
+
+
+@contextmanager
+def converting(target: Path) -> Iterator[None]:
+    """Hold the lock for producing ``target`` (an advisory lock, released when the process
+    ends, however it ends). Not re-entrant: a holder must not export another file inside."""
+    locks = target.parent.parent / "locks"  # beside exports/, which holds only models
+    locks.mkdir(parents=True, exist_ok=True)
+    stripe = int(hashlib.sha256(target.name.encode()).hexdigest(), 16) % LOCK_STRIPES
+    with (locks / f"{stripe:02d}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def metadata_path(artifact: Path) -> Path:
