@@ -53,6 +53,22 @@ def test_runs_in_litert_with_the_layer_output_shape(text: str, export_cache: Pat
     assert np.isfinite(y).all()
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_file_carries_a_keras_models_signature(precision: str, export_cache: Path) -> None:
+    """As a Keras model's file does: runtimes' signature runners find it and compute the same."""
+    key = parse(KEYS[0])
+    interpreter = load_interpreter(exported(KEYS[0], export_cache, precision))
+    signatures = interpreter.get_signature_list()
+    assert signatures == {"serving_default": {"inputs": ["input"], "outputs": ["output_0"]}}
+    (inp,) = interpreter.get_input_details()
+    x = np.zeros(key.input_shape_nhwc, dtype=inp["dtype"])
+    by_signature = interpreter.get_signature_runner("serving_default")(input=x)["output_0"]
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    by_index = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_array_equal(by_signature, by_index)
+
+
 def expected_op_counts(key: LayerKey) -> Counter[str]:
     if key.op is Op.CONV:
         return Counter({"CONV_2D": 1})

@@ -41,6 +41,10 @@ from ai_edge_litert import schema_py_generated as schema
 IDENTIFIER: Final = b"TFL3"
 CONVERSION_METADATA: Final = b"CONVERSION_METADATA"
 MIN_RUNTIME_VERSION: Final = b"min_runtime_version"
+# The signature a Keras model's file carries (see with_signature).
+SERVING_SIGNATURE: Final = b"serving_default"
+SIGNATURE_INPUT: Final = b"input"
+SIGNATURE_OUTPUT: Final = b"output_0"
 _SCHEMA_VERSION: Final = 3
 # The schema asks for buffer data on 16-byte boundaries (force_align: 16), which the Python
 # object API ignores; _AlignedBuffer packs it so. (The converter's files, rewritten by its own
@@ -82,6 +86,33 @@ def join_tflite(
     for i, (before, after) in enumerate(itertools.pairwise(chain)):
         _check_join(before, after, f"join {i + 1} ({names[i]} -> {names[i + 1]})")
     return _pack(_join(chain, dict(metadata or {})))
+
+
+def with_signature(
+    model: bytes,
+    key: bytes = SERVING_SIGNATURE,
+    input_name: bytes = SIGNATURE_INPUT,
+    output_name: bytes = SIGNATURE_OUTPUT,
+) -> bytes:
+    """``model`` with one SignatureDef over its graph's input and output.
+
+    TFLite's converter writes none for a frozen concrete function; a Keras model's file has
+    this one (``serving_default``, ``input`` -> ``output_0``), which runtimes' signature runners
+    look up.
+    """
+    unpacked = schema.ModelT.InitFromPackedBuf(model, 0)
+    graph = unpacked.subgraphs[0]
+    signature = schema.SignatureDefT()
+    signature.signatureKey = key
+    signature.subgraphIndex = 0
+    signature.inputs = [_tensor_map(input_name, int(graph.inputs[0]))]
+    signature.outputs = [_tensor_map(output_name, int(graph.outputs[0]))]
+    unpacked.signatureDefs = [signature]
+    unpacked.buffers = [
+        _AlignedBuffer(buffer.data.tobytes()) if buffer.data is not None else buffer
+        for buffer in unpacked.buffers
+    ]
+    return _pack(unpacked)
 
 
 def read_metadata(model: bytes) -> dict[bytes, bytes]:

