@@ -3,17 +3,19 @@
 Grammar (tokens joined by ``_``; the operation first, the rest in any order when parsing,
 canonical order when printing)::
 
-    mbconv_hw56_i24_o40_k5_e6_s2[_se][_<act>]   inverted residual block (MobileNetV2 MBConv)
+    mbconv_hw56_i24_o40_k5_e6_s2[_se|_sem][_<act>]  inverted residual block (MobileNetV2 MBConv)
     skip_hw28_i40_o40                           identity (the searchable "skip" candidate)
     conv_hw224_i3_o32_k3_s2[_<act>]             plain conv + BN + activation (the stem)
     head_hw7_i320_o1280_c1000[_<act>]           1x1 conv + BN + act, global pool, FC to classes
     logits_hw7_i1280_c1000                      global average pool, FC to classes
+    pool_hw7_i960                               global average pool alone (OFA's AvgPool2D)
 
 ``hw`` is the (square) *input* resolution, ``i``/``o`` input and output channels, ``k`` the
 kernel, ``e`` the expansion ratio, ``s`` the stride, ``c`` the number of classes. ``se`` adds
-squeeze-and-excitation; ``<act>`` is one of ``relu``, ``hswish``, ``swish`` and is omitted for
-the default ``relu6``. Convolutions use "same" padding, so the output resolution is
-``ceil(hw / s)``.
+squeeze-and-excitation a quarter of the block's input wide (EfficientNet, MnasNet); ``sem`` adds
+it a quarter of the expanded channels wide, rounded to a multiple of 8 (OFA's MobileNetV3).
+``<act>`` is one of ``relu``, ``hswish``, ``swish`` and is omitted for the default ``relu6``.
+Convolutions use "same" padding, so the output resolution is ``ceil(hw / s)``.
 
 ``head`` is the classifier measured as one layer; the built-in spaces now measure its two parts
 on their own, as OFA's and ProxylessNAS's tables do: the 1x1 feature-mix conv as a ``conv``
@@ -42,6 +44,7 @@ class Op(StrEnum):
     CONV = "conv"
     HEAD = "head"
     LOGITS = "logits"
+    POOL = "pool"
 
 
 class Activation(StrEnum):
@@ -52,8 +55,12 @@ class Activation(StrEnum):
 
 
 DEFAULT_ACTIVATION: Final = Activation.RELU6
-# Squeeze-and-excitation width as in EfficientNet/MnasNet: a quarter of the block's input.
+# Squeeze-and-excitation width as in EfficientNet/MnasNet: a quarter of the block's input;
+# ``sem`` keys: OFA's, a quarter of the expanded channels, rounded to CHANNEL_DIVISOR.
 SE_RATIO: Final = 0.25
+SE_MID_REDUCTION: Final = 4
+# OFA's MyNetwork.CHANNEL_DIVISIBLE: widths it derives are multiples of this.
+CHANNEL_DIVISOR: Final = 8
 BYTES_PER_ELEMENT_FP32: Final = 4
 
 _INT_TOKENS: Final = {
@@ -72,11 +79,12 @@ _FIELDS: Final[dict[Op, tuple[str, ...]]] = {
     Op.CONV: ("hw", "cin", "cout", "kernel", "stride"),
     Op.HEAD: ("hw", "cin", "cout", "classes"),
     Op.LOGITS: ("hw", "cin", "classes"),
+    Op.POOL: ("hw", "cin"),
 }
 # Operations whose output is the class scores: nothing can follow them in a network.
 CLASSIFIERS: Final = frozenset({Op.HEAD, Op.LOGITS})
 # Operations without an activation of their own (and so no activation token).
-_NO_ACTIVATION: Final = frozenset({Op.SKIP, Op.LOGITS})
+_NO_ACTIVATION: Final = frozenset({Op.SKIP, Op.LOGITS, Op.POOL})
 _PREFIX_OF: Final = {field: prefix for prefix, field in _INT_TOKENS.items()}
 
 
@@ -94,6 +102,8 @@ class LayerKey:
     se: bool = False
     act: Activation = DEFAULT_ACTIVATION
     classes: int = 0
+    # With ``se``: the SE block is a quarter of the expanded channels wide (OFA), not of the input.
+    se_mid: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "op", Op(self.op))
@@ -106,7 +116,7 @@ class LayerKey:
         parts = [self.op.value]
         parts += [f"{_PREFIX_OF[field]}{getattr(self, field)}" for field in _FIELDS[self.op]]
         if self.se:
-            parts.append("se")
+            parts.append("sem" if self.se_mid else "se")
         if self.op not in _NO_ACTIVATION and self.act is not DEFAULT_ACTIVATION:
             parts.append(self.act.value)
         return "_".join(parts)
@@ -119,7 +129,7 @@ class LayerKey:
 
     @property
     def hw_out(self) -> int:
-        if self.op in CLASSIFIERS:
+        if self.op in CLASSIFIERS or self.op is Op.POOL:
             return 1
         return math.ceil(self.hw / self.stride)
 
@@ -130,7 +140,11 @@ class LayerKey:
 
     @property
     def se_channels(self) -> int:
-        return max(1, int(self.cin * SE_RATIO)) if self.se else 0
+        if not self.se:
+            return 0
+        if self.se_mid:
+            return make_divisible(self.mid // SE_MID_REDUCTION, CHANNEL_DIVISOR)
+        return max(1, int(self.cin * SE_RATIO))
 
     @property
     def has_residual(self) -> bool:
@@ -164,6 +178,8 @@ class LayerKey:
             return hw_in2 * self.cin * self.cout + self.cout * self.classes
         if self.op is Op.LOGITS:
             return self.cin * self.classes
+        if self.op is Op.POOL:
+            return 0
         mid = self.mid
         expand = hw_in2 * self.cin * mid if self.expansion > 1 else 0
         depthwise = hw_out2 * mid * self.kernel**2
@@ -182,6 +198,8 @@ class LayerKey:
             return self.cin * self.cout + 2 * self.cout + self.cout * self.classes + self.classes
         if self.op is Op.LOGITS:
             return self.cin * self.classes + self.classes
+        if self.op is Op.POOL:
+            return 0
         mid, se = self.mid, self.se_channels
         expand = self.cin * mid + 2 * mid if self.expansion > 1 else 0
         depthwise = mid * self.kernel**2 + 2 * mid
@@ -201,10 +219,22 @@ class LayerKey:
             elements = hw_in2 * (self.cin + self.cout) + self.cout + self.classes
         elif self.op is Op.LOGITS:
             elements = hw_in2 * self.cin + self.cin + self.classes
+        elif self.op is Op.POOL:
+            elements = hw_in2 * self.cin + self.cin
         else:
             expanded = hw_in2 * self.mid if self.expansion > 1 else 0
             elements = hw_in2 * self.cin + expanded + hw_out2 * self.mid + hw_out2 * self.cout
         return elements * BYTES_PER_ELEMENT_FP32
+
+
+def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor``, and never
+    more than 10% below ``value``: OFA's ``make_divisible`` (ofa/utils/common_tools.py), by
+    which its spaces derive every width from a base width and a multiplier."""
+    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
 
 
 def parse(text: str) -> LayerKey:
@@ -223,7 +253,7 @@ def parse(text: str) -> LayerKey:
             f"expected one of {', '.join(o.value for o in Op)}"
         ) from None
     values: dict[str, int] = {}
-    se = False
+    se = se_mid = False
     act = DEFAULT_ACTIVATION
     seen: set[str] = set()
     for token in rest:
@@ -231,8 +261,8 @@ def parse(text: str) -> LayerKey:
         if name in seen:
             raise InvalidLayerKey(f"layer key {text!r}: token {token!r} repeats {name!r}")
         seen.add(name)
-        if token == "se":
-            se = True
+        if token in ("se", "sem"):
+            se, se_mid = True, token == "sem"
         elif token in Activation.__members__.values():
             act = Activation(token)
         else:
@@ -247,19 +277,23 @@ def parse(text: str) -> LayerKey:
         raise InvalidLayerKey(f"layer key {text!r}: {op} takes no 'se' or activation token")
     if op is Op.LOGITS:
         values["cout"] = values["classes"]
-    return LayerKey(op=op, se=se, act=act, **values)
+    if op is Op.POOL:
+        values["cout"] = values["cin"]
+    return LayerKey(op=op, se=se, act=act, se_mid=se_mid, **values)
 
 
 def _token_name(token: str, text: str) -> str:
     """The name a token sets: 'se', an activation, or an integer prefix such as 'hw'."""
-    if token == "se" or token in Activation.__members__.values():
-        return "act" if token != "se" else "se"
+    if token in ("se", "sem"):
+        return "se"
+    if token in Activation.__members__.values():
+        return "act"
     prefix = token.rstrip("0123456789")
     digits = token[len(prefix) :]
     if prefix not in _INT_TOKENS or not digits or (len(digits) > 1 and digits[0] == "0"):
         raise InvalidLayerKey(
             f"layer key {text!r}: bad token {token!r}; expected hw<int>, i<int>, o<int>, "
-            f"k<int>, e<int>, s<int>, c<int>, 'se' or an activation "
+            f"k<int>, e<int>, s<int>, c<int>, 'se', 'sem' or an activation "
             f"({', '.join(a.value for a in Activation)})"
         )
     return prefix
@@ -273,8 +307,11 @@ def _validate(key: LayerKey) -> None:
         value = getattr(key, field)
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{field} must be an int, got {value!r}")
-    if not isinstance(key.se, bool):
-        raise TypeError(f"se must be a bool, got {key.se!r}")
+    for flag in ("se", "se_mid"):
+        if not isinstance(getattr(key, flag), bool):
+            raise TypeError(f"{flag} must be a bool, got {getattr(key, flag)!r}")
+    if key.se_mid and not (key.se and key.op is Op.MBCONV):
+        raise bad("sem", "is squeeze-and-excitation of an MBConv; it needs se on an mbconv key")
     if key.hw < 1:
         raise bad(f"hw{key.hw}", "is not a positive resolution")
     if key.cin < 1:
@@ -296,6 +333,14 @@ def _validate(key: LayerKey) -> None:
             raise bad(f"c{key.classes}", "needs at least one class")
         if key.kernel != 1 or key.expansion != 1 or key.stride != 1 or key.se:
             raise bad("head", "takes no kernel, expansion, stride or SE")
+        return
+    if key.op is Op.POOL:
+        if key.cout != key.cin:
+            raise bad(f"o{key.cout}", f"on pool must equal its input channels (i{key.cin})")
+        if (key.kernel, key.expansion, key.stride) != (1, 1, 1) or key.se:
+            raise bad("pool", "takes no kernel, expansion, stride or SE")
+        if key.act is not DEFAULT_ACTIVATION or key.classes:
+            raise bad("pool", "has no activation and no classes")
         return
     if key.op is Op.LOGITS:
         if key.cout != key.classes:

@@ -97,7 +97,7 @@ def test_export_arch_tflite_joins_layers_unless_told_to_convert(tmp_path: Path) 
         (("layer", "conv_hw16_i3_o8_k3_s2", "--format", "pb"), ("unknown export format 'pb'",)),
         (("arch", "tiny-64", "0,1,two,3"), ("comma-separated candidate indices",)),
         (("arch", "tiny-64", "0,1,9,3"), ("position 2", "out of range")),
-        (("arch", "tiny-64", "0,1"), ("has 4 searchable layers",)),
+        (("arch", "tiny-64", "0,1"), ("has 4 decisions",)),
         (("arch", "no-such-space", "0"), ("unknown search space 'no-such-space'", "tiny-64")),
         (("variants", "tiny-64", "--format", "tf"), ("unknown export format 'tf'",)),
     ],

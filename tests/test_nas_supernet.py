@@ -8,21 +8,24 @@ import pytest
 import torch
 
 from models import Op, SearchSpace, get_space
-from models.search_space import Stage, build_space
 from models.torch_blocks import MBConv
 from nas.superkernel import EXPAND, KERNEL, ON, SE, NotASuperkernelSpace, space_grids
 from nas.supernet import SuperMBConv, Supernet
 
 TINY = get_space("tiny-64")
 # A small space with searchable SE, so the SE part is decoded and checked in seconds.
-TINY_SE = build_space(
-    "tiny-se",
-    input_hw=32,
-    input_channels=3,
-    prefix=("conv_hw32_i3_o8_k3_s2",),
-    stages=(Stage(8, 2, 1), Stage(16, 1, 2)),
-    candidates=("k3e3", "k3e6", "k5e3", "k5e6", "k3e3se", "k3e6se", "k5e3se", "k5e6se"),
-    suffix=("head_hw8_i16_o32_c10",),
+SE_CANDIDATES = ["k3e3", "k3e6", "k5e3", "k5e6", "k3e3se", "k3e6se", "k5e3se", "k5e6se"]
+TINY_SE = SearchSpace.from_dict(
+    {
+        "name": "tiny-se",
+        "input": {"channels": 3, "resolutions": [32]},
+        "stem": [{"op": "conv", "out": 8, "kernel": 3, "stride": 2}],
+        "stages": [
+            {"widths": [8], "depths": [2], "stride": 1, "candidates": SE_CANDIDATES, "skip": True},
+            {"widths": [16], "depths": [1], "stride": 2, "candidates": SE_CANDIDATES},
+        ],
+        "head": [{"op": "conv", "out": 32, "kernel": 1}, {"op": "logits", "classes": 10}],
+    }
 )
 ON_T, OFF_T = -1.0, 10.0  # the hand-set weights below have mean squares of 1 or less
 
@@ -136,14 +139,15 @@ def test_every_path_computes_its_own_candidate(space: SearchSpace) -> None:
 
 
 def test_a_space_that_cannot_share_a_superkernel_is_refused() -> None:
-    odd = build_space(
-        "odd",
-        input_hw=16,
-        input_channels=3,
-        prefix=("conv_hw16_i3_o8_k3_s2",),
-        stages=(Stage(8, 2, 1),),
-        candidates=("k3e3", "k5e6"),  # not every (kernel, expansion) combination
-        suffix=("head_hw8_i8_o16_c10",),
+    odd = SearchSpace.from_dict(
+        {
+            "name": "odd",
+            "input": {"channels": 3, "resolutions": [16]},
+            "stem": [{"op": "conv", "out": 8, "kernel": 3, "stride": 2}],
+            # not every (kernel, expansion) combination
+            "stages": [{"widths": [8], "depths": [2], "stride": 1, "candidates": ["k3e3", "k5e6"]}],
+            "head": [{"op": "logits", "classes": 10}],
+        }
     )
     with pytest.raises(NotASuperkernelSpace, match="not every combination"):
         space_grids(odd)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.layer_key import Op, parse
-from models.search_space import InvalidArchitecture, SearchSpace, Stage, build_space
+from models.search_space import ElasticSpace, InvalidArchitecture, SearchSpace
+from models.space_spec import SpecError
 from models.spaces import BUILTIN, UnknownSearchSpace, get_space
 
 SEED = get_space("spnas-mobilenetv2-224")
@@ -143,43 +144,52 @@ def test_unknown_space_lists_the_known_ones() -> None:
         get_space("nope")
 
 
-def test_broken_threading_is_rejected() -> None:
+def test_a_spec_with_a_skip_on_a_shape_changing_layer_is_rejected_naming_the_field() -> None:
     data = SEED.to_dict()
-    data["layers"][3]["cin"] = 32
-    with pytest.raises(ValueError, match="searchable layer 3"):
+    data["stages"][2]["candidates"].append("skip")
+    with pytest.raises(SpecError, match=r"stages\.2\.candidates\.4: skip: a stage's first layer"):
         SearchSpace.from_dict(data)
 
 
-def test_skip_on_a_shape_changing_layer_is_rejected() -> None:
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d["stages"][1].update(widths=[]), r"stages\.1\.widths: empty"),
+        (lambda d: d["stages"][0].update(depths=[]), r"stages\.0\.depths: empty"),
+        (lambda d: d["stages"][0].update(candidates=[]), r"stages\.0\.candidates: empty"),
+        (lambda d: d["stages"][3].update(candidates=["k4x"]), r"stages\.3\.candidates\.0"),
+        (lambda d: d["stages"][3].update(candidates=["k11e3"]), r"kernel 11: exporters build"),
+        (lambda d: d["input"].update(resolutions=[4096]), r"input\.resolutions\.0: 4096"),
+        (lambda d: d["stages"][0].update(widths=[99999]), r"stages\.0\.widths\.0: 99999"),
+        (lambda d: d["stages"][0].update(stride=3), r"stages\.0\.stride: 3"),
+        (lambda d: d["head"].append({"op": "conv", "out": 8}), r"head\.3: follows the classifier"),
+        (lambda d: d.pop("stages"), r"stages"),
+        (lambda d: d["stem"][0].update(op="dense"), r"stem\.0\.op"),
+        (lambda d: d.update(name="Has Spaces"), r"name: 'Has Spaces'"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_field(change: object, field: str) -> None:
     data = SEED.to_dict()
-    data["layers"][0]["candidates"].append("skip")
-    with pytest.raises(ValueError, match="skip"):
+    change(data)  # type: ignore[operator]
+    with pytest.raises(SpecError, match=field):
         SearchSpace.from_dict(data)
 
 
-def test_missing_field_and_bad_candidate_are_named() -> None:
-    data = SEED.to_dict()
-    del data["suffix"]
-    with pytest.raises(ValueError, match="suffix"):
-        SearchSpace.from_dict(data)
-    data = SEED.to_dict()
-    data["layers"][0]["candidates"][0] = "k4x"
-    with pytest.raises(ValueError, match="k4x"):
-        SearchSpace.from_dict(data)
-
-
-def test_build_space_without_prefix_starts_from_the_input() -> None:
-    space = build_space(
-        "mini",
-        input_hw=32,
-        input_channels=8,
-        prefix=(),
-        stages=(Stage(8, 2, 1),),
-        candidates=("k3e3",),
-        suffix=(),
+def test_a_space_without_a_stem_starts_from_the_input() -> None:
+    space = SearchSpace.from_dict(
+        {
+            "name": "mini",
+            "input": {"channels": 8, "resolutions": [32]},
+            "stages": [
+                {"widths": [8], "depths": [2], "stride": 1, "candidates": ["k3e3"], "skip": True}
+            ],
+        }
     )
     assert [str(k) for k in space.variants(include_skip=True)] == [
         "mbconv_hw32_i8_o8_k3_e3_s1",
         "skip_hw32_i8_o8",
     ]
     assert space.size == 2
+    # Its first layer has one choice and so takes no entry: not a space of fixed layers.
+    with pytest.raises(ElasticSpace, match="single-choice layers"):
+        _ = space.layers
