@@ -1,18 +1,28 @@
-"""A predictor compiled for one search space: arrays indexed by (layer, candidate).
+"""A predictor compiled for one search space: flat arrays a batch of architectures gathers from.
 
-Predicting a batch is then a gather and a sum, with no per-architecture Python.
+Every layer of a network is a *position* of the space (``models.search_space.Position``): its
+key is a function of a few decisions, its parents, and the space lists the key for each
+combination of their choices. Compiling looks every such key up once. Predicting a batch is then
+one gather per position and a sum, with no per-architecture Python.
+
+A position with no parents (the stem and head of a space of fixed shapes) is the same in every
+architecture: it is summed once into ``fixed_ms``. The others are *columns*: column ``j`` reads
+``flat[offset_j + Σ_p archs[:, parent_p] * stride_p]``. In a space of fixed shapes every column
+is one searchable layer whose only parent is its own decision, so the index is ``archs +
+offsets``, the fast path hwlat has always had, and ``table_ms`` is the (layer, candidate) table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from models.layer_key import LayerKey, Op
-from models.search_space import InvalidArchitecture, SearchSpace
+from models.search_space import InvalidArchitecture, Position, SearchSpace
 from predictor.artifact import Calibration, PredictorArtifact
 from predictor.calibration import calibrated_ms, calibrated_uncertainty_ms
 
@@ -67,31 +77,60 @@ def lookup(artifact: PredictorArtifact, keys: list[LayerKey]) -> LayerLookup:
 class CompiledSpace:
     version: int
     space: SearchSpace
-    table_ms: npt.NDArray[np.float64]  # (L, C); NaN where a layer has fewer candidates
-    var: npt.NDArray[np.float64]
-    estimated: npt.NDArray[np.bool_]
+    columns: tuple[Position, ...]  # the positions gathered per architecture, in network order
+    column_positions: npt.NDArray[np.int64]  # each column's index in space.positions
+    offsets: npt.NDArray[np.int64]  # (J,) where each column's grid starts in the flat arrays
+    parents: npt.NDArray[np.int64]  # (J, P) decisions each column reads; padded with 0
+    strides: npt.NDArray[np.int64]  # (J, P) row-major strides of the grid; 0 on padding
+    flat_ms: npt.NDArray[np.float64]
+    flat_var: npt.NDArray[np.float64]
+    flat_estimated: npt.NDArray[np.bool_]
     fixed_ms: float
     fixed_var: float
     calibration: Calibration
+
+    # -- the fast path of a space of fixed shapes -------------------------------------------
+
+    @cached_property
+    def direct(self) -> bool:
+        """Column j reads only decision j, with stride 1: the index is ``archs + offsets``."""
+        j = len(self.columns)
+        return (
+            j == self.space.num_layers
+            and self.parents.shape[1] == 1
+            and bool(np.all(self.parents[:, 0] == np.arange(j)))
+            and bool(np.all(self.strides[:, 0] == 1))
+        )
 
     @property
     def counts(self) -> npt.NDArray[np.int64]:
         return np.asarray(self.space.candidate_counts, dtype=np.int64)
 
-    @property
-    def offsets(self) -> npt.NDArray[np.int64]:
-        """Where each layer's row starts in the flattened (layer, candidate) table."""
-        starts: npt.NDArray[np.int64] = np.arange(self.space.num_layers, dtype=np.int64)
-        return starts * int(self.table_ms.shape[1])
+    @cached_property
+    def table_ms(self) -> npt.NDArray[np.float64]:
+        """(layer, candidate) latencies of a space of fixed shapes; NaN past a layer's last
+        candidate. An elastic space has no such table (``ElasticSpace``)."""
+        return self._table(self.flat_ms, np.nan)
 
-    def _gather(
-        self, table: npt.NDArray[np.float64], archs: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.float64]:
-        """table[layer, archs[:, layer]] for every row, as one 1-D take over the flattened
-        table: about twice as fast as indexing with two 2-D index arrays."""
-        flat = np.ravel(table)
-        gathered: npt.NDArray[np.float64] = flat.take(archs + self.offsets)
-        return gathered
+    @cached_property
+    def estimated(self) -> npt.NDArray[np.bool_]:
+        table: npt.NDArray[np.bool_] = self._table(self.flat_estimated, False)
+        return table
+
+    @cached_property
+    def var(self) -> npt.NDArray[np.float64]:
+        return self._table(self.flat_var, 0.0)
+
+    def _table(self, flat: npt.NDArray[Any], pad: float | bool) -> npt.NDArray[Any]:
+        slots = self.space.layers  # raises ElasticSpace for an elastic space
+        width = max(len(slot.candidates) for slot in slots)
+        table = np.full((len(slots), width), pad, dtype=flat.dtype)
+        for layer, slot in enumerate(slots):
+            n = len(slot.candidates)
+            table[layer, :n] = flat[self.offsets[layer] : self.offsets[layer] + n]
+        return table
+
+    # -- any space ----------------------------------------------------------------------------
 
     def check(self, archs: npt.NDArray[np.int64]) -> None:
         """Raise naming the first bad (row, position); a gather must never read padding."""
@@ -109,28 +148,46 @@ class CompiledSpace:
                 position,
             )
 
+    def index(self, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """(N, J) indices into the flat arrays: which key each column has in each row."""
+        if self.direct:
+            direct: npt.NDArray[np.int64] = archs + self.offsets
+            return direct
+        index = np.broadcast_to(self.offsets, (len(archs), len(self.offsets))).copy()
+        for p in range(self.parents.shape[1]):
+            index += archs[:, self.parents[:, p]] * self.strides[:, p]
+        return index
+
+    def keys(self, archs: npt.NDArray[np.int64]) -> list[list[LayerKey]]:
+        """The columns' layer keys of each architecture (for reports; not the fast path)."""
+        local = self.index(archs) - self.offsets
+        return [
+            [column.keys[i] for column, i in zip(self.columns, row, strict=True)]
+            for row in local.tolist()
+        ]
+
     def layer_sums(self, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """Σ table over the chosen candidates (+ fixed parts when they are in the sum)."""
-        total: npt.NDArray[np.float64] = self._gather(self.table_ms, archs).sum(axis=1)
+        """Σ over the columns (+ fixed parts when they are in the sum)."""
+        total: npt.NDArray[np.float64] = self.flat_ms.take(self.index(archs)).sum(axis=1)
         return total + (self.fixed_ms if self.calibration.fixed_in_sum else 0.0)
 
     @cached_property
     def _ms_and_var(self) -> npt.NDArray[np.complex128]:
-        """The flattened table with each variance as the imaginary part: one gather fetches
-        both (measured here: 84 ms for 10^6 architectures against 134 ms for two)."""
-        both: npt.NDArray[np.complex128] = np.ravel(self.table_ms) + 1j * np.ravel(self.var)
+        """The flat table with each variance as the imaginary part: one gather fetches both
+        (measured here: 84 ms for 10^6 architectures against 134 ms for two)."""
+        both: npt.NDArray[np.complex128] = self.flat_ms + 1j * self.flat_var
         return both
 
     @cached_property
     def _has_variance(self) -> bool:
-        return bool(np.any(self.var))  # an imported table has none
+        return bool(np.any(self.flat_var))  # an imported table has none
 
     def predict(
         self, archs: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(latency_ms, uncertainty_ms) per architecture; ``archs`` must be checked first."""
         cal = self.calibration
-        index = archs + self.offsets
+        index = self.index(archs)
         # Row sums as a product with a vector of ones: BLAS beats .sum(axis=1) by about a
         # quarter on (10^6, 20).
         ones = np.ones(index.shape[1])
@@ -138,46 +195,96 @@ class CompiledSpace:
             both = self._ms_and_var.take(index) @ ones.astype(np.complex128)
             sums, var = both.real, both.imag
         else:
-            sums, var = np.ravel(self.table_ms).take(index) @ ones, np.zeros(len(index))
+            sums, var = self.flat_ms.take(index) @ ones, np.zeros(len(index))
         latency = calibrated_ms(cal, sums, self.fixed_ms)
         return latency, calibrated_uncertainty_ms(cal, latency, var, self.fixed_var)
 
     def estimated_positions(self, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        chosen: npt.NDArray[np.bool_] = np.ravel(self.estimated).take(archs + self.offsets)
+        """(N, J): which column of each architecture the regression estimated."""
+        chosen: npt.NDArray[np.bool_] = self.flat_estimated.take(self.index(archs))
         return chosen
+
+    @cached_property
+    def estimated_share(self) -> float:
+        """Of the space's distinct layer variants (skips aside), the share never measured."""
+        return _share(self.columns, self.offsets, self.flat_estimated)
+
+
+def _share(
+    columns: tuple[Position, ...],
+    offsets: npt.NDArray[np.int64],
+    flat_estimated: npt.NDArray[np.bool_],
+) -> float:
+    seen: dict[LayerKey, bool] = {}
+    for column, offset in zip(columns, offsets.tolist(), strict=True):
+        for i, key in enumerate(column.keys):
+            if key.op is not Op.SKIP:
+                seen[key] = bool(flat_estimated[offset + i])
+    return sum(seen.values()) / len(seen) if seen else 0.0
 
 
 def compile_space(artifact: PredictorArtifact, space: SearchSpace, version: int) -> CompiledSpace:
-    width = max(space.candidate_counts)
-    table = np.full((space.num_layers, width), np.nan)
-    var = np.zeros_like(table)
-    estimated = np.zeros(table.shape, dtype=bool)
     imported = artifact.positions.get(space.name)
-    keys = [slot.key(c) for slot in space.layers for c in range(len(slot.candidates))]
-    found = lookup(artifact, keys) if imported is None else None
-    n = 0
+    calibration = artifact.calibration.get(space.name, Calibration())
+    columns = tuple(p for p in space.positions if p.parents)
+    constant = [p for p in space.positions if not p.parents]
+    if imported is not None:
+        # A published per-position table (the seed's): its fixed parts are in b, not in a sum.
+        ms, var, estimated = _imported(imported, space)
+    else:
+        # One lookup for every key of the space, each distinct key once.
+        distinct = list(dict.fromkeys(k for p in columns for k in p.keys))
+        found = lookup(artifact, distinct)
+        at = {key: i for i, key in enumerate(distinct)}
+        order = np.asarray([at[k] for p in columns for k in p.keys], dtype=np.int64)
+        ms, var, estimated = found.ms[order], found.var[order], found.estimated[order]
+    sizes = [len(p.keys) for p in columns]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    depth = max((len(p.parents) for p in columns), default=1)
+    parents = np.zeros((len(columns), depth), dtype=np.int64)
+    strides = np.zeros((len(columns), depth), dtype=np.int64)
+    counts = space.candidate_counts
+    for j, position in enumerate(columns):
+        stride = 1
+        # Row-major: the last parent varies fastest.
+        for p in reversed(range(len(position.parents))):
+            parents[j, p] = position.parents[p]
+            strides[j, p] = stride
+            stride *= counts[position.parents[p]]
+    fixed_ms, fixed_var = 0.0, 0.0
+    if calibration.fixed_in_sum and constant:
+        fixed = lookup(artifact, [p.keys[0] for p in constant])
+        fixed_ms, fixed_var = float(fixed.ms.sum()), float(fixed.var.sum())
+    index_of = {p.name: i for i, p in enumerate(space.positions)}
+    return CompiledSpace(
+        version=version,
+        space=space,
+        columns=columns,
+        column_positions=np.asarray([index_of[p.name] for p in columns], dtype=np.int64),
+        offsets=offsets,
+        parents=parents,
+        strides=strides,
+        flat_ms=np.asarray(ms, dtype=np.float64),
+        flat_var=np.asarray(var, dtype=np.float64),
+        flat_estimated=np.asarray(estimated, dtype=bool),
+        fixed_ms=fixed_ms,
+        fixed_var=fixed_var,
+        calibration=calibration,
+    )
+
+
+def _imported(
+    rows: list[list[float]], space: SearchSpace
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    ms: list[float] = []
     for layer, slot in enumerate(space.layers):
         for candidate in range(len(slot.candidates)):
-            if imported is not None:
-                table[layer, candidate] = _imported(imported, layer, candidate, space)
-            elif found is not None:
-                table[layer, candidate] = found.ms[n]
-                var[layer, candidate] = found.var[n]
-                estimated[layer, candidate] = found.estimated[n]
-            n += 1
-    calibration = artifact.calibration.get(space.name, Calibration())
-    fixed_ms, fixed_var = 0.0, 0.0
-    if calibration.fixed_in_sum:
-        fixed = lookup(artifact, [*space.prefix, *space.suffix])
-        fixed_ms, fixed_var = float(fixed.ms.sum()), float(fixed.var.sum())
-    return CompiledSpace(version, space, table, var, estimated, fixed_ms, fixed_var, calibration)
-
-
-def _imported(rows: list[list[float]], layer: int, candidate: int, space: SearchSpace) -> float:
-    slot = space.layers[layer]
-    if slot.candidates[candidate].op is Op.SKIP:
-        return 0.0
-    try:
-        return rows[layer][candidate]
-    except IndexError:
-        raise MissingLayers([str(slot.key(candidate))]) from None
+            if slot.candidates[candidate].op is Op.SKIP:
+                ms.append(0.0)
+                continue
+            try:
+                ms.append(rows[layer][candidate])
+            except IndexError:
+                raise MissingLayers([str(slot.key(candidate))]) from None
+    values = np.asarray(ms, dtype=np.float64)
+    return values, np.zeros_like(values), np.zeros(len(values), dtype=bool)

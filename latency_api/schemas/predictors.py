@@ -62,6 +62,21 @@ class PredictorArtifactOut(PredictorOut):
     artifact: dict[str, Any]
 
 
+class OfaConfig(BaseModel):
+    """A subnet in Once-for-All's encoding (``set_active_subnet(ks, e, d)`` and resolution
+    ``r``): a kernel and an expansion per layer slot, the ones past a stage's depth included,
+    and a depth per stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ks: list[Int32]
+    e: list[Int32]
+    d: list[Int32]
+    r: Int32 | list[Int32] | None = Field(
+        default=None, description="Resolution; the space's largest when left out"
+    )
+
+
 class PredictIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -88,6 +103,11 @@ class PredictIn(BaseModel):
     architectures: list[list[int]] | None = Field(
         default=None, description="One candidate index per searchable layer, per architecture"
     )
+    ofa_configs: list[OfaConfig] | None = Field(
+        default=None,
+        description="Or: architectures of an OFA-style space (with `space`) in Once-for-All's "
+        "own encoding",
+    )
     layers: list[list[str]] | None = Field(
         default=None, description="Or: each network as its list of layer keys"
     )
@@ -95,10 +115,13 @@ class PredictIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
-        if (self.architectures is None) == (self.layers is None):
-            raise ValueError("give exactly one of `architectures` (with `space`) or `layers`")
-        if self.architectures is not None and self.space is None:
-            raise ValueError("`architectures` index a search space: add `space`")
+        given = [self.architectures, self.ofa_configs, self.layers]
+        if sum(form is not None for form in given) != 1:
+            raise ValueError(
+                "give exactly one of `architectures` or `ofa_configs` (with `space`), or `layers`"
+            )
+        if self.layers is None and self.space is None:
+            raise ValueError("`architectures` and `ofa_configs` index a search space: add `space`")
         return self
 
 
@@ -120,8 +143,15 @@ class PredictOut(BaseModel):
     estimated_layers: list[EstimatedLayer] = Field(
         description="Layers of this batch predicted by the regression (never a silent zero)"
     )
+    estimated_count: list[int] | None = Field(
+        default=None,
+        description="Per architecture: how many of its layers the regression estimated (0: "
+        "every layer was measured)",
+    )
     breakdown_ms: list[list[float]] | None = Field(
-        default=None, description="Per searchable layer (or per listed layer), with `breakdown`"
+        default=None,
+        description="Per layer that varies between the space's architectures (its searchable "
+        "layers, in a space of fixed shapes), or per listed layer, with `breakdown`",
     )
     fixed_ms: float | None = Field(default=None, description="Fixed parts, in the sum before a·Σ+b")
 

@@ -11,21 +11,23 @@ from latency_api.schemas.predictors import (
     MAX_ARCHITECTURES,
     MAX_LAYER_KEYS,
     EstimatedLayer,
+    OfaConfig,
     PredictIn,
     PredictOut,
 )
 from latency_service.errors import BatchTooLarge, InvalidInput
 from latency_service.predictors.service import CompiledCache, PredictorIncomplete
 from latency_service.spaces import space_or_404
-from models import InvalidArchitecture, parse
+from models import InvalidArchitecture, SearchSpace, parse
+from models.ofa_config import OfaConfigError, from_ofa_config
 from predictor.artifact import Calibration
 from predictor.calibration import calibrated_ms, calibrated_uncertainty_ms
 from predictor.compiled import MissingLayers, lookup
 
 
 def predict(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
-    count = len(request.architectures or request.layers or [])
-    noun = "architectures" if request.architectures is not None else "networks"
+    count = len(request.architectures or request.ofa_configs or request.layers or [])
+    noun = "networks" if request.layers is not None else "architectures"
     if count > MAX_ARCHITECTURES:
         raise BatchTooLarge(
             f"{count} {noun} in one request; the limit is {MAX_ARCHITECTURES}, split it"
@@ -35,7 +37,7 @@ def predict(session: Session, cache: CompiledCache, request: PredictIn) -> Predi
         raise BatchTooLarge(
             f"{keys} layer keys in one request; the limit is {MAX_LAYER_KEYS}, split it"
         )
-    if request.architectures is not None:
+    if request.layers is None:
         return _by_architecture(session, cache, request)
     return _by_layers(session, cache, request)
 
@@ -43,7 +45,9 @@ def predict(session: Session, cache: CompiledCache, request: PredictIn) -> Predi
 def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
     space = space_or_404(str(request.space))
     compiled = cache.compiled(session, request.device_id, space)
-    rows = request.architectures or []
+    rows = request.architectures
+    if rows is None:
+        rows = _from_ofa(space, request.ofa_configs or [])
     if any(len(row) != space.num_layers for row in rows):
         bad = next(i for i, row in enumerate(rows) if len(row) != space.num_layers)
         raise InvalidInput(
@@ -63,18 +67,22 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
         raise InvalidInput(str(error)) from None
     latency, uncertainty = compiled.predict(archs)
     used = compiled.estimated_positions(archs)
+    local = compiled.index(archs) - compiled.offsets
+    # Position j is the j-th layer that varies between architectures (in a space of fixed
+    # shapes, the j-th searchable layer); candidate is the index of its key among the keys
+    # that position can have (the layer's candidate, in a space of fixed shapes).
     estimated = [
         EstimatedLayer(
-            layer_key=str(space.layers[p].key(c)),
-            position=p,
+            layer_key=str(compiled.columns[j].keys[c]),
+            position=j,
             candidate=c,
-            ms=float(compiled.table_ms[p, c]),
+            ms=float(compiled.flat_ms[compiled.offsets[j] + c]),
         )
-        for p, c in sorted({(int(p), int(archs[r, p])) for r, p in np.argwhere(used)})
+        for j, c in sorted({(int(j), int(local[r, j])) for r, j in np.argwhere(used)})
     ]
     breakdown = None
     if request.breakdown:
-        breakdown = compiled.table_ms[np.arange(space.num_layers), archs].tolist()
+        breakdown = compiled.flat_ms.take(compiled.index(archs)).tolist()
     return PredictOut(
         device_id=request.device_id,
         predictor_version=compiled.version,
@@ -82,9 +90,20 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
         latency_ms=latency.tolist(),
         uncertainty_ms=uncertainty.tolist(),
         estimated_layers=estimated,
+        estimated_count=used.sum(axis=1).tolist(),
         breakdown_ms=breakdown,
         fixed_ms=compiled.fixed_ms if compiled.calibration.fixed_in_sum else None,
     )
+
+
+def _from_ofa(space: SearchSpace, configs: list[OfaConfig]) -> list[list[int]]:
+    rows = []
+    for n, config in enumerate(configs):
+        try:
+            rows.append(list(from_ofa_config(space, config.model_dump(exclude_none=True))))
+        except OfaConfigError as error:
+            raise InvalidInput(f"ofa_configs[{n}]: {error}") from None
+    return rows
 
 
 def _by_layers(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
@@ -122,6 +141,7 @@ def _by_layers(session: Session, cache: CompiledCache, request: PredictIn) -> Pr
     # The networks' layers are all listed, fixed parts included: nothing to add to the sums.
     latency = calibrated_ms(calibration, sums)
     uncertainty = calibrated_uncertainty_ms(calibration, latency, variances)
+    counts = np.bincount(owner, weights=found.estimated, minlength=len(networks))
     estimated = {
         str(keys[i]): EstimatedLayer(layer_key=str(keys[i]), ms=float(found.ms[i]))
         for i in np.flatnonzero(found.estimated)
@@ -136,5 +156,6 @@ def _by_layers(session: Session, cache: CompiledCache, request: PredictIn) -> Pr
         latency_ms=latency.tolist(),
         uncertainty_ms=uncertainty.tolist(),
         estimated_layers=list(estimated.values()),
+        estimated_count=counts.astype(int).tolist(),
         breakdown_ms=breakdown,
     )
