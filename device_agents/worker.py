@@ -16,7 +16,7 @@ from device_agents.quality import Gate, Verdict
 from device_agents.runners import Timing
 from latency_api import HwlatClient, HwlatError, JobLease, LeaseLost
 from latency_api.schemas.jobs import ClaimedJob, JobResult, ProfileLayers
-from models import get_space, parse
+from models import parse
 
 # Timed before and after every job: a mid-sized MBConv, like the layers it watches over.
 REFERENCE_KEY = parse("mbconv_hw28_i32_o32_k3_e6_s1")
@@ -94,7 +94,7 @@ def run_job(
         ids = client.upload_layers(device_id, layers, job=lease)
         kind: Literal["layers", "networks"] = "layers"
     else:
-        space = get_space(payload.space)
+        space = client.space(payload.space)  # a registered space is fetched once
         results = profile(
             backend,
             space=space,

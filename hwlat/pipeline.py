@@ -17,7 +17,7 @@ from device_agents.runners import Timing
 from device_agents.worker import WorkerStats, run_worker
 from latency_api import HwlatClient, JobFailed
 from latency_api.schemas.jobs import ProfileLayers
-from models import get_space, parse
+from models import parse
 from models.export import ExportSpec, export_specs
 from models.precision import Precision
 
@@ -38,7 +38,7 @@ def queued_specs(client: HwlatClient, device_id: int, backend: HostBackend) -> l
         if isinstance(payload, ProfileLayers):
             specs += [ExportSpec.layer(parse(k), fmt, Precision.FP32) for k in payload.layer_keys]
         else:
-            space = get_space(payload.space)
+            space = client.space(payload.space)  # a registered space is fetched once
             specs += [
                 ExportSpec.network(space.network(a), fmt, Precision.FP32)
                 for a in payload.architectures

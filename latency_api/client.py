@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -56,8 +57,13 @@ from latency_api.schemas.predictors import (
     PredictOut,
     RuntimeTable,
 )
+from latency_api.schemas.spaces import SpaceList, SpaceOut, SpaceSpecIn
 from latency_api.schemas.tokens import TokenCreated, TokenIn, TokenList, TokenOut
 from latency_api.schemas.validations import ValidationIn, ValidationList, ValidationOut
+from models.search_space import SearchSpace
+from models.space_spec import SpaceSpec, spec_from_dict
+from models.spaces import get_space as models_get_space
+from models.spaces import known_space, register_space
 
 if TYPE_CHECKING:
     from predictor.local import LocalPredictor
@@ -149,6 +155,31 @@ class HwlatClient:
     def drift(self, device_id: int) -> DriftOut:
         """How the device's drift reference moved across jobs."""
         return self._get(f"/v1/devices/{device_id}/drift", DriftOut)
+
+    # -- search spaces ----------------------------------------------------------------------
+
+    def register_space(self, spec: SpaceSpec | Mapping[str, Any]) -> SpaceOut:
+        """Register a search space spec under its name (idempotent for the same spec; another
+        spec under a taken name raises ``ServiceError`` with code ``conflict``)."""
+        parsed = spec if isinstance(spec, SpaceSpec) else spec_from_dict(spec)
+        body = SpaceSpecIn(parsed).model_dump(mode="json")
+        response = self._send("POST", "/v1/spaces", json=body, retry=True)
+        out = SpaceOut.model_validate_json(response.content)
+        register_space(parsed)  # the service took it: this process knows it by name too
+        return out
+
+    def list_spaces(self) -> list[SpaceOut]:
+        return self._get("/v1/spaces", SpaceList).items
+
+    def get_space(self, name: str) -> SpaceOut:
+        return self._get(f"/v1/spaces/{quote(name, safe='')}", SpaceOut)
+
+    def space(self, name: str) -> SearchSpace:
+        """The space ``name`` decoded in this process: built in, already fetched, or fetched
+        from the service now (and known by name to ``models.get_space`` from then on)."""
+        if known_space(name):
+            return models_get_space(name)
+        return register_space(spec_from_dict(self.get_space(name).spec))
 
     # -- measurements -----------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ from latency_service.metrics.multiproc import mark_worker_exited
 from latency_service.predictors.endpoints import router as predictors_router
 from latency_service.predictors.service import CompiledCache
 from latency_service.settings import Settings, get_settings
+from latency_service.spaces.endpoints import router as spaces_router
+from latency_service.spaces.resolver import SpaceResolution
 from latency_service.validations.endpoints import router as validations_router
 
 
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         settings.auth_failure_limit, settings.auth_failure_window_s
     )
     http_errors.install(app)
+    app.add_middleware(SpaceResolution, sessions=app.state.read_session_factory)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         # Bearer tokens, not cookies: no credentials mode is needed for browser clients.
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in (
         tokens_router,
         devices_router,
+        spaces_router,
         measurements_router,
         jobs_router,
         predictors_router,

@@ -7,6 +7,7 @@ from latency_service.jobs.tables import Job
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
 from latency_service.predictions.tables import NetworkPrediction
 from latency_service.predictors.tables import Predictor
+from latency_service.spaces.tables import RegisteredSpace
 from latency_service.validations.tables import Validation
 
 metadata = Base.metadata
@@ -20,6 +21,7 @@ __all__ = [
     "NetworkMeasurement",
     "NetworkPrediction",
     "Predictor",
+    "RegisteredSpace",
     "Validation",
     "metadata",
 ]

@@ -96,6 +96,26 @@ class StageSpec:
     se: SeWidth = "input"
 
 
+# An elastic space (width, depth and resolution vary) small enough to read: the example of the
+# service's API documentation and of the README.
+EXAMPLE: Final[dict[str, Any]] = {
+    "schema_version": SPEC_VERSION,
+    "name": "my-lab-space",
+    "description": "Two elastic stages at 96 or 128 px",
+    "input": {"channels": 3, "resolutions": [96, 128]},
+    "stem": [{"op": "conv", "out": 16, "kernel": 3, "stride": 2, "act": "hswish"}],
+    "stages": [
+        {"widths": [16, 24], "depths": [1, 2], "stride": 2, "candidates": ["k3e3", "k5e6"]},
+        {"widths": [32], "depths": [2], "stride": 2, "candidates": ["k3e3", "k3e6"], "skip": True},
+    ],
+    "head": [
+        {"op": "conv", "out": 256, "kernel": 1},
+        {"op": "pool"},
+        {"op": "logits", "classes": 10},
+    ],
+}
+
+
 @dataclass(frozen=True)
 class SpaceSpec:
     name: str

@@ -1,15 +1,19 @@
 """Search spaces by name: the built-in ones, and those registered in this process.
 
 The built-in spaces are spec files (``models/space_specs/*.json``) like any a lab registers.
-A process learns a registered space by :func:`register_space` (the service from its database,
-a client from ``GET /v1/spaces/{name}``); a name means one spec for good, so registering a
-different spec under a known name is refused.
+A process learns a registered space by :func:`register_space` (a client from
+``GET /v1/spaces/{name}``), or asks a *resolver* for a name it does not know: the service sets
+one per request (:func:`resolving_spaces`) that reads its database. A name means one spec for
+good, so registering a different spec under a known name is refused.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -25,6 +29,9 @@ BUILTIN: Final = tuple(sorted(path.stem for path in SPEC_DIR.glob("*.json")))
 
 _registered: dict[str, SearchSpace] = {}
 _lock = threading.Lock()
+# Where this context looks up a name it has not registered: the spec, or None when unknown.
+SpaceResolver = Callable[[str], SpaceSpec | None]
+_resolver: ContextVar[SpaceResolver | None] = ContextVar("hwlat_space_resolver", default=None)
 
 
 class UnknownSearchSpace(UserInputError, LookupError):
@@ -60,13 +67,38 @@ def get_space(name: str) -> SearchSpace:
     if name in BUILTIN:
         return builtin_space(name)
     found = _registered.get(name)
-    if found is None:
+    if found is not None:
+        return found
+    resolver = _resolver.get()
+    spec = resolver(name) if resolver is not None else None
+    if spec is None:
         raise UnknownSearchSpace(name)
-    return found
+    return register_space(spec)
 
 
 def known_space(name: str) -> bool:
-    return name in BUILTIN or name in _registered
+    """Whether ``name`` is a space this context can decode (built in, registered, resolved)."""
+    try:
+        get_space(name)
+    except UnknownSearchSpace:
+        return False
+    return True
+
+
+def can_resolve() -> bool:
+    """Whether this context can tell a registered space from an unknown name: the service
+    can (its database); a client holds only the spaces it registered or fetched."""
+    return _resolver.get() is not None
+
+
+@contextmanager
+def resolving_spaces(resolver: SpaceResolver) -> Iterator[None]:
+    """Within the block, names not registered in this process are looked up by ``resolver``."""
+    token = _resolver.set(resolver)
+    try:
+        yield
+    finally:
+        _resolver.reset(token)
 
 
 def register_space(spec: SpaceSpec) -> SearchSpace:

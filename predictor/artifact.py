@@ -73,6 +73,10 @@ class Calibration:
     loo_mape_pct: float | None = None
     uncalibrated_mape_pct: float | None = None
     rejected: bool = False
+    # sha256 of the space spec the networks were measured under (None: fitted before spaces
+    # were data, on a built-in spec that has not changed since); a calibration is never used
+    # for another spec of the same name.
+    space_sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,7 @@ from models.features import feature_matrix
 
 
 def network_macs(space: SearchSpace, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    fixed = sum(k.macs for k in (*space.prefix, *space.suffix))
-    table = np.zeros((space.num_layers, max(space.candidate_counts)))
-    for p, slot in enumerate(space.layers):
-        for c in range(len(slot.candidates)):
-            table[p, c] = slot.key(c).macs
-    total: npt.NDArray[np.float64] = table[np.arange(space.num_layers), archs].sum(axis=1) + fixed
-    return total
+    return _sum_per_layer(space, archs, lambda keys: np.array([k.macs for k in keys], float))
 
 
 def macs_proportional(
@@ -88,16 +82,11 @@ def _sum_per_layer(
     archs: npt.NDArray[np.int64],
     values: Callable[[list[LayerKey]], npt.NDArray[np.float64]],
 ) -> npt.NDArray[np.float64]:
-    """Evaluate ``values`` (keys -> ms) once per distinct key, then sum over each network."""
-    keys = list(space.variants(include_skip=True))
-    index = {k: i for i, k in enumerate(keys)}
-    non_skip = [k for k in keys if k.op is not Op.SKIP]
-    per_key = np.zeros(len(keys))
-    per_key[[index[k] for k in non_skip]] = values(non_skip)
-    fixed = sum(per_key[index[k]] for k in (*space.prefix, *space.suffix))
-    table = np.zeros((space.num_layers, max(space.candidate_counts)))
-    for p, slot in enumerate(space.layers):
-        for c in range(len(slot.candidates)):
-            table[p, c] = per_key[index[slot.key(c)]]
-    total: npt.NDArray[np.float64] = table[np.arange(space.num_layers), archs].sum(axis=1) + fixed
-    return total
+    """Evaluate ``values`` (keys -> ms) once per distinct layer the networks have (skips cost
+    nothing), then sum over each whole network, fixed parts included."""
+    networks = [space.network(arch) for arch in archs]
+    keys = list(dict.fromkeys(k for network in networks for k in network if k.op is not Op.SKIP))
+    per_key = dict(zip(keys, values(keys).tolist(), strict=True)) if keys else {}
+    return np.asarray(
+        [sum(per_key.get(k, 0.0) for k in network) for network in networks], dtype=np.float64
+    )

@@ -39,6 +39,17 @@ class MissingLayers(LookupError):
         self.keys = keys
 
 
+class CalibratedOnAnotherSpec(LookupError):
+    """The predictor's calibration of a space was fitted under another spec of that name."""
+
+    def __init__(self, name: str, fitted: str, current: str) -> None:
+        super().__init__(
+            f"its calibration of {name} was fitted on networks of another spec (sha256 "
+            f"{fitted[:12]}, the space is now {current[:12]}); measure networks of this spec "
+            "and fit again"
+        )
+
+
 @dataclass(frozen=True)
 class LayerLookup:
     """Latency, variance and origin of individual layer keys under one artifact."""
@@ -226,6 +237,8 @@ def _share(
 def compile_space(artifact: PredictorArtifact, space: SearchSpace, version: int) -> CompiledSpace:
     imported = artifact.positions.get(space.name)
     calibration = artifact.calibration.get(space.name, Calibration())
+    if calibration.space_sha256 not in (None, space.digest):
+        raise CalibratedOnAnotherSpec(space.name, str(calibration.space_sha256), space.digest)
     columns = tuple(p for p in space.positions if p.parents)
     constant = [p for p in space.positions if not p.parents]
     if imported is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -163,7 +163,8 @@ def fit_predictor(
             len(samples), space.num_layers
         )
         sums = compiled.layer_sums(archs) if len(samples) else np.zeros(0)
-        calibration[space.name] = fit_calibration(sums, [s.median_ms for s in samples])
+        fitted = fit_calibration(sums, [s.median_ms for s in samples])
+        calibration[space.name] = replace(fitted, space_sha256=space.digest)
     return PredictorArtifact(
         layers=artifact.layers,
         positions=artifact.positions,

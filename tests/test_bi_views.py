@@ -356,7 +356,11 @@ def test_a_stored_network_the_space_no_longer_admits_costs_only_its_own_predicti
     for arch in ("0,0,0,0", "9,9,9,9", "1,1,1,1"):
         body = network_measurement([int(c) for c in arch.split(",")], 30.0, space="tiny-64")
         body.pop("architecture")
-        session.add(NetworkMeasurement(device_id=device, architecture=arch, **body))
+        session.add(
+            NetworkMeasurement(
+                device_id=device, architecture=arch, space_sha256=TINY.digest, **body
+            )
+        )
     session.commit()
     response = client.post(
         f"/v1/devices/{device}/validations",

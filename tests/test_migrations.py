@@ -13,6 +13,7 @@ from sqlalchemy import inspect, text
 from latency_service.db import make_engine
 from latency_service.migrate import alembic_config, upgrade
 from latency_service.tables import metadata
+from models import get_space
 from tests.fixtures.databases import FreshDatabase
 
 
@@ -149,4 +150,42 @@ def test_a_database_at_the_landed_0006_gains_the_quality_columns(fresh_url: str)
     finally:
         engine.dispose()
     assert (row[0], bool(row[1]), row[2], row[3]) == (7, True, 1, "layer")
+    assert diff == []
+
+
+def test_a_database_at_0008_keeps_its_networks_and_validations_valid(fresh_url: str) -> None:
+    # Before spaces were data, every network measurement and validation was of a built-in
+    # space; 0009 records each built-in spec's hash on them, so fits and validations of today
+    # keep using them (a row without the current hash of its space is left out).
+    upgrade(fresh_url, revision="0008")
+    engine = make_engine(fresh_url)
+    now = "CURRENT_TIMESTAMP"
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO devices (id, fingerprint, name, kind, model, soc, abi, os_version,"
+                    " runtime, runtime_version, delegate, threads, precision, affinity_mask,"
+                    " governor, extra, created_at) VALUES (1, 'f', 'old', 'host', '', '', '', '',"
+                    f" 'litert', '2', 'xnnpack', 1, 'fp32', '', '', '{{}}', {now})"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO network_measurements (id, space, architecture, device_id, count,"
+                    " median_ms, mean_ms, std_ms, min_ms, max_ms, agent_version, tool_version,"
+                    " measured_at, created_at, median_is_average, accepted, attempt) VALUES"
+                    " (3, 'tiny-64', '0,1,2,3', 1, 3, 1.0, 1.0, 0.0, 1.0, 1.0, 'a', 't',"
+                    f" {now}, {now}, false, true, 1)"
+                )
+            )
+        upgrade(fresh_url)
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT space_sha256 FROM network_measurements WHERE id = 3")
+            ).scalar_one()
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert stored == get_space("tiny-64").digest
     assert diff == []

@@ -311,7 +311,7 @@ def _labels(trial: optuna.trial.FrozenTrial) -> list[Any]:
     ("case", "expected"),
     [
         ("unknown device", "no device with id 987654"),
-        ("unknown space", "unknown search space 'no-such-space'"),
+        ("unknown space", "no search space 'no-such-space'"),
         ("target outside the range", "outside what tiny-64 can reach"),
         ("no predictor yet", "hwlat fit --device"),
     ],

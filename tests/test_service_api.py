@@ -364,7 +364,15 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     from pydantic import BaseModel
 
     import latency_api.schemas as wire
-    from latency_api.schemas import devices, jobs, measurements, predictors, tokens, validations
+    from latency_api.schemas import (
+        devices,
+        jobs,
+        measurements,
+        predictors,
+        spaces,
+        tokens,
+        validations,
+    )
 
     schema = client.get("/openapi.json").json()
     public = {"/healthz", "/metrics"}  # /metrics: open unless HWLAT_METRICS_REQUIRE_TOKEN
@@ -389,7 +397,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     assert operations >= 25
     models: dict[str, type[BaseModel]] = {
         name: obj
-        for module in (devices, jobs, measurements, predictors, tokens, validations)
+        for module in (devices, jobs, measurements, predictors, spaces, tokens, validations)
         for name, obj in vars(module).items()
         if isinstance(obj, type)
         and issubclass(obj, BaseModel)

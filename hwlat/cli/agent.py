@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, GateOption, ServiceUrl, Token, choice, client
+from hwlat.cli.options import (
+    DEFAULT_SERVICE,
+    GateOption,
+    ServiceUrl,
+    Token,
+    choice,
+    client,
+    space_of,
+)
 from hwlat.cli.targets import targets
 from models.errors import UserInputError
 
@@ -105,7 +113,9 @@ def agent_host(
     defaults = _timing(warmup_runs, num_runs, min_secs, repeats)
     quality = gate_for(gate)
     if space or layer:
-        search_space, keys, archs = targets(space, layer, networks, seed)
+        search_space, keys, archs = targets(
+            space, layer, networks, seed, lambda name: space_of(name, service, token)
+        )
         results = profile(
             backend,
             layers=keys,

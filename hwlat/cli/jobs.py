@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, client
+from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, client, space_of
 from hwlat.cli.targets import targets
 from latency_api.schemas.jobs import DeviceSelector, JobIn, JobOut, JobTiming, split_payloads
 from models.errors import UserInputError
@@ -50,7 +50,9 @@ def jobs_create(
 
     Timing options left out are left to the agent that runs the job (its own flags).
     """
-    search_space, keys, archs = targets(space, layer, networks, seed)
+    search_space, keys, archs = targets(
+        space, layer, networks, seed, lambda name: space_of(name, service, token)
+    )
     where = _selector(selector)
     timing = JobTiming(
         warmup_runs=warmup_runs,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from hwlat.cli import options
 from hwlat.cli.options import (
     DEFAULT_SERVICE,
     Device,
@@ -18,6 +20,9 @@ from hwlat.cli.options import (
 )
 from models import DEFAULT_SPACE
 from models.errors import UserInputError
+
+if TYPE_CHECKING:
+    from models import SearchSpace
 
 
 def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = None) -> None:
@@ -43,9 +48,13 @@ def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = No
 
 
 def _architectures(
-    arch: list[str] | None, file: Path | None, sample: int, seed: int, space_name: str
+    arch: list[str] | None,
+    file: Path | None,
+    sample: int,
+    seed: int,
+    space_of: Callable[[], SearchSpace],
 ) -> list[list[int]]:
-    from models import InvalidArchitecture, get_space, parse_architecture
+    from models import InvalidArchitecture, parse_architecture
 
     rows: list[str] = list(arch or [])
     if file is not None:
@@ -57,7 +66,7 @@ def _architectures(
         except InvalidArchitecture as error:
             raise InvalidArchitecture(f"architecture {n}: {error}") from None
     if sample:
-        out += [[int(i) for i in a] for a in get_space(space_name).sample(sample, seed)]
+        out += [[int(i) for i in a] for a in space_of().sample(sample, seed)]
     if not out:
         raise UserInputError("no architectures: give --arch, --file or --sample")
     return out
@@ -79,7 +88,9 @@ def predict(
     """Predict latencies; one line per architecture: indices, ms, ± uncertainty."""
     from models import format_architecture
 
-    archs = _architectures(arch, file, sample, seed, space)
+    archs = _architectures(
+        arch, file, sample, seed, lambda: options.space_of(space, service, token)
+    )
     with client(service, token) as api:
         answer = api.predict(device, space, archs)
     if as_json:
@@ -120,9 +131,8 @@ def validate(
     from hwlat.validate import format_report
     from hwlat.validate import validate as run
     from latency_api.schemas.jobs import JobTiming
-    from models import get_space
 
-    search_space = get_space(space)
+    search_space = options.space_of(space, service, token)
     timing = JobTiming(warmup_runs=10, num_runs=num_runs, min_secs=min_secs, repeats=repeats)
     with client(service, token) as api:
         agent = None

@@ -8,7 +8,9 @@ from typing import Annotated, TypeVar
 import typer
 
 from latency_api import HwlatClient
+from models import SearchSpace, get_space
 from models.errors import UserInputError
+from models.spaces import known_space
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -38,6 +40,14 @@ def client(service: str, token: str | None, *, agent: bool = False) -> HwlatClie
     """Agents keep the client's long retries (about 40 s), which ride out a restart of the
     service; a person at a prompt learns within a few seconds that nothing answers."""
     return HwlatClient(service, token) if agent else HwlatClient(service, token, retries=3)
+
+
+def space_of(name: str, service: str, token: str | None) -> SearchSpace:
+    """A built-in space, or one registered with the service (fetched once per process)."""
+    if known_space(name):
+        return get_space(name)
+    with client(service, token) as api:
+        return api.space(name)
 
 
 def choice(kind: type[E], value: str, option: str) -> E:

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hwlat.cli.options import DEFAULT_SERVICE, Device, GateOption, ServiceUrl, Space, Token
+from hwlat.cli.options import (
+    DEFAULT_SERVICE,
+    Device,
+    GateOption,
+    ServiceUrl,
+    Space,
+    Token,
+    space_of,
+)
 from hwlat.progress import progress_bar
 from models import DEFAULT_SPACE, format_architecture
 from models.errors import UserInputError
@@ -100,10 +108,9 @@ def spnas(
     token: Token = None,
 ) -> None:
     """Single-Path NAS to a latency target: one architecture, predicted (or measured) on it."""
-    from models import get_space
     from nas.latency import ServiceLatencySource, device_table
 
-    search_space = get_space(space)
+    search_space = space_of(space, service, token)
     if formula not in FORMULAS:
         raise UserInputError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
     with ServiceLatencySource(service, token) as source:
@@ -194,10 +201,9 @@ def pareto(
     token: Token = None,
 ) -> None:
     """Pareto search (NSGA-II): the accuracy/latency front of a space on a device."""
-    from models import get_space
     from nas.latency import ServiceLatencySource, device_table
 
-    search_space = get_space(space)
+    search_space = space_of(space, service, token)
     with ServiceLatencySource(service, token) as source:
         # Everything the service can refuse is asked before torch is even imported.
         table = device_table(source, device, search_space)

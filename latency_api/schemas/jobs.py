@@ -97,7 +97,8 @@ class ProfileNetworks(BaseModel):
     @model_validator(mode="after")
     def _fit_space(self) -> Self:
         space = space_by_name(self.space)
-        self.architectures = [list(space.validate(a)) for a in self.architectures]
+        if space is not None:  # None: a registered space this client has not fetched
+            self.architectures = [list(space.validate(a)) for a in self.architectures]
         return self
 
 

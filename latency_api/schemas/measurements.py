@@ -132,7 +132,9 @@ class NetworkMeasurementIn(Statistics):
 
     @model_validator(mode="after")
     def _fits_space(self) -> Self:
-        space_by_name(self.space).validate(self.architecture)
+        space = space_by_name(self.space)
+        if space is not None:  # None: a registered space this client has not fetched
+            space.validate(self.architecture)
         return self
 
 
@@ -221,6 +223,9 @@ class LayerMeasurementOut(_StoredStatistics):
 
 class NetworkMeasurementOut(_StoredStatistics):
     space: str
+    space_sha256: str | None = Field(
+        default=None, description="The space's spec hash when measured"
+    )
     architecture: list[int]
 
     @field_validator("architecture", mode="before")

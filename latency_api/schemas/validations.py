@@ -76,6 +76,9 @@ class ValidationOut(BaseModel):
     predictor_id: int
     predictor_version: int
     space: str
+    space_sha256: str | None = Field(
+        default=None, description="The space's spec hash (None: stored before specs had one)"
+    )
     n: int
     metrics: dict[str, Any] = Field(description=", ".join(ACCURACY))
     baselines: dict[str, dict[str, Any]] = Field(

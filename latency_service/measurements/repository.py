@@ -137,12 +137,14 @@ def layer_history(session: Session, device_id: int) -> Sequence[Any]:
 
 
 def network_rows(session: Session, device_id: int, space: str | None = None) -> Sequence[Any]:
-    """(space, architecture, median_ms, job_id) of every accepted network measurement."""
+    """(space, architecture, median_ms, job_id, space_sha256) of every accepted network
+    measurement."""
     query = select(
         NetworkMeasurement.space,
         NetworkMeasurement.architecture,
         NetworkMeasurement.median_ms,
         NetworkMeasurement.job_id,
+        NetworkMeasurement.space_sha256,
     ).where(NetworkMeasurement.device_id == device_id, NetworkMeasurement.accepted)
     if space is not None:
         query = query.where(NetworkMeasurement.space == space)

@@ -34,7 +34,8 @@ from latency_service.measurements.repository import MeasurementTable
 from latency_service.measurements.tables import IngestRequest, LayerMeasurement, NetworkMeasurement
 from latency_service.metrics.registry import INGEST_ROWS
 from latency_service.paging import decode_cursor, encode_cursor
-from models import format_architecture, parse_architecture
+from models import format_architecture, get_space, parse_architecture
+from models.spaces import known_space
 
 Batch = LayerBatchIn | NetworkBatchIn
 
@@ -120,6 +121,8 @@ def _row(
 ) -> dict[str, Any]:
     if "architecture" in row:
         row["architecture"] = format_architecture(row["architecture"])
+        # The spec the architecture indexes, so that a changed spec never mixes with it.
+        row["space_sha256"] = get_space(row["space"]).digest
     row["device_id"] = device_id
     row["idempotency_key"] = key
     row["job_id"] = job_id
@@ -238,8 +241,19 @@ class NetworkMedian:
 
 def network_rows(session: Session, device_id: int, space: str | None = None) -> list[NetworkRow]:
     """(space, architecture, median_ms, job_id) of the device's accepted network measurements,
-    read once for :func:`network_medians` to group as often as needed."""
-    return [tuple(row) for row in repository.network_rows(session, device_id, space)]
+    read once for :func:`network_medians` to group as often as needed.
+
+    Only rows measured under the spec their space has now: a space is stored with its hash,
+    so if a release changed a built-in spec, networks of the old one are never mixed in.
+    """
+    digests: dict[str, str | None] = {}
+    rows = []
+    for name, arch, median_ms, job_id, sha256 in repository.network_rows(session, device_id, space):
+        if name not in digests:
+            digests[name] = get_space(name).digest if known_space(name) else None
+        if sha256 == digests[name]:
+            rows.append((name, arch, median_ms, job_id))
+    return rows
 
 
 def network_medians(

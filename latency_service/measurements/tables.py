@@ -58,6 +58,8 @@ class NetworkMeasurement(_Statistics, Base):
     __table_args__ = (Index("ix_network_measurements_device_space", "device_id", "space", "id"),)
 
     space: Mapped[str] = mapped_column(String(100))
+    # sha256 of the space's spec when measured: networks of two specs are never mixed.
+    space_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     # Comma-separated candidate indices, the same spelling as `hwlat space sample`.
     architecture: Mapped[str] = mapped_column(Text)
 

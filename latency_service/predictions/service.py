@@ -14,7 +14,12 @@ from latency_service.predictions.tables import NetworkPrediction
 from latency_service.predictors.tables import Predictor
 from models import InvalidArchitecture, UnknownSearchSpace, get_space, parse_architecture
 from predictor.artifact import PredictorArtifact
-from predictor.compiled import CompiledSpace, MissingLayers, compile_space
+from predictor.compiled import (
+    CalibratedOnAnotherSpec,
+    CompiledSpace,
+    MissingLayers,
+    compile_space,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,7 @@ def record(session: Session, predictor: Predictor, space: str | None = None) -> 
         try:
             search_space = get_space(space_name)
             compiled = compile_space(artifact, search_space, predictor.version)
-        except (UnknownSearchSpace, MissingLayers):
+        except (UnknownSearchSpace, MissingLayers, CalibratedOnAnotherSpec):
             continue  # this version does not cover the space (or the space is unknown here)
         architectures = _admitted(compiled, architectures)
         archs = np.asarray([parse_architecture(a) for a in architectures], dtype=np.int64).reshape(

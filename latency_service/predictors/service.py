@@ -25,7 +25,7 @@ from latency_service.metrics.registry import PREDICTORS_LOADED
 from latency_service.predictors.tables import Predictor
 from models import SearchSpace, get_space
 from predictor.artifact import LayerEntry, PredictorArtifact
-from predictor.compiled import CompiledSpace, MissingLayers, compile_space
+from predictor.compiled import CalibratedOnAnotherSpec, CompiledSpace, MissingLayers, compile_space
 from predictor.fitting import NetworkSample, fit_predictor
 
 
@@ -121,7 +121,7 @@ def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) 
     }
     try:
         artifact, networks, correction = _with_drift_correction(session, device_id, layers, holdout)
-    except MissingLayers as error:
+    except (MissingLayers, CalibratedOnAnotherSpec) as error:
         raise PredictorIncomplete(
             f"cannot calibrate device {device_id} on its measured networks: {error}"
         ) from None
@@ -235,7 +235,7 @@ def compile_version(predictor: Predictor, space: SearchSpace) -> CompiledSpace:
         return compile_space(
             PredictorArtifact.from_json(predictor.artifact), space, predictor.version
         )
-    except MissingLayers as error:
+    except (MissingLayers, CalibratedOnAnotherSpec) as error:
         raise PredictorIncomplete(
             f"predictor v{predictor.version} of device {predictor.device_id} cannot cover "
             f"{space.name}: {error}"
@@ -328,7 +328,7 @@ class CompiledCache:
             return found
         try:
             compiled = compile_space(artifact, space, version_number)
-        except MissingLayers as error:
+        except (MissingLayers, CalibratedOnAnotherSpec) as error:
             raise PredictorIncomplete(
                 f"predictor v{version_number} of device {device_id} cannot cover {space.name}: "
                 f"{error}"

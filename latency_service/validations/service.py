@@ -56,6 +56,7 @@ def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation
         predictor_id=version.id,
         predictor_version=version.version,
         space=space.name,
+        space_sha256=space.digest,
         n=len(chosen),
         metrics=accuracy(predicted_ms, measured_ms),
         baselines=_baselines(space, archs, measured_ms, artifact, calibrated_on),

@@ -19,6 +19,7 @@ class Validation(Base):
     predictor_id: Mapped[int] = mapped_column(ForeignKey("predictors.id"), index=True)
     predictor_version: Mapped[int] = mapped_column(Integer)
     space: Mapped[str] = mapped_column(String(100))
+    space_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     n: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     baselines: Mapped[dict[str, Any]] = mapped_column(JSON)
