@@ -6,6 +6,9 @@ it (tests/ofa_nets.py, rewritten from mit-han-lab/once-for-all at f03b2673), is 
 hwlat's ``space.network`` of the same config names: input size, channels, kernel, stride,
 expanded width, SE width, activation and residual. Slots past a stage's depth are skip keys in
 hwlat's network and run nothing in OFA's, so they are left out of the comparison.
+
+Then the lookup-table keys: what OFA's MBv3LatencyTable and ProxylessNASLatencyTable query for
+such a subnet (tests/consumers.py) is what models.ofa_keys names hwlat's layers, and reads back.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from typing import Any
 
 import pytest
 
-from models.layer_key import LayerKey, Op
+from models.layer_key import LayerKey, Op, parse
 from models.ofa_config import from_ofa_config, to_ofa_config
+from models.ofa_keys import OfaKeyError, OfaNetwork, ofa_name, parse_ofa_name
 from models.search_space import Candidate, SearchSpace
 from models.space_spec import load_spec
+from tests.consumers import Mbv3Reference, ProxylessReference
 from tests.ofa_nets import ElasticNet, RunLayer, ofa_mobilenetv3, ofa_proxyless, running_layers
 
 SPACES = Path(__file__).resolve().parents[1] / "spaces"
@@ -207,3 +212,95 @@ def test_a_slot_past_the_depth_is_a_skip_of_the_stage_width() -> None:
         for hw, c in ((56, 24), (28, 40), (14, 80), (14, 112), (7, 160))
         for _ in range(2)
     ]
+
+
+# -- the lookup-table keys of these networks ---------------------------------------------------
+
+
+class Recording(dict[str, dict[str, float]]):
+    """A lookup table that has every key (OFA's walk only reads ``lut[key]["mean"]``)."""
+
+    def __missing__(self, key: str) -> dict[str, float]:
+        return {"mean": 1.0}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_ofas_table_walk_queries_the_names_of_hwlats_layers(name: str) -> None:
+    make_space, make_net = CASES[name]
+    space, net = make_space(), make_net()
+    mbv3 = "final_expand_layer" in net.get_active_net_config()
+    network = OfaNetwork.MOBILENETV3 if mbv3 else OfaNetwork.PROXYLESS
+    for config in sampled_configs(net, seed=7)[::5]:
+        net.set_active_subnet(config["ks"], config["e"], config["d"])
+        reference = (Mbv3Reference if mbv3 else ProxylessReference)(Recording())
+        reference.predict_network_latency_given_config(net.get_active_net_config(), config["r"][0])
+        keys = [k for k in space.network(from_ofa_config(space, config)) if k.op is not Op.SKIP]
+        assert reference.queried == [ofa_name(k, network=network) for k in keys]
+        assert [parse_ofa_name(n, network=network) for n in reference.queried] == keys
+
+
+def test_every_mobilenetv3_variant_name_round_trips() -> None:
+    variants = mbv3_space().variants()
+    names = [ofa_name(k, network=OfaNetwork.MOBILENETV3) for k in variants]
+    assert len(set(names)) == len(variants)
+    assert [parse_ofa_name(n, network=OfaNetwork.MOBILENETV3) for n in names] == list(variants)
+
+
+def test_mobilenetv3_keys_name_its_head_and_its_blocks() -> None:
+    def named(key: str) -> str:
+        return ofa_name(parse(key), network=OfaNetwork.MOBILENETV3)
+
+    assert named("conv_hw224_i3_o16_k3_s2_hswish") == "Conv-input:224x224x3-output:112x112x16"
+    assert named("mbconv_hw112_i16_o16_k3_e1_s1_relu") == (
+        "expanded_conv-input:112x112x16-output:112x112x16-expand:16-kernel:3-stride:1"
+        "-idskip:1-se:0-hs:0"
+    )
+    assert named("mbconv_hw56_i24_o40_k5_e6_s2_sem_relu") == (
+        "expanded_conv-input:56x56x24-output:28x28x40-expand:144-kernel:5-stride:2"
+        "-idskip:0-se:1-hs:0"
+    )
+    assert named("conv_hw7_i160_o960_k1_s1_hswish") == "Conv_1-input:7x7x160-output:7x7x960"
+    assert named("pool_hw7_i960") == "AvgPool2D-input:7x7x960-output:1x1x960"
+    assert named("conv_hw1_i960_o1280_k1_s1_hswish") == "Conv_2-input:1x1x960-output:1x1x1280"
+    assert named("logits_hw1_i1280_c1000") == "Logits-input:1x1x1280-output:1000"
+
+
+@pytest.mark.parametrize(
+    ("key", "needle"),
+    [
+        ("mbconv_hw14_i80_o80_k3_e3_s1", "a relu6 block has no key there"),
+        ("mbconv_hw14_i80_o80_k3_e3_s1_se_hswish", "SE a quarter of the input"),
+        ("conv_hw224_i3_o16_k3_s2", "names only its h-swish convs"),
+        ("skip_hw14_i80_o80", "skip costs nothing"),
+    ],
+)
+def test_layers_without_a_mobilenetv3_key_are_refused(key: str, needle: str) -> None:
+    with pytest.raises(OfaKeyError, match=needle):
+        ofa_name(parse(key), network=OfaNetwork.MOBILENETV3)
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        (
+            "expanded_conv-input:14x14x80-output:14x14x80-expand:3-kernel:3-stride:1-idskip:1",
+            "this is a ProxylessNAS key",
+        ),
+        ("Conv_2-input:7x7x960-output:7x7x1280", "runs on the pooled 1x1 map"),
+        ("Conv_1-input:1x1x960-output:1x1x1280", "runs on the pooled 1x1 map"),
+        ("AvgPool2D-input:7x7x960-output:1x1x480", "gives 1x1x960"),
+        ("head-input:7x7x160-feature:1280-output:1000", "not 'head'"),
+    ],
+)
+def test_names_outside_the_mobilenetv3_table_are_refused(name: str, needle: str) -> None:
+    with pytest.raises(OfaKeyError, match=needle):
+        parse_ofa_name(name, network=OfaNetwork.MOBILENETV3)
+
+
+def test_a_proxylessnas_table_still_refuses_the_mobilenetv3_head() -> None:
+    with pytest.raises(OfaKeyError, match=r"AvgPool2D .* \(network=mobilenetv3\)"):
+        parse_ofa_name("AvgPool2D-input:7x7x960-output:1x1x960")
+    assert parse_ofa_name(
+        "expanded_conv-input:14x14x80-output:14x14x80-expand:240-kernel:3-stride:1-idskip:1"
+        "-se:1-hs:0"
+    ) == parse("mbconv_hw14_i80_o80_k3_e3_s1_se")
