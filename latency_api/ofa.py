@@ -8,6 +8,12 @@ one line::
 
     latency_table = HwlatLatencyTable("http://127.0.0.1:8000", device_id=1, token="hwlat_...")
 
+A net config is walked as the table of its network walks it: a ProxylessNAS config (first
+conv, blocks, feature mix, classifier) as ``ProxylessNASLatencyTable``, a MobileNetV3 one (it
+has a ``final_expand_layer``) as ``MBv3LatencyTable``: first conv, blocks, final expand,
+pooling, feature mix on the pooled map, classifier. With a ``space``, :meth:`predict_ofa_config`
+takes a subnet in OFA's own ``{"ks", "e", "d", "r"}`` encoding (:mod:`models.ofa_config`).
+
 Each query is turned into the OFA key OFA would look up, and that key into an hwlat layer key
 (:mod:`models.ofa_keys`), so the estimator and a ``format=ofa`` export agree on every name.
 Values come from ``POST /v1/predict`` with ``layers``: the measured value where the device
@@ -37,7 +43,8 @@ from latency_api.client import HwlatClient
 from latency_api.schemas.predictors import TableCalibration
 from models import DEFAULT_SPACE
 from models.layer_key import LayerKey, Op
-from models.ofa_keys import OfaKeyError, parse_ofa_name
+from models.ofa_config import from_ofa_config
+from models.ofa_keys import OfaKeyError, OfaNetwork, parse_ofa_name
 from models.search_space import SearchSpace
 from models.spaces import get_space
 from predictor.calibration import calibrated_ms
@@ -61,8 +68,16 @@ class HwlatLatencyTable:
     ``predict_network_latency``), answered by an hwlat service for one device.
 
     ``service`` is a :class:`HwlatClient` or the service's URL (then ``token`` is used and the
-    table owns, and closes, its client). ``space`` prefetches every variant of that search
-    space in one request and is needed for ``calibrated=True``.
+    table owns, and closes, its client). ``space`` (a name, or a :class:`SearchSpace`, e.g.
+    one loaded from a spec file) prefetches every variant of that search space in one request;
+    it is needed for ``calibrated=True`` and :meth:`predict_ofa_config`.
+
+    ``network`` says which table :meth:`query` stands in for, which decides what a key means
+    (:class:`models.ofa_keys.OfaNetwork`): ``"mobilenetv3"`` reads keys as OFA's MobileNetV3
+    table holds them (ReLU blocks at ``hs:0``, SE on the expanded channels, ``AvgPool2D`` and
+    ``Conv_2``), ``"proxyless"`` as ProxylessNAS's (ReLU6). Left out, it is ``mobilenetv3`` for
+    a space whose head pools before its feature mix, as OFA's MobileNetV3 does, and
+    ``proxyless`` otherwise. Net configs are walked by their own network whatever it says.
     """
 
     def __init__(
@@ -71,19 +86,27 @@ class HwlatLatencyTable:
         device_id: int,
         *,
         token: str | None = None,
-        space: str | None = None,
+        space: str | SearchSpace | None = None,
         calibrated: bool = False,
+        network: OfaNetwork | str | None = None,
     ) -> None:
         if calibrated and space is None:
             raise ValueError(
                 "calibrated=True applies a space's a·Σ+b, fitted on networks of that space; "
                 f"pass space={DEFAULT_SPACE!r} (or another built-in space)"
             )
+        resolved = get_space(space) if isinstance(space, str) else space
+        if calibrated and resolved is not None and not resolved.fixed_shape:
+            raise ValueError(
+                f"calibrated=True reads {resolved.name}'s a·Σ+b from its runtime table, and an "
+                "elastic space has none; use calibrated=False (OFA's tables are plain sums too)"
+            )
         self._owns_client = isinstance(service, str)
         self.client = HwlatClient(service, token) if isinstance(service, str) else service
         self.device_id = device_id
-        self.space: SearchSpace | None = get_space(space) if space is not None else None
+        self.space: SearchSpace | None = resolved
         self.calibrated = calibrated
+        self.network = OfaNetwork(network) if network is not None else _network_of_space(resolved)
         self.predictor_version: int | None = None
         self.estimated_layers: set[str] = set()
         self._ms: dict[LayerKey, float] = {}
@@ -122,7 +145,8 @@ class HwlatLatencyTable:
         h_swish: int | None = None,
     ) -> float:
         """One layer's latency in ms, asked as ProxylessNASLatencyTable asks (``expand`` a
-        ratio) or as MBv3LatencyTable asks (``mid`` channels, ``se``, ``h_swish``)."""
+        ratio) or as MBv3LatencyTable asks (``mid`` channels, ``se``, ``h_swish``); the key is
+        read as the table's ``network`` holds it."""
         key = self.layer_key(
             l_type,
             input_shape,
@@ -140,13 +164,37 @@ class HwlatLatencyTable:
     def predict_network_latency_given_config(
         self, net_config: Mapping[str, Any], image_size: int = 224
     ) -> float:
-        """A network's latency in ms from its OFA config (``ProxylessNASNets.config``, or a
-        subnet's ``get_active_net_config()``), walked as OFA walks it."""
-        keys = self.network_keys(net_config, image_size)
+        """A network's latency in ms from its OFA config (``ProxylessNASNets.config``,
+        ``MobileNetV3.config``, or an OFA network's ``get_active_net_config()``), walked as
+        OFA's table for that network walks it."""
+        return self._latency(self.network_keys(net_config, image_size))
+
+    def predict_ofa_config(self, config: Mapping[str, Any]) -> float:
+        """A subnet's latency in ms from OFA's ``{"ks", "e", "d", "r"}`` encoding of it
+        (``set_active_subnet``'s arguments and the resolution; the ``image_size`` of OFA's
+        ``arch_dict`` stands for ``r``), as a network of the table's ``space``."""
+        return self._latency(self.ofa_config_keys(config), in_space=True)
+
+    def ofa_config_keys(self, config: Mapping[str, Any]) -> list[LayerKey]:
+        """The layers that run in the subnet ``config`` names, in order (a slot past its
+        stage's depth runs nothing and is left out, as OFA leaves it out)."""
+        if self.space is None:
+            raise ValueError(
+                "an OFA config ({ks, e, d, r}) names a subnet of a space: pass space= "
+                "(a name, or a SearchSpace loaded from its spec file)"
+            )
+        config = dict(config)
+        if "image_size" in config:  # OFA's arch_dict (its efficiency models, its search)
+            size = config.pop("image_size")
+            config.setdefault("r", [size])
+        arch = from_ofa_config(self.space, config)
+        return [key for key in self.space.network(arch) if key.op is not Op.SKIP]
+
+    def _latency(self, keys: list[LayerKey], *, in_space: bool = False) -> float:
         if not self.calibrated:
             return sum(self._values(keys))
         for _ in range(_ATTEMPTS):
-            calibration, version = self._space_calibration(keys)
+            calibration, version = self._space_calibration(keys, in_space)
             total = sum(self._values(keys))
             if version == self.predictor_version:
                 return calibrated_ms(calibration, total)
@@ -195,18 +243,18 @@ class HwlatLatencyTable:
         return "-".join(parts)
 
     def layer_key(self, *args: Any, **kwargs: Any) -> LayerKey:
-        """The hwlat layer an OFA query names (same arguments as :meth:`query`)."""
-        name = self.ofa_key(*args, **kwargs)
-        try:
-            return parse_ofa_name(name)
-        except OfaKeyError as error:
-            raise ValueError(f"hwlat cannot answer {name!r}: {error}") from None
+        """The hwlat layer an OFA query names (same arguments as :meth:`query`), read as the
+        table's ``network`` holds it."""
+        return _parsed(self.ofa_key(*args, **kwargs), self.network)
 
     def network_keys(self, net_config: Mapping[str, Any], image_size: int = 224) -> list[LayerKey]:
-        """The layers OFA's ``predict_network_latency_given_config`` queries, in order."""
+        """The layers OFA's ``predict_network_latency_given_config`` queries, in order: as
+        MBv3LatencyTable's walks a MobileNetV3 config, as ProxylessNASLatencyTable's any other."""
+        if "final_expand_layer" in net_config:
+            return _mobilenetv3_keys(net_config, image_size)
         fsize = (image_size + 1) // 2
         stem = net_config["first_conv"]["out_channels"]
-        keys = [self.layer_key("Conv", [image_size, image_size, 3], [fsize, fsize, stem])]
+        keys = [_proxyless_key("Conv", [image_size, image_size, 3], [fsize, fsize, stem])]
         for block in net_config["blocks"]:
             conv = (
                 block["mobile_inverted_conv"] if "mobile_inverted_conv" in block else block["conv"]
@@ -223,7 +271,7 @@ class HwlatLatencyTable:
             if conv.get("use_se") or conv.get("act_func") == "h_swish":
                 mid = conv.get("mid_channels") or round(conv["in_channels"] * conv["expand_ratio"])
                 keys.append(
-                    self.layer_key(
+                    _proxyless_key(
                         "expanded_conv",
                         *shapes,
                         mid=mid,
@@ -234,18 +282,18 @@ class HwlatLatencyTable:
                 )
             else:
                 keys.append(
-                    self.layer_key("expanded_conv", *shapes, expand=conv["expand_ratio"], **common)
+                    _proxyless_key("expanded_conv", *shapes, expand=conv["expand_ratio"], **common)
                 )
             fsize = out
         mix = net_config["feature_mix_layer"]
         keys.append(
-            self.layer_key(
+            _proxyless_key(
                 "Conv_1", [fsize, fsize, mix["in_channels"]], [fsize, fsize, mix["out_channels"]]
             )
         )
         classifier = net_config["classifier"]
         keys.append(
-            self.layer_key(
+            _proxyless_key(
                 "Logits", [fsize, fsize, classifier["in_features"]], [classifier["out_features"]]
             )
         )
@@ -299,12 +347,14 @@ class HwlatLatencyTable:
                 stacklevel=2,
             )
 
-    def _space_calibration(self, keys: list[LayerKey]) -> tuple[TableCalibration, int]:
+    def _space_calibration(
+        self, keys: list[LayerKey], in_space: bool = False
+    ) -> tuple[TableCalibration, int]:
         """The space's a·Σ+b and the predictor version it belongs to."""
         space = self.space
         if space is None:  # __init__ refuses calibrated=True without a space
             raise ValueError("calibrated=True needs a space")
-        if not _in_space(space, keys):
+        if not in_space and not _in_space(space, keys):
             raise ValueError(
                 f"this network is not one of {space.name}: its a·Σ+b does not apply; "
                 "use calibrated=False for other networks"
@@ -339,3 +389,75 @@ def _in_space(space: SearchSpace, keys: Sequence[LayerKey]) -> bool:
         elif not slot.skippable:
             return False
     return not middle
+
+
+def _parsed(name: str, network: OfaNetwork) -> LayerKey:
+    try:
+        return parse_ofa_name(name, network=network)
+    except OfaKeyError as error:
+        raise ValueError(f"hwlat cannot answer {name!r}: {error}") from None
+
+
+def _proxyless_key(*args: Any, **kwargs: Any) -> LayerKey:
+    return _parsed(HwlatLatencyTable.ofa_key(*args, **kwargs), OfaNetwork.PROXYLESS)
+
+
+def _mobilenetv3_key(*args: Any, **kwargs: Any) -> LayerKey:
+    return _parsed(HwlatLatencyTable.ofa_key(*args, **kwargs), OfaNetwork.MOBILENETV3)
+
+
+def _mobilenetv3_keys(net_config: Mapping[str, Any], image_size: int) -> list[LayerKey]:
+    """MBv3LatencyTable.predict_network_latency_given_config's queries, as layer keys
+    (mit-han-lab/once-for-all at f03b2673, ofa/nas/efficiency_predictor/latency_lookup_table.py):
+    the first conv, every block with a conv (its input size carried from the one before), the
+    final expand, the global pooling of its output, the feature mix and the classifier, both
+    on the pooled 1x1 map."""
+    fsize = (image_size + 1) // 2
+    stem = net_config["first_conv"]["out_channels"]
+    keys = [_mobilenetv3_key("Conv", [image_size, image_size, 3], [fsize, fsize, stem])]
+    for block in net_config["blocks"]:
+        conv = block["mobile_inverted_conv"] if "mobile_inverted_conv" in block else block["conv"]
+        if conv is None:
+            continue
+        out = int((fsize - 1) / conv["stride"] + 1)
+        # OFA fills in a missing mid_channels (the first block's) as round(in * expand_ratio).
+        mid = conv.get("mid_channels")
+        if mid is None:
+            mid = round(conv["in_channels"] * conv["expand_ratio"])
+        keys.append(
+            _mobilenetv3_key(
+                "expanded_conv",
+                [fsize, fsize, conv["in_channels"]],
+                [out, out, conv["out_channels"]],
+                mid=mid,
+                ks=conv["kernel_size"],
+                stride=conv["stride"],
+                id_skip=0 if block["shortcut"] is None else 1,
+                se=1 if conv.get("use_se") else 0,
+                h_swish=1 if conv.get("act_func") == "h_swish" else 0,
+            )
+        )
+        fsize = out
+    expand = net_config["final_expand_layer"]
+    width = expand["out_channels"]
+    keys.append(
+        _mobilenetv3_key("Conv_1", [fsize, fsize, expand["in_channels"]], [fsize, fsize, width])
+    )
+    keys.append(_mobilenetv3_key("AvgPool2D", [fsize, fsize, width], [1, 1, width]))
+    mix = net_config["feature_mix_layer"]
+    keys.append(_mobilenetv3_key("Conv_2", [1, 1, mix["in_channels"]], [1, 1, mix["out_channels"]]))
+    classifier = net_config["classifier"]
+    keys.append(
+        _mobilenetv3_key("Logits", [1, 1, classifier["in_features"]], [classifier["out_features"]])
+    )
+    return keys
+
+
+def _network_of_space(space: SearchSpace | None) -> OfaNetwork:
+    """OFA's MobileNetV3 pools before its feature mix (MBv3LatencyTable's ``AvgPool2D``): a
+    space with a pool layer is read with its keys; any other with ProxylessNAS's."""
+    if space is not None and any(
+        key.op is Op.POOL for position in space.positions for key in position.keys
+    ):
+        return OfaNetwork.MOBILENETV3
+    return OfaNetwork.PROXYLESS

@@ -9,7 +9,8 @@ words, so a table hwlat writes is read the way its consumer reads it.
   the block's entry has, over 22 blocks; skip is not in the table (the seed appends 0.7 ms).
 - OFA, mit-han-lab/once-for-all at f03b2673db313b9167e2a1c2b7a5cad540cc1313,
   ``ofa/nas/efficiency_predictor/latency_lookup_table.py``: ``ProxylessNASLatencyTable.query``
-  and ``predict_network_latency_given_config``, and ``MBv3LatencyTable.query``'s block key.
+  and ``predict_network_latency_given_config``, and ``MBv3LatencyTable.query`` and
+  ``predict_network_latency_given_config``.
   OFA itself is not installed for the tests: its ``ofa.utils`` imports torchvision, and the
   torchvision wheel for torch 2.13 fails to load against the CPU build of torch used here
   ("operator torchvision::nms does not exist"); its loader also calls ``yaml.load`` without a
@@ -133,6 +134,89 @@ def walk_ofa_config(
         "Logits", [fsize, fsize, classifier["in_features"]], [classifier["out_features"]]
     )
     return total
+
+
+class Mbv3Reference:
+    """MBv3LatencyTable's lookups over a loaded table (``lut[key]["mean"]``)."""
+
+    def __init__(self, lut: dict[str, dict[str, Any]]) -> None:
+        self.lut = lut
+        self.queried: list[str] = []
+
+    def query(
+        self,
+        l_type: str,
+        input_shape: Sequence[int],
+        output_shape: Sequence[int],
+        mid: int | None = None,
+        ks: int | None = None,
+        stride: int | None = None,
+        id_skip: int | None = None,
+        se: int | None = None,
+        h_swish: int | None = None,
+    ) -> float:
+        if l_type == "expanded_conv":
+            if None in (mid, ks, stride, id_skip, se, h_swish):
+                raise AssertionError("OFA asserts that a block query has all six parameters")
+            key = (
+                f"{ofa_query_key(l_type, input_shape, output_shape, mid, ks, stride, id_skip)}"
+                f"-se:{se}-hs:{h_swish}"
+            )
+        else:
+            key = ofa_query_key(l_type, input_shape, output_shape)
+        self.queried.append(key)
+        mean: float = self.lut[key]["mean"]
+        return mean
+
+    def predict_network_latency_given_config(
+        self, net_config: dict[str, Any], image_size: int = 224
+    ) -> float:
+        """The walk: first conv; each block with a conv, its input size carried along (a
+        missing ``mid_channels`` filled in as round(in * expand_ratio), as OFA writes it back
+        into the config); final expand; pooling; feature mix and classifier on the 1x1 map."""
+        total = 0.0
+        fsize = (image_size + 1) // 2
+        first = net_config["first_conv"]["out_channels"]
+        total += self.query("Conv", [image_size, image_size, 3], [fsize, fsize, first])
+        for block in net_config["blocks"]:
+            conv = (
+                block["mobile_inverted_conv"] if "mobile_inverted_conv" in block else block["conv"]
+            )
+            if conv is None:
+                continue
+            out = int((fsize - 1) / conv["stride"] + 1)
+            if conv["mid_channels"] is None:
+                conv["mid_channels"] = round(conv["in_channels"] * conv["expand_ratio"])
+            total += self.query(
+                "expanded_conv",
+                [fsize, fsize, conv["in_channels"]],
+                [out, out, conv["out_channels"]],
+                mid=conv["mid_channels"],
+                ks=conv["kernel_size"],
+                stride=conv["stride"],
+                id_skip=0 if block["shortcut"] is None else 1,
+                se=1 if conv["use_se"] else 0,
+                h_swish=1 if conv["act_func"] == "h_swish" else 0,
+            )
+            fsize = out
+        expand = net_config["final_expand_layer"]
+        total += self.query(
+            "Conv_1",
+            [fsize, fsize, expand["in_channels"]],
+            [fsize, fsize, expand["out_channels"]],
+        )
+        total += self.query(
+            "AvgPool2D",
+            [fsize, fsize, expand["out_channels"]],
+            [1, 1, expand["out_channels"]],
+        )
+        mix = net_config["feature_mix_layer"]
+        total += self.query("Conv_2", [1, 1, mix["in_channels"]], [1, 1, mix["out_channels"]])
+        classifier = net_config["classifier"]
+        total += self.query(
+            "Logits", [1, 1, classifier["in_features"]], [classifier["out_features"]]
+        )
+        return total
 
 
 def ofa_net_config(space: SearchSpace, arch: Sequence[int]) -> dict[str, Any]:

@@ -1,11 +1,16 @@
 """The OFA drop-in estimator against a real `hwlat serve` process: the same numbers as
 POST /v1/predict and as OFA's own lookup over our exported table, estimates flagged, one
-request for a whole space, and errors instead of KeyErrors."""
+request for a whole space, and errors instead of KeyErrors. OFA's MobileNetV3 and ProxylessNAS
+subnets (net configs from the rewrite of OFA's networks in tests/ofa_nets.py) walk to the
+layers of the spec files' spaces, and their latency is those layers' sum, as OFA's own
+MBv3LatencyTable would add it up."""
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +21,11 @@ from latency_api import HwlatClient, ServiceError
 from latency_api.ofa import EstimatedLatencyWarning, HwlatLatencyTable, PredictorChangedWarning
 from latency_api.schemas.devices import DeviceIn
 from latency_api.schemas.measurements import LayerMeasurementIn, NetworkMeasurementIn
-from models import LayerKey, Op, get_space, parse
-from tests.consumers import ProxylessReference, ofa_net_config
+from models import LayerKey, Op, SearchSpace, get_space, parse
+from models.ofa_config import from_ofa_config
+from models.ofa_keys import OfaNetwork, ofa_name
+from models.space_spec import load_spec
+from tests.consumers import Mbv3Reference, ProxylessReference, ofa_net_config
 from tests.fixtures.factories import (
     HOST_DEVICE,
     covering_architectures,
@@ -25,6 +33,7 @@ from tests.fixtures.factories import (
     network_measurement,
 )
 from tests.fixtures.services import Service
+from tests.ofa_nets import ElasticNet, ofa_mobilenetv3, ofa_proxyless
 
 # Tests that look for the estimate warnings catch them; elsewhere they are expected noise.
 pytestmark = pytest.mark.filterwarnings("ignore::latency_api.ofa.EstimatedLatencyWarning")
@@ -33,6 +42,10 @@ SEED = get_space("spnas-mobilenetv2-224")
 # Never measured on the device: the regression must answer for them, and say so.
 UNMEASURED = ("mbconv_hw28_i40_o40_k5_e6_s1", "mbconv_hw14_i96_o96_k5_e3_s1")
 CALIBRATION_A, CALIBRATION_B = 1.1, 0.4
+SPEC_DIR = Path(__file__).resolve().parents[1] / "spaces"
+MBV3 = SearchSpace(load_spec(SPEC_DIR / "ofa_mbv3_d234_e346_k357_w1.0.yaml"))
+PROXYLESS = SearchSpace(load_spec(SPEC_DIR / "ofa_proxyless_d234_e346_k357_w1.3.yaml"))
+KS, E, D = [3, 5, 7], [3, 4, 6], [2, 3, 4]
 
 
 def layer_ms(key: LayerKey) -> float:
@@ -281,3 +294,127 @@ def test_a_new_predictor_version_drops_the_cache(client: HwlatClient) -> None:
     after = table.query(*stem)
     assert after == client.predict_layers(device, [["conv_hw224_i3_o32_k3_s2"]]).latency_ms[0]
     assert after > before
+
+
+# -- OFA's elastic networks ---------------------------------------------------------------------
+
+
+def ofa_subnets(net: ElasticNet, count: int, seed: int) -> list[tuple[dict[str, Any], Any]]:
+    """``count`` subnets as OFA samples them, at resolutions across 128-224: each as its
+    {ks, e, d, r} and the net config ``get_active_net_config()`` gives for it."""
+    rng = random.Random(seed)
+    subnets = []
+    for n in range(count):
+        config = {**net.sample_active_subnet(rng, KS, E, D), "r": [128 + 4 * (n * 7 % 25)]}
+        subnets.append((config, net.get_active_net_config()))
+    return subnets
+
+
+def mbv3_net() -> ElasticNet:
+    return ofa_mobilenetv3(width_mult=1.0, ks_list=KS, expand_ratio_list=E, depth_list=D)
+
+
+def proxyless_net() -> ElasticNet:
+    return ofa_proxyless(width_mult=1.3, ks_list=KS, expand_ratio_list=E, depth_list=D)
+
+
+def running(space: SearchSpace, config: dict[str, Any]) -> list[LayerKey]:
+    return [k for k in space.network(from_ofa_config(space, config)) if k.op is not Op.SKIP]
+
+
+@pytest.mark.parametrize(
+    ("space", "net"), [(MBV3, mbv3_net), (PROXYLESS, proxyless_net)], ids=["mbv3", "proxyless"]
+)
+def test_an_ofa_subnets_net_config_walks_to_the_layers_of_its_space(
+    ofa_device: int, client: HwlatClient, space: SearchSpace, net: Any
+) -> None:
+    plain = HwlatLatencyTable(client, ofa_device)  # no space: walking asks nothing
+    with_space = HwlatLatencyTable(client, ofa_device, space=space)
+    for config, net_config in ofa_subnets(net(), 60, seed=3):
+        keys = running(space, config)
+        assert plain.network_keys(net_config, config["r"][0]) == keys
+        assert with_space.ofa_config_keys(config) == keys
+
+
+def test_a_mobilenetv3_subnet_is_the_sum_ofas_own_table_walk_gives(
+    ofa_device: int, client: HwlatClient
+) -> None:
+    table = HwlatLatencyTable(client, ofa_device, space=MBV3)
+    assert table.network is OfaNetwork.MOBILENETV3
+    subnets = ofa_subnets(mbv3_net(), 12, seed=11)
+    served = client.predict_layers(
+        ofa_device, [[str(k) for k in running(MBV3, config)] for config, _ in subnets]
+    )
+    # OFA's own MBv3LatencyTable over a table of the service's values, keyed as OFA keys them.
+    variants = MBV3.variants()
+    each = client.predict_layers(ofa_device, [[str(k)] for k in variants])
+    values = {
+        ofa_name(key, network=OfaNetwork.MOBILENETV3): {"mean": ms}
+        for key, ms in zip(variants, each.latency_ms, strict=True)
+    }
+    for (config, net_config), expected in zip(subnets, served.latency_ms, strict=True):
+        size = config["r"][0]
+        got = table.predict_network_latency_given_config(net_config, size)
+        assert got == pytest.approx(expected, rel=1e-12)
+        assert table.predict_ofa_config(config) == got
+        reference = Mbv3Reference(values).predict_network_latency_given_config(net_config, size)
+        assert got == pytest.approx(reference, rel=1e-12)
+    arch_dict = {k: v for k, v in subnets[0][0].items() if k != "r"}
+    arch_dict["image_size"] = subnets[0][0]["r"][0]  # as OFA's search hands it over
+    assert table.predict_ofa_config(arch_dict) == pytest.approx(served.latency_ms[0], rel=1e-12)
+
+
+def test_every_layer_of_ofas_mobilenetv3_is_answered(service: Service) -> None:
+    """All 1,257 layer variants of the space in one request, none refused (the device measured
+    none of them: each is the regression's estimate, and listed as one)."""
+    transport = CountingTransport()
+    with HwlatClient(service.url, service.token, transport=transport) as counted:
+        device = profile(counted, "ofa-mbv3-estimates")
+        transport.predicts = 0
+        table = HwlatLatencyTable(counted, device, space=MBV3)
+        assert transport.predicts == 1
+        variants = {str(k) for k in MBV3.variants()}
+        assert table.estimated_layers == variants - {str(k) for k in SEED.variants()}
+        net = mbv3_net()
+        for ks, e, d, r in ((3, 3, 2, 128), (7, 6, 4, 224)):
+            net.set_active_subnet(ks, e, d)
+            config = net.get_active_net_config()
+            assert table.predict_network_latency_given_config(config, r) > 0
+        assert transport.predicts == 1  # every layer came with the space's one request
+
+
+def test_mobilenetv3_queries_read_keys_as_its_table_holds_them(
+    ofa_device: int, client: HwlatClient
+) -> None:
+    table = HwlatLatencyTable(client, ofa_device, network="mobilenetv3")
+
+    def value(key: str) -> float:
+        return client.predict_layers(ofa_device, [[key]]).latency_ms[0]
+
+    assert table.query("AvgPool2D", [7, 7, 960], [1, 1, 960]) == value("pool_hw7_i960")
+    assert table.query("Conv_2", [1, 1, 960], [1, 1, 1280]) == value(
+        "conv_hw1_i960_o1280_k1_s1_hswish"
+    )
+    block = ([28, 28, 40], [28, 28, 40])
+    args: dict[str, Any] = {"mid": 160, "ks": 5, "stride": 1, "id_skip": 1, "se": 1, "h_swish": 0}
+    assert table.query("expanded_conv", *block, **args) == value(
+        "mbconv_hw28_i40_o40_k5_e4_s1_sem_relu"
+    )
+    # ProxylessNAS's reading of the same key: ReLU6, SE a quarter of the input.
+    proxyless = HwlatLatencyTable(client, ofa_device)
+    assert proxyless.network is OfaNetwork.PROXYLESS
+    assert proxyless.query("expanded_conv", *block, **args) == value(
+        "mbconv_hw28_i40_o40_k5_e4_s1_se"
+    )
+
+
+def test_ofa_configs_need_a_space_and_calibration_a_fixed_one(
+    ofa_device: int, client: HwlatClient
+) -> None:
+    config = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": [224]}
+    with pytest.raises(ValueError, match="pass space="):
+        HwlatLatencyTable(client, ofa_device).predict_ofa_config(config)
+    with pytest.raises(ValueError, match="an elastic space has none"):
+        HwlatLatencyTable(client, ofa_device, space=MBV3, calibrated=True)
+    with pytest.raises(ValueError, match=r"r \[225\]: .* takes one of"):
+        HwlatLatencyTable(client, ofa_device, space=MBV3).predict_ofa_config({**config, "r": [225]})
