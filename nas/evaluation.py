@@ -7,18 +7,22 @@ path; single-path one-shot methods recompute them for the path being scored (SPO
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 
 from nas.digits import Digits
-from nas.supernet import Supernet
+
+if TYPE_CHECKING:
+    from nas.one_shot import AnySupernet
 
 RECALIBRATION_IMAGES = 256
 EVAL_BATCH = 512
 
 
 def recalibrate_batch_norm(
-    model: Supernet, digits: Digits, d: torch.Tensor, images: int = RECALIBRATION_IMAGES
+    model: AnySupernet, digits: Digits, d: Any, images: int = RECALIBRATION_IMAGES
 ) -> None:
     """Recompute every BN layer's running statistics on training images under path ``d``."""
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -35,8 +39,8 @@ def recalibrate_batch_norm(
     model.eval()
 
 
-def path_accuracy(model: Supernet, digits: Digits, d: torch.Tensor) -> float:
-    """Validation accuracy of the path ``d`` (hard indicators, (L, 4)), BN recalibrated."""
+def path_accuracy(model: AnySupernet, digits: Digits, d: Any) -> float:
+    """Validation accuracy of the path ``d`` (``model.path(architecture)``), BN recalibrated."""
     recalibrate_batch_norm(model, digits, d)
     correct = 0
     with torch.no_grad():

@@ -24,7 +24,18 @@ import torch.nn.functional as F
 from models import SearchSpace
 from models.errors import UserInputError
 from nas.digits import CLASSES, Digits
+from nas.elastic_supernet import ElasticSupernet
 from nas.supernet import Supernet
+
+# A space of fixed shapes shares weights through Single-Path superkernels (what spnas searches
+# too); an elastic one OFA's way (nas.elastic_supernet). Both run an architecture given
+# ``model(x, model.path(architecture))``.
+AnySupernet = Supernet | ElasticSupernet
+
+
+def build_supernet(space: SearchSpace, classes: int) -> AnySupernet:
+    return Supernet(space, classes) if space.fixed_shape else ElasticSupernet(space, classes)
+
 
 FILE_FORMAT = 1
 
@@ -45,7 +56,7 @@ class OneShotConfig:
 
 @dataclass(frozen=True)
 class OneShotSupernet:
-    model: Supernet
+    model: AnySupernet
     resolution: int
     config: OneShotConfig
     sha256: str
@@ -59,7 +70,7 @@ def train_one_shot(
 ) -> OneShotSupernet:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = Supernet(space, CLASSES)
+    model = build_supernet(space, CLASSES)
     optimiser = torch.optim.Adam(model.weight_parameters(), lr=config.lr)
     counts = torch.tensor(space.candidate_counts)
     total = math.ceil(len(digits.train_y) / config.batch_size) * config.epochs
@@ -69,7 +80,7 @@ def train_one_shot(
         for batch in digits.batches(config.batch_size, generator):
             draw = torch.rand(len(counts), generator=generator)
             architecture = (draw * counts).long().clamp(max=counts - 1).tolist()
-            d = model.fixed_indicators(architecture)
+            d = model.path(architecture)
             loss = F.cross_entropy(model(digits.train_x[batch], d), digits.train_y[batch])
             optimiser.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
@@ -81,7 +92,7 @@ def train_one_shot(
     return OneShotSupernet(model, digits.resolution, config, weights_sha256(model))
 
 
-def weights_sha256(model: Supernet) -> str:
+def weights_sha256(model: AnySupernet) -> str:
     """A digest of every parameter and buffer, in name order: equal digests, equal scores."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -122,7 +133,7 @@ def load(space: SearchSpace, path: Path) -> OneShotSupernet:
             f"{path} holds a supernet of {payload['space']}, not {space.name}; "
             "pass another --supernet file or let the search train one"
         )
-    model = Supernet(space, CLASSES)
+    model = build_supernet(space, CLASSES)
     model.load_state_dict(payload["state"])
     model.eval()
     sha = weights_sha256(model)

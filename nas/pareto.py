@@ -103,18 +103,25 @@ def layer_param(position: int) -> str:
     return f"layer_{position:02d}"
 
 
+def param_names(space: SearchSpace) -> list[str]:
+    """One Optuna parameter per decision: ``layer_NN`` in a space of fixed shapes (the names
+    studies stored before spaces were data use), the decision's name in an elastic one."""
+    if space.fixed_shape:
+        return [layer_param(n) for n in range(space.num_layers)]
+    return [d.name for d in space.decisions]
+
+
 def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
     return {
-        layer_param(n): CategoricalDistribution([c.label for c in slot.candidates])
-        for n, slot in enumerate(space.layers)
+        name: CategoricalDistribution(list(decision.choices))
+        for name, decision in zip(param_names(space), space.decisions, strict=True)
     }
 
 
 def architecture_of(space: SearchSpace, params: dict[str, Any]) -> tuple[int, ...]:
-    labels = [slot.candidates for slot in space.layers]
     return tuple(
-        [c.label for c in options].index(str(params[layer_param(n)]))
-        for n, options in enumerate(labels)
+        decision.choices.index(str(params[name]))
+        for name, decision in zip(param_names(space), space.decisions, strict=True)
     )
 
 
@@ -249,7 +256,7 @@ def _loop(
             archs = [architecture_of(space, t.params) for t in asked]
             for arch in archs:
                 if arch not in accuracy_cache:
-                    d = supernet.model.fixed_indicators(arch)
+                    d = supernet.model.path(arch)
                     accuracy_cache[arch] = path_accuracy(supernet.model, digits, d)
             # One request per population; repeats inside it are asked once.
             distinct = list(dict.fromkeys(archs))
@@ -300,7 +307,7 @@ def _record(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> TrialRecord:
     return TrialRecord(
         number=trial.number,
         architecture=arch,
-        labels=tuple(slot.candidates[i].label for slot, i in zip(space.layers, arch, strict=True)),
+        labels=tuple(d.choices[i] for d, i in zip(space.decisions, arch, strict=True)),
         accuracy=float(values[0]),
         latency_ms=float(values[1]),
         uncertainty_ms=float(trial.user_attrs.get("uncertainty_ms", float("nan"))),
@@ -320,9 +327,7 @@ def score(
     archs = [space.validate(a) for a in architectures]
     prediction = source.predict(device_id, space.name, [list(a) for a in archs])
     with torch.no_grad():
-        accuracies = [
-            path_accuracy(supernet.model, digits, supernet.model.fixed_indicators(a)) for a in archs
-        ]
+        accuracies = [path_accuracy(supernet.model, digits, supernet.model.path(a)) for a in archs]
     return [
         Scored(a, acc, ms)
         for a, acc, ms in zip(archs, accuracies, prediction.latency_ms, strict=True)

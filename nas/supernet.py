@@ -158,11 +158,11 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.grids = space_grids(space)
-        self.prefix = nn.Sequential(*(_fixed(k, classes) for k in space.prefix))
+        self.prefix = nn.Sequential(*(fixed_module(k, classes) for k in space.prefix))
         self.layers = nn.ModuleList(
             SuperMBConv(slot, grid) for slot, grid in zip(space.layers, self.grids, strict=True)
         )
-        self.suffix = nn.Sequential(*(_fixed(k, classes) for k in space.suffix))
+        self.suffix = nn.Sequential(*(fixed_module(k, classes) for k in space.suffix))
 
     def threshold_parameters(self) -> list[nn.Parameter]:
         return [layer.thresholds for layer in self.searchable()]
@@ -179,6 +179,10 @@ class Supernet(nn.Module):
         """The hard indicators (L, 4) that select ``architecture``."""
         arch = self.space.validate(architecture)
         return torch.tensor([grid.indicators(i) for grid, i in zip(self.grids, arch, strict=True)])
+
+    def path(self, architecture: Sequence[int]) -> torch.Tensor:
+        """What :meth:`forward` takes to run ``architecture``: its hard indicators."""
+        return self.fixed_indicators(architecture)
 
     def hard_indicators(self) -> list[tuple[float, float, float, float]]:
         return [layer.hard_indicators() for layer in self.searchable()]
@@ -226,7 +230,8 @@ def _mean_square(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return values.pow(2).sum() / count
 
 
-def _fixed(key: LayerKey, classes: int) -> nn.Module:
+def fixed_module(key: LayerKey, classes: int) -> nn.Module:
+    """A fixed (not searched) layer of a supernet; classifiers resized to ``classes``."""
     if key.op is Op.CONV:
         return ConvBNAct(key.cin, key.cout, key.kernel, key.stride, act=key.act)
     if key.op is Op.HEAD:
@@ -235,4 +240,6 @@ def _fixed(key: LayerKey, classes: int) -> nn.Module:
         return Logits(dataclasses.replace(key, classes=classes, cout=classes))
     if key.op is Op.MBCONV:
         return MBConv(key)
+    if key.op is Op.POOL:
+        return nn.AdaptiveAvgPool2d(1)
     raise ValueError(f"fixed layer {key} cannot be built into a supernet")

@@ -111,6 +111,12 @@ def spnas(
     from nas.latency import ServiceLatencySource, device_table
 
     search_space = space_of(space, service, token)
+    if not search_space.fixed_shape:
+        raise UserInputError(
+            f"Single-Path NAS searches one superkernel per layer of fixed shape; {space} is "
+            "elastic (its resolution, widths or depths vary): search it with `hwlat search "
+            "pareto`"
+        )
     if formula not in FORMULAS:
         raise UserInputError(f"--formula {formula!r}: choose one of {', '.join(FORMULAS)}")
     with ServiceLatencySource(service, token) as source:
