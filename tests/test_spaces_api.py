@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.predictors import RuntimeTable
 from latency_service.measurements.tables import NetworkMeasurement
 from models import Op, SearchSpace, get_space
 from models.space_spec import spec_from_dict
@@ -250,3 +251,31 @@ def test_networks_of_another_spec_under_the_same_name_are_left_out_of_a_fit(
     assert refit.status_code == 201
     kept = {tuple(m["architecture"]) for m in stored.json()["items"][5:]}
     assert refit.json()["metrics"]["n_networks"] == len(kept)
+
+
+def test_an_elastic_runtime_table_gives_what_predict_gives(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    name = unique()
+    space, _, _ = _fitted_elastic_device(client, tokens, device, name, leave_out=3)
+    answer = client.get(
+        f"/v1/devices/{device}/runtime-table", params={"space": name}, headers=tokens["read"]
+    )
+    assert answer.status_code == 200, answer.text
+    table = RuntimeTable.model_validate(answer.json())
+    assert {layer.name for layer in table.layers} >= {"stage0.layer0", "head0"}
+    assert sum(c.estimated for layer in table.layers for c in layer.candidates) > 0
+    archs = space.sample(30, seed=5)
+    predicted = client.post(
+        "/v1/predict",
+        json={"device_id": device, "space": name, "architectures": archs.tolist()},
+        headers=tokens["read"],
+    ).json()["latency_ms"]
+    assert np.allclose([table.latency_ms(list(a)) for a in archs], predicted, rtol=1e-9)
+    seed_layout = client.get(
+        f"/v1/devices/{device}/runtime-table",
+        params={"space": name, "format": "spnas"},
+        headers=tokens["read"],
+    )
+    assert seed_layout.status_code == 422
+    assert "elastic" in seed_layout.json()["detail"]

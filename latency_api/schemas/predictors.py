@@ -167,7 +167,10 @@ class TargetOutOfRange(UserInputError):
 
 class TableCandidate(BaseModel):
     index: int
-    candidate: str = Field(description="Label: k3e6, k5e3se, skip, ...")
+    candidate: str = Field(
+        description="Label: k3e6, k5e3se, skip, ...; in an elastic space the choices of the "
+        "layer's parents joined by '/', e.g. 160/24/3/k5e4"
+    )
     layer_key: str
     ms: float
     estimated: bool = Field(description="From the regression, not measured")
@@ -175,7 +178,24 @@ class TableCandidate(BaseModel):
 
 class TableLayer(BaseModel):
     position: int
+    name: str | None = Field(default=None, description="The layer in the spec: stage1.layer2")
+    parents: list[int] | None = Field(
+        default=None,
+        description="Elastic spaces: the decisions (architecture entries) this layer's key "
+        "depends on; candidate i is their choices in row-major order (the last varies "
+        "fastest). None: the layer's own decision, entry `position` (a space of fixed shapes)",
+    )
     candidates: list[TableCandidate]
+
+    def index(self, architecture: Sequence[int], counts: Sequence[int]) -> int:
+        """Which candidate this layer has in ``architecture`` (``counts``: choices per
+        decision)."""
+        if self.parents is None:
+            return architecture[self.position]
+        index = 0
+        for parent in self.parents:
+            index = index * counts[parent] + architecture[parent]
+        return index
 
 
 class TableCalibration(BaseModel):
@@ -200,6 +220,9 @@ class RuntimeTable(BaseModel):
     layers: list[TableLayer]
     fixed_ms: float | None
     calibration: TableCalibration
+    decision_counts: list[int] | None = Field(
+        default=None, description="Elastic spaces: how many choices each decision has"
+    )
 
     def ms(self, position: int, index: int) -> float:
         return self.layers[position].candidates[index].ms
@@ -211,11 +234,13 @@ class RuntimeTable(BaseModel):
 
     def latency_ms(self, architecture: Sequence[int]) -> float:
         """The latency this table predicts for one architecture (what /v1/predict answers)."""
-        total = sum(self.ms(p, i) for p, i in enumerate(architecture))
+        counts = self.decision_counts or []
+        total = sum(layer.candidates[layer.index(architecture, counts)].ms for layer in self.layers)
         return calibrated_ms(self.calibration, total, self.fixed_ms)
 
     def range_ms(self) -> tuple[float, float]:
-        """The fastest and slowest predicted latency over the whole space (the sum is additive)."""
+        """The fastest and slowest predicted latency over the whole space (the sum is additive;
+        in an elastic space, whose layers share decisions, these are bounds)."""
         low = sum(min(c.ms for c in layer.candidates) for layer in self.layers)
         high = sum(max(c.ms for c in layer.candidates) for layer in self.layers)
         return (
@@ -238,6 +263,12 @@ class RuntimeTable(BaseModel):
         """Raise unless the table has exactly the space's layers and candidates, in order, and
         values a search can use (checked here, by the reader, so that the service still
         serves a table other readers may accept)."""
+        if not space.fixed_shape:
+            raise TableMismatch(
+                f"{space.name} is elastic: its table's layers depend on several decisions "
+                "each, which a per-layer search cannot read; search it with `hwlat search "
+                "pareto`, or predict architectures with POST /v1/predict"
+            )
         if self.space != space.name or len(self.layers) != space.num_layers:
             raise TableMismatch(
                 f"runtime table is for {self.space} with {len(self.layers)} layers, not "

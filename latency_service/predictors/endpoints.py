@@ -165,6 +165,7 @@ def runtime_table(
     compiled = cache.compiled(session, device_id, search_space)
     if format == "json":
         return JSONResponse(runtime_table_of(compiled).model_dump(mode="json"))
+    _require_fixed_shape(search_space, format)
     artifact = cache.artifact(session, device_id)[1]
     fixed: dict[str, float] = {}
     for key in (*search_space.prefix[-1:], *search_space.suffix[:1]):
@@ -245,3 +246,11 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"not JSON: {error}") from None
+
+
+def _require_fixed_shape(space: SearchSpace, format: str) -> None:
+    if not space.fixed_shape:
+        raise InvalidInput(
+            f"format={format} is a table of one candidate per layer; {space.name} is elastic "
+            "(a layer's shape depends on other choices): use format=json"
+        )
