@@ -74,6 +74,7 @@ NEEDS: dict[tuple[str, str], Scope | None] = {
     ("GET", "/dashboard/data/devices/{device_id}/accuracy"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/validations/{validation_id}/points"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/layers"): Scope.read,
+    ("GET", "/dashboard/data/devices/{device_id}/coverage"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/history"): Scope.read,
     ("GET", "/dashboard/data/jobs/states"): Scope.read,
     ("GET", "/dashboard/data/jobs/agents"): Scope.read,

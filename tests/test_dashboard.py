@@ -164,6 +164,16 @@ def test_chart_data_is_the_domain_data_as_json_and_csv(
     assert len(history) == 1 + 6
     assert sum(bool(r["outlier"]) for r in history) == seeded.history_outliers
 
+    coverage = {
+        r["space"]: r for r in rows_of(browser, f"/dashboard/data/devices/{first}/coverage")
+    }
+    # Every tiny-64 variant was measured; the seed space shares none of its layers.
+    assert coverage["tiny-64"]["measured"] == coverage["tiny-64"]["layer_variants"] == seeded.layers
+    assert coverage["tiny-64"]["measured_pct"] == 100.0
+    assert coverage["tiny-64"]["networks_measured"] > 0
+    seed_space = coverage["spnas-mobilenetv2-224"]
+    assert (seed_space["measured"], seed_space["estimated"]) == (0, seed_space["layer_variants"])
+
     states = rows_of(browser, "/dashboard/data/jobs/states")
     assert [r["status"] for r in states] == ["queued", "leased", "done", "failed"]
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from latency_api.schemas.enums import Scope
 from latency_service import http_errors
@@ -40,6 +41,7 @@ from latency_service.deps import (
 from latency_service.devices import service as devices
 from latency_service.errors import DomainError, InvalidInput
 from latency_service.predictors.endpoints import CacheDep
+from latency_service.spaces import service as space_service
 from latency_service.spaces import space_or_404
 from models import DEFAULT_SPACE
 from predictor.metrics import Metric
@@ -174,7 +176,8 @@ def device_page(
         "device.html",
         device=device,
         space=search_space.name,
-        spaces=_space_names(),
+        spaces=_space_names(session),
+        coverage=service.coverage_rows(session, device_id),
         others=others,
         compare=compare_id,
     )
@@ -233,10 +236,8 @@ def jobs_page(request: Request, session: ReadSessionDep, _: PageUser) -> Respons
     )
 
 
-def _space_names() -> list[str]:
-    from models.spaces import BUILTIN
-
-    return sorted(BUILTIN)
+def _space_names(session: Session) -> list[str]:
+    return space_service.names(session)
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -296,6 +297,14 @@ def points_data(
     """Predicted against measured, per network of one validation report."""
     rows = service.points_rows(session, device_id, validation_id)
     return table(rows, format, f"validation-{validation_id}-points")
+
+
+@data.get("/devices/{device_id}/coverage")
+def coverage_data(
+    device_id: IdPath, session: ReadSessionDep, _: DataUser, format: Format = "json"
+) -> Response:
+    """Per search space, how many of its layer variants and networks the device measured."""
+    return table(service.coverage_rows(session, device_id), format, f"coverage-device-{device_id}")
 
 
 @data.get("/devices/{device_id}/layers")

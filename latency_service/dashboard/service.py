@@ -21,8 +21,9 @@ from latency_service.measurements import service as measurements
 from latency_service.predictors import service as predictors
 from latency_service.predictors.runtime_table import runtime_table
 from latency_service.predictors.service import CompiledCache
+from latency_service.spaces import service as space_service
 from latency_service.validations import service as validation_reports
-from models import SearchSpace, format_architecture
+from models import SearchSpace, format_architecture, get_space
 from predictor.metrics import FIGURES, Metric
 
 Row = dict[str, Any]
@@ -52,6 +53,31 @@ def device_rows(session: Session) -> list[Row]:
                 "layer_measurements": n_layers,
                 "network_measurements": n_networks,
                 "latest_predictor_version": latest[1] if latest else None,
+            }
+        )
+    return rows
+
+
+def coverage_rows(session: Session, device_id: int) -> list[Row]:
+    """Per space: how many of its layer variants the device has measured (the rest the
+    predictor estimates with its regression), and how many of its networks."""
+    devices.get(session, device_id)
+    measured = {layer.layer_key for layer in measurements.current_layers(session, device_id)}
+    networks: dict[str, set[str]] = {}
+    for space_name, arch, *_ in measurements.network_rows(session, device_id):
+        networks.setdefault(space_name, set()).add(arch)
+    rows = []
+    for name in space_service.names(session):
+        variants = {str(k) for k in get_space(name).variants()}
+        have = len(variants & measured)
+        rows.append(
+            {
+                "space": name,
+                "layer_variants": len(variants),
+                "measured": have,
+                "measured_pct": 100.0 * have / len(variants) if variants else 0.0,
+                "estimated": len(variants) - have,
+                "networks_measured": len(networks.get(name, ())),
             }
         )
     return rows

@@ -68,6 +68,12 @@ def _conflict(name: str, known: str, given: str, *, builtin: bool) -> Conflict:
     )
 
 
+def names(session: Session) -> list[str]:
+    """Built-in space names, then registered ones by name."""
+    registered = session.scalars(select(RegisteredSpace.name).order_by(RegisteredSpace.name))
+    return [*BUILTIN, *registered]
+
+
 def list_all(session: Session) -> list[SpaceOut]:
     rows: Sequence[RegisteredSpace] = session.scalars(
         select(RegisteredSpace).order_by(RegisteredSpace.name)
