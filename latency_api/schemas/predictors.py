@@ -259,16 +259,33 @@ class RuntimeTable(BaseModel):
             )
         return low, high
 
+    def _check_elastic(self, space: SearchSpace) -> None:
+        varying = [p for p in space.positions if p.parents]
+        got = [
+            (layer.name, layer.parents, [c.layer_key for c in layer.candidates])
+            for layer in self.layers
+        ]
+        want = [(p.name, list(p.parents), [str(k) for k in p.keys]) for p in varying]
+        if self.space != space.name or got != want:
+            raise TableMismatch(
+                f"runtime table of {self.space} does not list {space.name}'s layers as this "
+                "client decodes the space: the client and the service disagree on its spec"
+            )
+        for layer in self.layers:
+            for entry in layer.candidates:
+                if not math.isfinite(entry.ms) or entry.ms < 0:
+                    raise TableMismatch(
+                        f"runtime table of {self.space}, {layer.name}, {entry.candidate}: "
+                        f"{entry.ms} is not a latency in ms; refit the device's predictor"
+                    )
+
     def check_space(self, space: SearchSpace) -> None:
         """Raise unless the table has exactly the space's layers and candidates, in order, and
         values a search can use (checked here, by the reader, so that the service still
         serves a table other readers may accept)."""
         if not space.fixed_shape:
-            raise TableMismatch(
-                f"{space.name} is elastic: its table's layers depend on several decisions "
-                "each, which a per-layer search cannot read; search it with `hwlat search "
-                "pareto`, or predict architectures with POST /v1/predict"
-            )
+            self._check_elastic(space)
+            return
         if self.space != space.name or len(self.layers) != space.num_layers:
             raise TableMismatch(
                 f"runtime table is for {self.space} with {len(self.layers)} layers, not "
