@@ -135,6 +135,7 @@ def predict_section(data: dict[str, Any]) -> list[str]:
         f"| speed-up over the loop | {ip['speedup']:,.0f}x | ≥ 100x |",
         f"| 10,000 architectures in one request (median) | "
         f"{http['batch_10000_ms_median']:.1f} ms | ≤ 20 ms |",
+        *_elastic_row(http),
         f"| load: {load['target_rps']:.0f} req/s target, {load['requests']} requests, "
         f"{load['service_workers']} worker(s) | {load['achieved_rps']:.0f} req/s sent | "
         "≥ 1,000 for 60 s |",
@@ -143,6 +144,23 @@ def predict_section(data: dict[str, Any]) -> list[str]:
         f"| errors | {sum(load['errors'].values())} | 0 |",
         *_load_runs_line(http),
     ]
+
+
+def _elastic_row(http: dict[str, Any]) -> list[str]:
+    rows = []
+    for key in ("elastic_all_measured", "elastic"):
+        elastic = http.get(key)
+        if elastic is None:  # a report written before spaces were data
+            continue
+        rows.append(
+            f"| the same over {elastic['space']} ({elastic['decisions']} decisions, layers "
+            f"depending on earlier choices; {elastic['measured_variants']} of "
+            f"{elastic['layer_variants']} variants measured, answer "
+            f"{elastic.get('answer_bytes', 0) / 1e3:.0f} kB) | "
+            f"{elastic['batch_10000_ms_median']:.1f} ms ({elastic['ratio_to_fixed']:.2f}x) "
+            "| ≤ 2x |"
+        )
+    return rows
 
 
 def _load_runs_line(http: dict[str, Any]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from latency_api.schemas.predictors import (
@@ -22,7 +23,7 @@ from models import InvalidArchitecture, SearchSpace, parse
 from models.ofa_config import OfaConfigError, from_ofa_config
 from predictor.artifact import Calibration
 from predictor.calibration import calibrated_ms, calibrated_uncertainty_ms
-from predictor.compiled import MissingLayers, lookup
+from predictor.compiled import CompiledSpace, MissingLayers, lookup
 
 
 def predict(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
@@ -65,35 +66,45 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
         compiled.check(archs)
     except InvalidArchitecture as error:
         raise InvalidInput(str(error)) from None
-    latency, uncertainty = compiled.predict(archs)
-    used = compiled.estimated_positions(archs)
-    local = compiled.index(archs) - compiled.offsets
-    # Position j is the j-th layer that varies between architectures (in a space of fixed
-    # shapes, the j-th searchable layer); candidate is the index of its key among the keys
-    # that position can have (the layer's candidate, in a space of fixed shapes).
-    estimated = [
-        EstimatedLayer(
-            layer_key=str(compiled.columns[j].keys[c]),
-            position=j,
-            candidate=c,
-            ms=float(compiled.flat_ms[compiled.offsets[j] + c]),
-        )
-        for j, c in sorted({(int(j), int(local[r, j])) for r, j in np.argwhere(used)})
-    ]
-    breakdown = None
-    if request.breakdown:
-        breakdown = compiled.flat_ms.take(compiled.index(archs)).tolist()
+    index = compiled.index(archs)
+    latency, uncertainty = compiled.predict(archs, index)
+    used = compiled.flat_estimated.take(index)
     return PredictOut(
         device_id=request.device_id,
         predictor_version=compiled.version,
         space=space.name,
         latency_ms=latency.tolist(),
         uncertainty_ms=uncertainty.tolist(),
-        estimated_layers=estimated,
+        estimated_layers=_estimated(compiled, np.unique(index[used])),
         estimated_count=used.sum(axis=1).tolist(),
-        breakdown_ms=breakdown,
+        breakdown_ms=compiled.flat_ms.take(index).tolist() if request.breakdown else None,
         fixed_ms=compiled.fixed_ms if compiled.calibration.fixed_in_sum else None,
     )
+
+
+def _estimated(compiled: CompiledSpace, flat: npt.NDArray[np.int64]) -> list[EstimatedLayer]:
+    """The estimated entries of the gathered table (``flat``: sorted, distinct indices).
+
+    In a space of fixed shapes each comes with its position (the searchable layer) and
+    candidate. In an elastic one each layer key is listed once, without a position: thousands
+    of (position, key) pairs would say little more and make the answer several times larger.
+    """
+    if not compiled.space.fixed_shape:
+        keys = {compiled.flat_keys[f]: f for f in flat.tolist()}
+        return [
+            EstimatedLayer.model_construct(layer_key=str(key), ms=float(compiled.flat_ms[f]))
+            for key, f in keys.items()
+        ]
+    column = np.searchsorted(compiled.offsets, flat, side="right") - 1
+    return [
+        EstimatedLayer(
+            layer_key=str(compiled.flat_keys[f]),
+            position=j,
+            candidate=f - int(compiled.offsets[j]),
+            ms=float(compiled.flat_ms[f]),
+        )
+        for j, f in zip(column.tolist(), flat.tolist(), strict=True)
+    ]
 
 
 def _from_ofa(space: SearchSpace, configs: list[OfaConfig]) -> list[list[int]]:
