@@ -50,6 +50,7 @@ from latency_api.schemas.measurements import (
 from latency_api.schemas.predictors import (
     MAX_ARCHITECTURES,
     FitIn,
+    OfaConfig,
     PredictIn,
     PredictorArtifactOut,
     PredictorList,
@@ -364,6 +365,24 @@ class HwlatClient:
         ]
         return _merge(answers)
 
+    def predict_ofa(
+        self, device_id: int, space: str, configs: Sequence[Mapping[str, Any]]
+    ) -> PredictOut:
+        """Latency of subnets of an OFA-style ``space`` given in Once-for-All's encoding
+        (``{"ks": [...], "e": [...], "d": [...], "r": 224}``), with the space's a·Σ+b."""
+        parsed = [OfaConfig.model_validate(c) for c in configs]
+        answers = [
+            self._predict(
+                PredictIn(
+                    device_id=device_id,
+                    space=space,
+                    ofa_configs=parsed[start : start + MAX_ARCHITECTURES],
+                )
+            )
+            for start in range(0, max(len(parsed), 1), MAX_ARCHITECTURES)
+        ]
+        return _merge(answers)
+
     def predict_layers(
         self,
         device_id: int,
@@ -577,6 +596,9 @@ def _merge(answers: list[PredictOut]) -> PredictOut:
             "latency_ms": [v for a in answers for v in a.latency_ms],
             "uncertainty_ms": [v for a in answers for v in a.uncertainty_ms],
             "estimated_layers": list(estimated.values()),
+            "estimated_count": None
+            if first.estimated_count is None
+            else [v for a in answers for v in a.estimated_count or []],
             "breakdown_ms": breakdown,
         }
     )

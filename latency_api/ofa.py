@@ -98,8 +98,9 @@ class HwlatLatencyTable:
         resolved = get_space(space) if isinstance(space, str) else space
         if calibrated and resolved is not None and not resolved.fixed_shape:
             raise ValueError(
-                f"calibrated=True reads {resolved.name}'s a·Σ+b from its runtime table, and an "
-                "elastic space has none; use calibrated=False (OFA's tables are plain sums too)"
+                f"calibrated=True checks that a network is one of {resolved.name} by its fixed "
+                "layers, and an elastic space has none; use calibrated=False (OFA's tables are "
+                "plain sums too), or HwlatClient.predict_ofa for the space's a·Σ+b"
             )
         self._owns_client = isinstance(service, str)
         self.client = HwlatClient(service, token) if isinstance(service, str) else service

@@ -418,3 +418,29 @@ def test_ofa_configs_need_a_space_and_calibration_a_fixed_one(
         HwlatLatencyTable(client, ofa_device, space=MBV3, calibrated=True)
     with pytest.raises(ValueError, match=r"r \[225\]: .* takes one of"):
         HwlatLatencyTable(client, ofa_device, space=MBV3).predict_ofa_config({**config, "r": [225]})
+
+
+def test_the_service_predicts_ofa_configs_of_a_registered_space_as_their_architectures(
+    ofa_device: int, client: HwlatClient
+) -> None:
+    client.register_space(MBV3.spec)
+    rng = random.Random(5)
+    configs = [
+        {
+            "ks": [rng.choice([3, 5, 7]) for _ in range(20)],
+            "e": [rng.choice([3, 4, 6]) for _ in range(20)],
+            "d": [rng.choice([2, 3, 4]) for _ in range(5)],
+            "r": rng.choice([128, 160, 192, 224]),
+        }
+        for _ in range(12)
+    ]
+    by_config = client.predict_ofa(ofa_device, MBV3.name, configs)
+    archs = [list(from_ofa_config(MBV3, c)) for c in configs]
+    by_arch = client.predict(ofa_device, MBV3.name, archs)
+    assert by_config.latency_ms == pytest.approx(by_arch.latency_ms, rel=1e-12)
+    # This device profiled the seed space only: every OFA layer is the regression's estimate.
+    assert by_config.estimated_count == [
+        sum(k.op is not Op.SKIP for k in MBV3.network(a)) for a in archs
+    ]
+    with pytest.raises(ServiceError, match=r"ofa_configs\[0\]"):
+        client.predict_ofa(ofa_device, MBV3.name, [{**configs[0], "d": [2] * 4}])
