@@ -92,10 +92,29 @@ def get_predictor(
 # The body is parsed by pydantic-core straight from the bytes: FastAPI would first build the
 # whole document as Python objects with json.loads and then validate those, twice the work on a
 # 10,000-architecture request. The schema documented is PredictIn's all the same.
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by the definitions: a schema placed
+    in an operation cannot point into its own ``$defs`` (OpenAPI resolves from the document)."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": PredictIn.model_json_schema()}},
+        "content": {"application/json": {"schema": _inline_defs(PredictIn.model_json_schema())}},
     }
 }
 # Bodies up to this size are parsed and answered on the event loop when the predictor is in
