@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from models import LayerKey, get_space, parse, parse_architecture
+from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, space_of
+from models import LayerKey, parse, parse_architecture
 from models.errors import UserInputError
 from models.precision import Precision
 
@@ -82,12 +83,15 @@ def arch(
             "--output", "-o", help="File to write; default <space>_<indices>.<format> here."
         ),
     ] = None,
+    service: ServiceUrl = DEFAULT_SERVICE,
+    token: Token = None,
 ) -> None:
-    """Export a whole architecture (stem to classifier); prints the written file."""
+    """Export a whole architecture (stem to classifier); prints the written file. A registered
+    space's spec is fetched from the service."""
     from models.export import ExportFormat, ExportMethod, export_network
     from models.export.cache import atomic_copy
 
-    space = get_space(name)
+    space = space_of(name, service, token)
     choice = space.validate(parse_architecture(indices))
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
     if output is None:
@@ -111,14 +115,21 @@ def variants(
         typer.Option("--output", "-o", help="Also copy every file into this directory."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    service: ServiceUrl = DEFAULT_SERVICE,
+    token: Token = None,
 ) -> None:
-    """Export every layer variant of a search space; prints `<key> <file>` per line."""
+    """Export every layer variant of a search space; prints `<key> <file>` per line. A
+    registered space's spec is fetched from the service."""
     from models.export import ExportFormat, export_variants
     from models.export.cache import atomic_copy
 
     fmt_, precision = ExportFormat.parse(fmt), _precision(int8)
     paths = export_variants(
-        get_space(name).variants(), fmt_, precision, workers=workers, progress=progress
+        space_of(name, service, token).variants(),
+        fmt_,
+        precision,
+        workers=workers,
+        progress=progress,
     )
     for key, path in paths.items():
         if output is not None:
