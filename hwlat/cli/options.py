@@ -7,10 +7,10 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from latency_api import HwlatClient
+from latency_api import HwlatClient, ServiceUnreachable
 from models import SearchSpace, get_space
 from models.errors import UserInputError
-from models.spaces import known_space
+from models.spaces import BUILTIN, known_space
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -47,7 +47,13 @@ def space_of(name: str, service: str, token: str | None) -> SearchSpace:
     if known_space(name):
         return get_space(name)
     with client(service, token) as api:
-        return api.space(name)
+        try:
+            return api.space(name)
+        except ServiceUnreachable as error:
+            raise UserInputError(
+                f"unknown search space {name!r} (built in: {', '.join(BUILTIN)}), and {error}, "
+                "so a registered one cannot be looked up"
+            ) from None
 
 
 def choice(kind: type[E], value: str, option: str) -> E:
