@@ -279,3 +279,38 @@ def test_an_elastic_runtime_table_gives_what_predict_gives(
     )
     assert seed_layout.status_code == 422
     assert "elastic" in seed_layout.json()["detail"]
+
+
+def test_an_elastic_space_is_validated_against_its_held_out_networks(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    name = unique()
+    space, values, archs = _fitted_elastic_device(client, tokens, device, name, leave_out=0)
+    # Networks measured after the fit, never calibrated on: 5% slower than the layer sum says.
+    fresh = [[int(c) for c in a] for a in space.sample(20, seed=31)]
+    seen = {tuple(int(c) for c in a) for a in archs}
+    fresh = [list(a) for a in dict.fromkeys(tuple(a) for a in fresh) if a not in seen]
+    networks = [
+        network_measurement(
+            a,
+            1.05 * (sum(values[str(k)] for k in space.network(a) if k.op is not Op.SKIP) + 0.3),
+            space=name,
+        )
+        for a in fresh
+    ]
+    client.post(
+        "/v1/measurements/networks",
+        json={"device_id": device, "measurements": networks},
+        headers=tokens["ingest"],
+    ).raise_for_status()
+    report = client.post(
+        f"/v1/devices/{device}/validations",
+        json={"space": name, "architectures": fresh},
+        headers=tokens["admin"],
+    )
+    assert report.status_code == 201, report.text
+    body = report.json()
+    assert body["space_sha256"] == space.digest
+    assert body["metrics"]["n"] == len(fresh)
+    assert body["metrics"]["mape"] == pytest.approx(100 * 0.05 / 1.05, rel=1e-3)
+    assert set(body["baselines"]) == {"macs_proportional", "table_sum", "per_op_forest"}
