@@ -14,7 +14,11 @@ f03b2673db313b9167e2a1c2b7a5cad540cc1313)::
     Logits-input:7x7x1280-output:1000               pooling + classifier
 
 ``hs:0`` reads as hwlat's default ReLU6 (OFA's MobileNetV3 uses ReLU there; a runtime fuses
-either into the convolution), so ReLU or swish blocks have no OFA key and are refused.
+either into the convolution), so ReLU or swish blocks have no OFA key and are refused. Likewise
+``se:1`` reads as hwlat's ``se`` (a quarter of the block's input wide), so an ``sem`` block (OFA's
+own SE, a quarter of the expanded channels) is refused rather than written under a name that
+reads back as another layer. MBv3LatencyTable's ``AvgPool2D`` and ``Conv_2`` entries are
+neither written nor read: a ``pool`` key has no name here.
 Earlier hwlat exports spelt the stem ``Conv-...-kernel:K``, the head
 ``head-input:...-feature:F-output:N`` and SE as a trailing ``-se:1``; :func:`parse_ofa_name`
 still reads them, so tables written then still import.
@@ -63,6 +67,12 @@ def ofa_name(key: LayerKey, mbv3: bool = False) -> str:
                 f"{key}: OFA's block keys tell only h-swish (hs:1) from ReLU6 (hs:0); "
                 f"a {key.act} block has no key there"
             )
+        if key.se_mid:
+            raise OfaKeyError(
+                f"{key}: OFA's se:1 reads back as hwlat's 'se' (a quarter of the block's "
+                f"input); this 'sem' block's SE (OFA's own, {key.se_channels} channels from the "
+                f"expanded {key.mid}) would come back as another layer, so it has no key here"
+            )
         if (key.se or key.act is Activation.HSWISH) and not mbv3:
             raise OfaKeyError(
                 f"{key}: ProxylessNASLatencyTable's keys have no SE or h-swish; "
@@ -90,6 +100,12 @@ def ofa_name(key: LayerKey, mbv3: bool = False) -> str:
         )
     if key.op is Op.SKIP:
         raise OfaKeyError(f"{key} has no entry in a lookup table (skip costs nothing)")
+    if key.op is Op.POOL:
+        raise OfaKeyError(
+            f"{key}: a global pool on its own (MBv3LatencyTable's AvgPool2D) has no key in the "
+            "OFA tables hwlat writes and reads (Conv, expanded_conv, Conv_1, Logits); take "
+            "the runtime table of a space with a pool layer as format=json"
+        )
     raise OfaKeyError(
         f"{key}: OFA's tables name only the 3x3 stem (Conv) and the 1x1 stride-1 feature-mix "
         "conv (Conv_1), both with ReLU6"
@@ -164,7 +180,8 @@ def _parse_ofa_name(name: str) -> LayerKey:
         f"Logits (ProxylessNAS's layers)"
         + (
             f"; {layer_type} (MobileNetV3's separate pooling and second 1x1 conv) has no hwlat "
-            "layer variant: remove those entries to import the rest"
+            "import (their layers, pool and a 1x1 h-swish conv at 1x1, are measured under "
+            "hwlat's own keys): remove those entries to import the rest"
             if layer_type in ("AvgPool2D", "Conv_2")
             else ""
         )
