@@ -69,6 +69,8 @@ def block_params(key: LayerKey) -> Params:
         _fc(params, rng, key.cout, key.classes)
     elif key.op is Op.LOGITS:
         _fc(params, rng, key.cin, key.classes)
+    elif key.op is Op.POOL:
+        pass  # a global average pool has no weights
     else:
         mid = key.mid
         if key.expansion > 1:
@@ -77,6 +79,8 @@ def block_params(key: LayerKey) -> Params:
         _conv(params, rng, "depthwise.conv", mid, 1, key.kernel)
         _bn(params, rng, "depthwise.bn", mid)
         if key.se:
+            # The same parameters for either width rule (``se``, ``sem``): only se_channels
+            # differs, so an existing ``se`` key draws exactly the numbers it always did.
             se = key.se_channels
             params["se.reduce.weight"] = _normal(rng, (se, mid, 1, 1), (2.0 / mid) ** 0.5)
             params["se.reduce.bias"] = _normal(rng, (se,), 0.1)

@@ -26,8 +26,9 @@ FEATURES: Final = (
     "is_mbconv",
     "is_conv",
     "is_head",
-    # Appended last: a regression fitted before it existed reads the columns it knows.
+    # Appended last: a regression fitted before they existed reads the columns it knows.
     "is_logits",
+    "is_pool",  # OFA MobileNetV3's global pool between its head convs (MBv3's AvgPool2D)
 )
 
 
@@ -43,6 +44,7 @@ def feature_vector(key: LayerKey) -> npt.NDArray[np.float64]:
         values["pointwise_macs"] = float(expand + hw_out2 * mid * key.cout)
         values["depthwise_macs"] = float(hw_out2 * mid * key.kernel**2)
         values["depthwise_outputs"] = float(hw_out2 * mid)
+        # se_channels follows the key's SE width rule (a quarter of cin, or OFA's of mid).
         values["se_macs"] = float(2 * mid * key.se_channels)
         elementwise = (hw_in2 * mid if key.expansion > 1 else 0) + hw_out2 * mid
         elementwise += hw_out2 * mid if key.se else 0
@@ -61,6 +63,9 @@ def feature_vector(key: LayerKey) -> npt.NDArray[np.float64]:
         values["dense_macs"] = float(key.macs)
         values["elementwise"] = float(hw_in2 * key.cin)  # the global pool reads every input
         values["is_logits"] = 1.0
+    elif key.op is Op.POOL:
+        values["elementwise"] = float(hw_in2 * key.cin)  # reads every input element once
+        values["is_pool"] = 1.0
     return np.fromiter(values.values(), dtype=np.float64, count=len(FEATURES))
 
 

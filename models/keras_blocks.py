@@ -53,6 +53,10 @@ def apply_block(x: Any, key: LayerKey, params: Params, prefix: str) -> Any:
         return _pool_classify(x, params, prefix, key.classes)
     if key.op is Op.LOGITS:
         return _pool_classify(x, params, prefix, key.classes)
+    if key.op is Op.POOL:
+        # OFA MobileNetV3's global average pool between its two head convs: the map stays
+        # 4-D (1x1), as MyGlobalAvgPool2d(keep_dim=True) leaves it for the 1x1 conv after it.
+        return keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}pool")(x)
     if key.op is Op.SKIP:
         raise NothingToExport(key)
     block_input = x
@@ -60,7 +64,7 @@ def apply_block(x: Any, key: LayerKey, params: Params, prefix: str) -> Any:
         x = _conv_bn(x, params, "expand", prefix, 1, 1, key.act)
     x = _conv_bn(x, params, "depthwise", prefix, key.kernel, key.stride, key.act)
     if key.se:
-        x = _squeeze_excite(x, params, prefix)
+        x = _squeeze_excite(x, params, prefix, "hard_sigmoid" if key.se_mid else "sigmoid")
     x = _conv_bn(x, params, "project", prefix, 1, 1, None)
     if key.has_residual:
         x = keras.layers.Add(name=f"{prefix}residual")([x, block_input])
@@ -111,11 +115,19 @@ def _conv_bn(
     return x if act is None else _activation(act, f"{name}_act")(x)
 
 
-def _squeeze_excite(x: Any, params: Params, prefix: str) -> Any:
+def _squeeze_excite(x: Any, params: Params, prefix: str, gate: str) -> Any:
+    """Pool, 1x1 conv to ``key.se_channels`` with ReLU, 1x1 conv back with ``gate``, multiply.
+
+    ``se`` keys gate with the sigmoid (EfficientNet, MnasNet). ``sem`` keys are OFA's SEModule
+    (mit-han-lab/once-for-all at f03b2673, ofa/utils/pytorch_modules.py, used by MBConvLayer in
+    ofa/utils/layers.py): on the expanded channels, reduce to make_divisible(mid // 4, 8) with
+    bias, ReLU, expand with bias, then h_sigmoid, relu6(x + 3) / 6, which is Keras'
+    ``hard_sigmoid`` (clip(x / 6 + 0.5, 0, 1)).
+    """
     import keras
 
     squeezed = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}se_pool")(x)
-    for part, act in (("reduce", "relu"), ("expand", "sigmoid")):
+    for part, act in (("reduce", "relu"), ("expand", gate)):
         weight = params[f"se.{part}.weight"]
         conv = keras.layers.Conv2D(weight.shape[0], 1, activation=act, name=f"{prefix}se_{part}")
         squeezed = conv(squeezed)

@@ -98,6 +98,12 @@ def ofa_name(
                 f"{key}: OFA's block keys tell only h-swish (hs:1) from ReLU6 (hs:0); "
                 f"a {key.act} block has no key there"
             )
+        if key.se_mid:
+            raise OfaKeyError(
+                f"{key}: OFA's se:1 reads back as hwlat's 'se' (a quarter of the block's "
+                f"input); this 'sem' block's SE (OFA's own, {key.se_channels} channels from the "
+                f"expanded {key.mid}) would come back as another layer, so it has no key here"
+            )
         if (key.se or key.act is Activation.HSWISH) and not mbv3:
             raise OfaKeyError(
                 f"{key}: ProxylessNASLatencyTable's keys have no SE or h-swish; "
@@ -125,6 +131,12 @@ def ofa_name(
         )
     if key.op is Op.SKIP:
         raise OfaKeyError(f"{key} has no entry in a lookup table (skip costs nothing)")
+    if key.op is Op.POOL:
+        raise OfaKeyError(
+            f"{key}: a global pool on its own (MBv3LatencyTable's AvgPool2D) has no key in the "
+            "OFA tables hwlat writes and reads (Conv, expanded_conv, Conv_1, Logits); take "
+            "the runtime table of a space with a pool layer as format=json"
+        )
     raise OfaKeyError(
         f"{key}: OFA's tables name only the 3x3 stem (Conv) and the 1x1 stride-1 feature-mix "
         "conv (Conv_1), both with ReLU6"

@@ -74,14 +74,25 @@ class ConvBNAct(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, squeezed: int) -> None:
+    """Pool, 1x1 conv to ``squeezed`` with ReLU, 1x1 conv back, gate, multiply.
+
+    The gate is the sigmoid for ``se`` keys (EfficientNet, MnasNet). ``hard_gate`` is OFA's
+    SEModule, which ``sem`` keys name (mit-han-lab/once-for-all at f03b2673,
+    ofa/utils/pytorch_modules.py; MBConvLayer in ofa/utils/layers.py puts it on the expanded
+    channels after the depthwise conv): reduce to make_divisible(mid // 4, 8) with bias, ReLU,
+    expand with bias, then h_sigmoid, relu6(x + 3) / 6, which is torch's ``hardsigmoid``.
+    """
+
+    def __init__(self, channels: int, squeezed: int, hard_gate: bool = False) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.reduce = nn.Conv2d(channels, squeezed, 1)
         self.expand = nn.Conv2d(squeezed, channels, 1)
+        self.hard_gate = hard_gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.expand(torch.relu(self.reduce(self.pool(x)))))
+        logits = self.expand(torch.relu(self.reduce(self.pool(x))))
+        gate = nn.functional.hardsigmoid(logits) if self.hard_gate else torch.sigmoid(logits)
         return x * gate
 
 
@@ -94,7 +105,7 @@ class MBConv(nn.Module):
         self.residual = key.has_residual
         self.expand = ConvBNAct(key.cin, mid, 1, act=key.act) if key.expansion > 1 else None
         self.depthwise = ConvBNAct(mid, mid, key.kernel, key.stride, groups=mid, act=key.act)
-        self.se = SqueezeExcite(mid, key.se_channels) if key.se else None
+        self.se = SqueezeExcite(mid, key.se_channels, key.se_mid) if key.se else None
         self.project = ConvBNAct(mid, key.cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,6 +127,19 @@ class Logits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.fc(torch.flatten(self.pool(x), 1))
+        return out
+
+
+class GlobalPool(nn.Module):
+    """Global average pool that keeps the map 4-D (1x1): OFA MobileNetV3's pooling between its
+    final expand and feature-mix convs (MyGlobalAvgPool2d(keep_dim=True)), a ``pool`` key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.pool(x)
         return out
 
 
@@ -155,4 +179,6 @@ def _block(key: LayerKey) -> nn.Module:
         return Head(key)
     if key.op is Op.LOGITS:
         return Logits(key)
+    if key.op is Op.POOL:
+        return GlobalPool()
     return MBConv(key)

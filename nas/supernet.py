@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import LayerKey, LayerSlot, Op, SearchSpace
-from models.torch_blocks import ConvBNAct, Head, Logits, MBConv, activation
+from models.torch_blocks import ConvBNAct, GlobalPool, Head, Logits, MBConv, activation
 from nas.superkernel import EXPAND, KERNEL, N_INDICATORS, ON, SE, LayerGrid, space_grids
 
 
@@ -58,6 +58,14 @@ class SuperMBConv(nn.Module):
         )
         self.depthwise_bn = nn.BatchNorm2d(self.mid, eps=1e-3)
         self.act = activation(slot.act)
+        if slot.se_mid and True in grid.se_options:
+            # OFA's SE is a quarter of each candidate's own expanded width: one SE per
+            # expansion, which the superkernel's single shared SE does not model.
+            raise ValueError(
+                f"layer {slot.hw}x{slot.hw} {slot.cin}->{slot.cout}: its SE candidates are "
+                "OFA's ('sem', a quarter of the expanded channels); the Single-Path supernet "
+                "shares one SE a quarter of the input wide across candidates ('se') only"
+            )
         se_width = LayerKey(Op.MBCONV, slot.hw, slot.cin, slot.cout, se=True).se_channels
         self.se_reduce = nn.Conv2d(self.mid, se_width, 1) if True in grid.se_options else None
         self.se_expand = nn.Conv2d(se_width, self.mid, 1) if True in grid.se_options else None
@@ -241,5 +249,5 @@ def fixed_module(key: LayerKey, classes: int) -> nn.Module:
     if key.op is Op.MBCONV:
         return MBConv(key)
     if key.op is Op.POOL:
-        return nn.AdaptiveAvgPool2d(1)
+        return GlobalPool()
     raise ValueError(f"fixed layer {key} cannot be built into a supernet")

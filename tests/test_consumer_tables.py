@@ -272,6 +272,8 @@ def test_bad_ofa_tables_name_the_entry(text: str, needle: str) -> None:
         ("mbconv_hw14_i80_o80_k3_e3_s1_relu", "relu block has no key"),
         ("conv_hw224_i3_o32_k5_s2", "only the 3x3 stem"),
         ("skip_hw14_i80_o80", "skip costs nothing"),
+        ("pool_hw7_i960", r"global pool on its own \(MBv3LatencyTable's AvgPool2D\) has no key"),
+        ("mbconv_hw14_i80_o80_k3_e3_s1_sem", r"se:1 reads back as hwlat's 'se'.*64 channels"),
     ],
 )
 def test_layers_without_an_ofa_key_are_refused_saying_why(key: str, needle: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from models.export.assemble import (
 from models.layer_key import LayerKey, Op, parse
 from models.spaces import get_space
 from models.tflite_inspect import load_interpreter, operator_names, run_float
+from tests.fixtures.factories import spec_file_space
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
@@ -67,6 +69,23 @@ NETWORKS = [
             )
         ),
         id="other-ops",
+    ),
+    # OFA MobileNetV3's: SE on the expanded channels with an h_sigmoid gate (sem), and its
+    # head: final expand, global pool, 1x1 feature-mix conv at 1x1, classifier.
+    pytest.param(
+        tuple(
+            parse(k)
+            for k in (
+                "conv_hw32_i3_o16_k3_s2_hswish",
+                "mbconv_hw16_i16_o24_k3_e3_s2_sem_relu",
+                "mbconv_hw8_i24_o24_k5_e4_s1_sem_hswish",
+                "conv_hw8_i24_o96_k1_s1_hswish",
+                "pool_hw8_i96",
+                "conv_hw1_i96_o128_k1_s1_hswish",
+                "logits_hw1_i128_c10",
+            )
+        ),
+        id="ofa-mbv3-ops",
     ),
 ]
 OP_NAMES = {value: name for name, value in vars(schema.BuiltinOperator).items() if name.isupper()}
@@ -228,6 +247,49 @@ def test_assembled_network_is_the_converted_network(
     dtype = np.int8 if precision == "int8" else np.float32
     assert interpreter.get_input_details()[0]["dtype"] == dtype
     assert interpreter.get_output_details()[0]["dtype"] == dtype
+
+
+@pytest.mark.parametrize(
+    ("name", "resolution"),
+    [
+        ("ofa_mbv3_d234_e346_k357_w1.0", 160),
+        ("ofa_proxyless_d234_e346_k357_w1.3", 160),
+        ("figs-mbv2-224", 224),
+    ],
+)
+def test_a_sampled_spec_file_network_is_joined_from_its_layers_and_runs(
+    name: str, resolution: int, export_cache: Path
+) -> None:
+    """A whole network of OFA's and FiGS' spaces, as agents time it: its layer files
+    converted once, then joined (no whole-network conversion), and run in LiteRT."""
+    from models.keras_blocks import build_keras_network
+
+    space = spec_file_space(name)
+    arch = space.sample(1, seed=11)[0]
+    if len(space.resolutions) > 1:
+        arch[0] = space.resolutions.index(resolution)
+    keys = space.network(arch)
+    blocks = [k for k in keys if k.op is not Op.SKIP]
+    path = export_keys(keys, "tflite", cache_dir=export_cache)
+    assert '"method": "assemble"' in path.with_suffix(".json").read_text()
+    x = sample_input((1, resolution, resolution, 3))
+    got = run_float(path, x)
+    assert got.shape == (1, 1000)
+    assert np.isfinite(got).all()
+    expected = np.asarray(build_keras_network(keys)(x))
+    # Random BN statistics through 20-odd layers leave scores in the thousands (h-swish is
+    # unbounded), and TensorFlow's and LiteRT's kernels round differently at every layer:
+    # judged against that scale. (Joined = converted exactly is test_assembled_network_...)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+    ops = Counter(operator_names(path))
+    mbconvs = [k for k in blocks if k.op is Op.MBCONV]
+    assert ops["DEPTHWISE_CONV_2D"] == len(mbconvs)
+    # SE pooling, then the head's own global pool (MobileNetV3) and the classifier's.
+    assert ops["MEAN"] == sum(k.se for k in mbconvs) + sum(
+        k.op in (Op.POOL, Op.LOGITS) for k in blocks
+    )
+    assert ops["LOGISTIC"] == 0  # OFA's SE gates by h_sigmoid, no SE here gates by sigmoid
+    assert ops["ADD"] == sum(k.has_residual for k in mbconvs)
 
 
 def test_joining_has_no_tensorflow_in_it(export_cache: Path) -> None:

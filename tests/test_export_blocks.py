@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from models.blocks import NothingToExport, block_params, network_blocks, sample_input
-from models.layer_key import LayerKey, Op, parse
+from models.features import FEATURES, feature_vector
+from models.layer_key import LayerKey, Op, make_divisible, parse
 from models.model_stats import keras_macs, keras_params, torch_macs, torch_params
 from models.spaces import get_space
 from models.torch_blocks import build_torch_layer, build_torch_network
+from tests.fixtures.factories import spec_file_space
 
 # Every structural case: expansion or not, stride 1/2, residual or not, SE or not, each
 # activation, the fixed conv stem and classifier head, and the head's two parts on their own
@@ -29,6 +31,13 @@ KEYS = [
     "head_hw8_i32_o128_c10",
     "conv_hw8_i32_o128_k1_s1",
     "logits_hw8_i128_c10",
+    # OFA MobileNetV3's: SE on the expanded channels (sem), and its head's global pool, 1x1
+    # feature-mix conv at 1x1 and the classifier after it.
+    "mbconv_hw16_i24_o40_k5_e3_s2_sem_hswish",
+    "mbconv_hw8_i40_o40_k3_e4_s1_sem_relu",
+    "pool_hw7_i96",
+    "conv_hw1_i96_o128_k1_s1_hswish",
+    "logits_hw1_i128_c10",
 ]
 # Stride 1 only: at stride 2 torch pads symmetrically and TF does not (see torch_blocks).
 STRIDE_1_KEYS = [k for k in KEYS if parse(k).stride == 1]
@@ -146,4 +155,80 @@ def test_torch_network_output_shape_and_macs() -> None:
         out = module(torch.from_numpy(sample_input((1, 3, 64, 64))))
     assert tuple(out.shape) == (1, 10)
     assert torch_macs(module, (1, 3, 64, 64)) == sum(k.macs for k in keys)
+    assert torch_params(module) == sum(k.params for k in keys)
+
+
+def ofa_se_module(x: torch.Tensor, params: dict[str, np.ndarray]) -> torch.Tensor:
+    """OFA's SEModule.forward written out (mit-han-lab/once-for-all at f03b2673,
+    ofa/utils/pytorch_modules.py): mean over W then H, reduce, ReLU, expand, h_sigmoid."""
+    y = x.mean(3, keepdim=True).mean(2, keepdim=True)
+    w = {name: torch.from_numpy(value) for name, value in params.items()}
+    y = torch.relu(torch.nn.functional.conv2d(y, w["se.reduce.weight"], w["se.reduce.bias"]))
+    y = torch.nn.functional.conv2d(y, w["se.expand.weight"], w["se.expand.bias"])
+    return x * (torch.nn.functional.relu6(y + 3.0) / 6.0)
+
+
+def test_sem_is_ofas_se_on_the_expanded_channels() -> None:
+    """A quarter of mid = 72 is 18, which OFA's make_divisible rounds up to 24 (18 -> 16 would
+    lose more than 10%); the older ``se`` rule takes a quarter of the 24 inputs, 6."""
+    key = parse("mbconv_hw16_i24_o40_k5_e3_s2_sem_hswish")
+    assert key.mid == 72
+    assert key.se_channels == make_divisible(72 // 4, 8) == 24
+    assert parse("mbconv_hw16_i24_o40_k5_e3_s2_se_hswish").se_channels == 6
+    block = build_torch_layer(key)
+    assert block.se.reduce.out_channels == 24
+    assert block.se.reduce.in_channels == 72
+    params = block_params(key)
+    x = torch.from_numpy(sample_input((1, 72, 8, 8)))
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            block.se(x).numpy(), ofa_se_module(x, params).numpy(), rtol=1e-6, atol=1e-6
+        )
+
+
+def test_pool_averages_and_keeps_a_1x1_map() -> None:
+    key = parse("pool_hw7_i96")
+    assert block_params(key) == {}
+    x = sample_input(key.input_shape_nhwc)
+    with torch.no_grad():
+        out = to_nhwc(build_torch_layer(key)(nchw(x)))
+    assert out.shape == key.output_shape_nhwc == (1, 1, 1, 96)
+    np.testing.assert_allclose(out, x.mean(axis=(1, 2), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("text", KEYS)
+def test_feature_rows_are_finite_and_split_the_keys_macs(text: str) -> None:
+    key = parse(text)
+    row = dict(zip(FEATURES, feature_vector(key), strict=True))
+    assert all(np.isfinite(v) and v >= 0 for v in row.values()), row
+    assert row["activation_bytes"] > 0
+    assert row["elementwise"] > 0
+    macs = ("pointwise_macs", "depthwise_macs", "dense_macs", "se_macs")
+    assert sum(row[m] for m in macs) == key.macs
+    indicators = {name: value for name, value in row.items() if name.startswith("is_")}
+    assert indicators.pop(f"is_{key.op.value}") == 1.0
+    assert not any(indicators.values())
+    if key.op is Op.POOL:
+        assert key.macs == 0
+        assert row["weight_bytes"] == 0
+        assert row["elementwise"] == key.hw**2 * key.cin
+    else:
+        assert row["weight_bytes"] > 0
+    if key.se:
+        assert row["se_macs"] == 2 * key.mid * key.se_channels > 0
+
+
+def test_a_sampled_ofa_mobilenetv3_network_builds_in_torch() -> None:
+    space = spec_file_space("ofa_mbv3_d234_e346_k357_w1.0")
+    arch = space.sample(1, seed=5)[0]
+    arch[0] = space.resolutions.index(128)
+    keys = space.network(arch)
+    assert [k.op for k in network_blocks(keys)[-4:]] == [Op.CONV, Op.POOL, Op.CONV, Op.LOGITS]
+    module = build_torch_network(keys)
+    shape = (1, 3, 128, 128)
+    with torch.no_grad():
+        out = module(torch.from_numpy(sample_input(shape)))
+    assert tuple(out.shape) == (1, 1000)
+    assert torch.isfinite(out).all()
+    assert torch_macs(module, shape) == sum(k.macs for k in keys)
     assert torch_params(module) == sum(k.params for k in keys)

@@ -19,6 +19,7 @@ from models.layer_key import Op, parse
 from models.spaces import get_space
 from models.torch_blocks import build_torch_layer, build_torch_network
 from tests.emulated_cpu import ABSENT_FEATURES, NO_VNNI_CPUS, REQUIRED_FEATURES, run_onnx_on
+from tests.fixtures.factories import spec_file_space
 
 KEYS = [
     "mbconv_hw16_i16_o24_k5_e6_s2",
@@ -29,6 +30,12 @@ KEYS = [
     "conv_hw64_i3_o16_k3_s2",
     "head_hw8_i32_o128_c10",
     "logits_hw8_i128_c10",
+    # OFA MobileNetV3's: SE on the expanded channels (sem), the head's pool, 1x1 conv, logits.
+    "mbconv_hw16_i24_o40_k5_e3_s2_sem_hswish",
+    "mbconv_hw8_i40_o40_k3_e4_s1_sem_relu",
+    "pool_hw7_i96",
+    "conv_hw1_i96_o128_k1_s1_hswish",
+    "logits_hw1_i128_c10",
 ]
 
 
@@ -64,7 +71,8 @@ def test_onnx_graph_holds_the_block(text: str, export_cache: Path) -> None:
     if key.op is Op.MBCONV:
         assert ops["Conv"] == (key.expansion > 1) + 1 + 1 + 2 * key.se
         assert ("Add" in ops) == key.has_residual
-        assert ("Sigmoid" in ops) == key.se
+        assert ("Sigmoid" in ops) == (key.se and not key.se_mid)
+        assert ops["HardSigmoid"] == key.se_mid  # OFA's h_sigmoid gate
     elif key.op is Op.HEAD:
         assert ops["Conv"] == 1
         assert ops["Gemm"] == 1
@@ -72,6 +80,8 @@ def test_onnx_graph_holds_the_block(text: str, export_cache: Path) -> None:
         assert "Conv" not in ops
         assert ops["GlobalAveragePool"] + ops["ReduceMean"] == 1
         assert ops["Gemm"] == 1
+    elif key.op is Op.POOL:
+        assert ops == Counter({"GlobalAveragePool": 1})
     else:
         assert ops["Conv"] == 1
     # BN is folded into the convolutions by the exporter's constant folding in eval mode.
@@ -176,3 +186,29 @@ def test_onnx_network_runs_with_classes_output(export_cache: Path) -> None:
         expected = build_torch_network(space.network(arch))(torch.from_numpy(x)).numpy()
     assert got.shape == (1, 10)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name", ["ofa_mbv3_d234_e346_k357_w1.0", "ofa_proxyless_d234_e346_k357_w1.3"]
+)
+def test_a_sampled_ofa_network_runs_in_onnx_runtime(name: str, export_cache: Path) -> None:
+    """Whole networks of the elastic spec-file spaces at 128 (OFA's smallest resolution)."""
+    space = spec_file_space(name)
+    arch = space.sample(1, seed=2)[0]
+    arch[0] = space.resolutions.index(128)
+    keys = space.network(arch)
+    x = sample_input((1, 3, 128, 128))
+    path = export_network(space, arch, "onnx", cache_dir=export_cache)
+    got = run_onnx(path, x)
+    with torch.no_grad():
+        expected = build_torch_network(keys)(torch.from_numpy(x)).numpy()
+    assert got.shape == (1, 1000)
+    # Random BN statistics through 20-odd unbounded (h-swish) layers leave scores in the
+    # hundreds: float rounding is judged against that scale.
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    ops = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    blocks = [k for k in keys if k.op is Op.MBCONV]
+    assert ops["HardSigmoid"] == sum(k.se_mid for k in blocks)
+    # SE pooling, the head's own pool (MobileNetV3), the classifier's.
+    pools = sum(k.se for k in blocks) + sum(k.op in (Op.POOL, Op.LOGITS) for k in keys)
+    assert ops["GlobalAveragePool"] == pools

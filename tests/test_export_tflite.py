@@ -11,7 +11,7 @@ import pytest
 
 from models.blocks import sample_input
 from models.export import export_layer, export_network
-from models.layer_key import LayerKey, Op, parse
+from models.layer_key import Activation, LayerKey, Op, parse
 from models.spaces import get_space
 from models.tflite_inspect import load_interpreter, operator_names, run_float
 
@@ -27,14 +27,26 @@ KEYS = [
     "head_hw8_i32_o128_c10",
     "conv_hw8_i32_o128_k1_s1",
     "logits_hw8_i128_c10",
+    # OFA MobileNetV3's: SE on the expanded channels gated by h_sigmoid (sem), the head's
+    # global pool, its 1x1 feature-mix conv at 1x1 and the classifier after it.
+    "mbconv_hw16_i24_o40_k5_e3_s2_sem_hswish",
+    "mbconv_hw8_i40_o40_k3_e4_s1_sem_relu",
+    "pool_hw7_i96",
+    "conv_hw1_i96_o128_k1_s1_hswish",
+    "logits_hw1_i128_c10",
 ]
 INT8_KEYS = [
     "mbconv_hw16_i24_o24_k3_e6_s1_se",
     "conv_hw64_i3_o16_k3_s2",
     "head_hw8_i32_o128_c10",
     "logits_hw8_i128_c10",
+    "mbconv_hw8_i40_o40_k3_e4_s1_sem_relu",
+    "pool_hw7_i96",
 ]
 SE_OPS = {"MEAN", "LOGISTIC", "MUL"}
+# OFA's h_sigmoid gate, relu6(x + 3) / 6: the converter folds the shift into the expand
+# conv's bias and fuses the clip into it, leaving a MUL for the scale beside the gate's MUL.
+SEM_OPS = Counter({"MEAN": 1, "MUL": 2})
 
 
 def exported(key: str, export_cache: Path, precision: str = "fp32") -> Path:
@@ -70,20 +82,25 @@ def test_the_file_carries_a_keras_models_signature(precision: str, export_cache:
 
 
 def expected_op_counts(key: LayerKey) -> Counter[str]:
+    # h-swish is an operator of its own; ReLU and ReLU6 fold into the conv before them.
+    hswish = key.act is Activation.HSWISH
     if key.op is Op.CONV:
-        return Counter({"CONV_2D": 1})
+        return Counter({"CONV_2D": 1, "HARD_SWISH": hswish})
     if key.op is Op.HEAD:
-        return Counter({"CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1})
+        return Counter({"CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1, "HARD_SWISH": hswish})
     if key.op is Op.LOGITS:
         return Counter({"MEAN": 1, "FULLY_CONNECTED": 1})
+    if key.op is Op.POOL:
+        return Counter({"MEAN": 1})
     # expand (if any) + project, plus the two 1x1 convs of SE; BN and ReLU6 fold into them.
     convs = (key.expansion > 1) + 1 + 2 * key.se
     counts = Counter({"CONV_2D": convs, "DEPTHWISE_CONV_2D": 1})
+    counts["HARD_SWISH"] = hswish * ((key.expansion > 1) + 1)
     if key.se:
-        counts.update(SE_OPS)
+        counts.update(SEM_OPS if key.se_mid else SE_OPS)
     if key.has_residual:
         counts["ADD"] = 1
-    return counts
+    return +counts  # without the zero counts
 
 
 @pytest.mark.parametrize("text", KEYS)
@@ -93,7 +110,9 @@ def test_holds_the_expected_operators(text: str, export_cache: Path) -> None:
     assert Counter(ops) == expected_op_counts(key)
     if key.op is Op.MBCONV:
         assert ("ADD" in ops) == key.has_residual
-        assert set(ops) >= SE_OPS if key.se else not SE_OPS & set(ops)
+        if key.se:
+            assert ("LOGISTIC" in ops) == (not key.se_mid)  # h_sigmoid is no sigmoid
+        assert set(ops) >= {"MEAN", "MUL"} if key.se else not SE_OPS & set(ops)
 
 
 @pytest.mark.parametrize("text", KEYS)

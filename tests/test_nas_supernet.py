@@ -160,3 +160,44 @@ def test_indicator_columns_are_what_the_paper_calls_them() -> None:
     assert grid.indicators(k5e6)[EXPAND] == 1.0
     assert grid.indicators(grid.skip_index)[ON] == 0.0  # type: ignore[arg-type]
     assert grid.indicators(0)[SE] == 0.0
+
+
+def mbv3_head_space(se: str) -> SearchSpace:
+    """A small fixed-shape space with OFA MobileNetV3's head: expand, pool, 1x1 conv, logits."""
+    return SearchSpace.from_dict(
+        {
+            "name": f"tiny-mbv3-{se}",
+            "input": {"channels": 3, "resolutions": [32]},
+            "stem": [{"op": "conv", "out": 8, "kernel": 3, "stride": 2, "act": "hswish"}],
+            "stages": [
+                {
+                    "widths": [16],
+                    "depths": [1],
+                    "stride": 2,
+                    "act": "hswish",
+                    "se": se,
+                    "candidates": SE_CANDIDATES,
+                }
+            ],
+            "head": [
+                {"op": "conv", "out": 48, "kernel": 1, "act": "hswish"},
+                {"op": "pool"},
+                {"op": "conv", "out": 64, "kernel": 1, "act": "hswish"},
+                {"op": "logits", "classes": 10},
+            ],
+        }
+    )
+
+
+def test_a_head_that_pools_before_its_last_conv_builds() -> None:
+    space = mbv3_head_space("input")
+    assert [k.op for k in space.suffix] == [Op.CONV, Op.POOL, Op.CONV, Op.LOGITS]
+    net = Supernet(space, classes=10).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 32, 32), net.fixed_indicators([5]))
+    assert tuple(out.shape) == (2, 10)
+
+
+def test_ofa_se_on_the_expanded_channels_is_refused_not_built_wrong() -> None:
+    with pytest.raises(ValueError, match=r"OFA's \('sem'.*shares one SE"):
+        Supernet(mbv3_head_space("mid"), classes=10)

@@ -70,7 +70,9 @@ def test_fit_predictor_calibrates_each_space_on_its_networks() -> None:
 
 def test_regression_estimates_unmeasured_layers_from_a_linear_cost() -> None:
     keys = list(SEED.variants())
-    weights = np.array([2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03, 0.04])
+    weights = np.array(
+        [2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03, 0.04, 0.05]
+    )
     assert len(weights) == len(FEATURES)
     truth = feature_matrix(keys) @ weights + 0.005
     held_out = list(range(0, len(keys), 7))
@@ -104,15 +106,16 @@ def test_a_regression_stored_before_the_logits_feature_still_predicts() -> None:
     truth = feature_matrix(keys) @ np.linspace(1e-7, 1e-6, len(FEATURES)) + 0.01
     stored = PredictorArtifact(regression=fit_regression(keys, truth.tolist())).to_dict()
     regression = stored["regression"]
-    # As a version written before `is_logits` existed: one column fewer.
+    # As a version written before `is_logits` (and `is_pool`, after it) existed.
+    assert list(FEATURES[-2:]) == ["is_logits", "is_pool"]
     for field in ("features", "scale", "coef"):
-        regression[field] = regression[field][:-1]
+        regression[field] = regression[field][:-2]
     old = PredictorArtifact.from_dict(stored).regression
     assert old is not None
     logits = parse("logits_hw7_i1280_c1000")
     assert old.predict([logits])[0] > 0
     assert old.predict(keys[:3]) == pytest.approx(
-        feature_matrix(keys[:3])[:, :-1] / np.asarray(old.scale) @ np.asarray(old.coef)
+        feature_matrix(keys[:3])[:, :-2] / np.asarray(old.scale) @ np.asarray(old.coef)
         + old.intercept
     )
     regression["features"] = [*regression["features"][:-1], "flops_of_the_future"]
