@@ -162,10 +162,11 @@ def spec_from_dict(data: Any) -> SpaceSpec:
         raise SpecError(where, first["msg"]) from None
 
 
-def load_spec(path: Path) -> SpaceSpec:
+def load_spec(path: Path | str) -> SpaceSpec:
     """A spec from a YAML or JSON file (JSON is YAML)."""
     import yaml  # here: the client reads no files and installs without PyYAML
 
+    path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:

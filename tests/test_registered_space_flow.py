@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models import get_space
+from models import Op, get_space
 from tests.fixtures.cli import invoke
 from tests.fixtures.factories import elastic_spec
 from tests.fixtures.services import MakeService
@@ -20,13 +20,21 @@ pytestmark = pytest.mark.heavy
 
 
 def _spec(name: str) -> dict[str, object]:
-    """Elastic in resolution, width and depth, small enough to profile in seconds."""
+    """Elastic in resolution, width and depth, with OFA's SE and MobileNetV3's pooled head,
+    small enough to profile in seconds."""
     return elastic_spec(
         name,
         input={"channels": 3, "resolutions": [32, 48]},
         stem=[{"op": "conv", "out": 8, "kernel": 3, "stride": 2, "act": "hswish"}],
         stages=[
-            {"widths": [8, 16], "depths": [1, 2], "stride": 2, "candidates": ["k3e3", "k5e3"]},
+            {
+                "widths": [8, 16],
+                "depths": [1, 2],
+                "stride": 2,
+                "candidates": ["k3e3", "k5e3se"],
+                "se": "mid",
+                "act": "hswish",
+            },
             {
                 "widths": [16],
                 "depths": [2],
@@ -35,7 +43,12 @@ def _spec(name: str) -> dict[str, object]:
                 "skip": True,
             },
         ],
-        head=[{"op": "conv", "out": 64, "kernel": 1}, {"op": "logits", "classes": 10}],
+        head=[
+            {"op": "conv", "out": 64, "kernel": 1, "act": "hswish"},
+            {"op": "pool"},
+            {"op": "conv", "out": 96, "kernel": 1, "act": "hswish"},
+            {"op": "logits", "classes": 10},
+        ],
     )
 
 
@@ -50,6 +63,9 @@ def test_a_registered_space_is_profiled_fitted_predicted_and_searched(
     registered = invoke(["space", "register", str(spec_file)], env)
     assert registered.returncode == 0, registered.stderr
     space = get_space(name)
+    # The agent builds, exports and times OFA's SE and the pooled head too.
+    assert any(k.se_mid for k in space.variants())
+    assert any(k.op is Op.POOL for k in space.variants())
     timing = ["--warmup-runs", "2", "--num-runs", "5", "--repeats", "1"]
     for what in (["--space", name], ["--space", name, "--networks", "10", "--seed", "1"]):
         queued = invoke(
