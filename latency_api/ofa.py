@@ -44,7 +44,7 @@ from latency_api.schemas.predictors import TableCalibration
 from models import DEFAULT_SPACE
 from models.layer_key import LayerKey, Op
 from models.ofa_config import from_ofa_config
-from models.ofa_keys import OfaKeyError, OfaNetwork, parse_ofa_name
+from models.ofa_keys import OfaKeyError, OfaNetwork, network_of_space, parse_ofa_name
 from models.search_space import SearchSpace
 from models.spaces import get_space
 from predictor.calibration import calibrated_ms
@@ -107,7 +107,7 @@ class HwlatLatencyTable:
         self.device_id = device_id
         self.space: SearchSpace | None = resolved
         self.calibrated = calibrated
-        self.network = OfaNetwork(network) if network is not None else _network_of_space(resolved)
+        self.network = OfaNetwork(network) if network is not None else network_of_space(resolved)
         self.predictor_version: int | None = None
         self.estimated_layers: set[str] = set()
         self._ms: dict[LayerKey, float] = {}
@@ -452,13 +452,3 @@ def _mobilenetv3_keys(net_config: Mapping[str, Any], image_size: int) -> list[La
         _mobilenetv3_key("Logits", [1, 1, classifier["in_features"]], [classifier["out_features"]])
     )
     return keys
-
-
-def _network_of_space(space: SearchSpace | None) -> OfaNetwork:
-    """OFA's MobileNetV3 pools before its feature mix (MBv3LatencyTable's ``AvgPool2D``): a
-    space with a pool layer is read with its keys; any other with ProxylessNAS's."""
-    if space is not None and any(
-        key.op is Op.POOL for position in space.positions for key in position.keys
-    ):
-        return OfaNetwork.MOBILENETV3
-    return OfaNetwork.PROXYLESS

@@ -49,6 +49,7 @@ from typing import Final
 
 from models.errors import UserInputError
 from models.layer_key import DEFAULT_ACTIVATION, Activation, LayerKey, Op
+from models.search_space import SearchSpace
 
 _SHAPE: Final = r"(\d+)x(\d+)x(\d+)"
 _OFA_MBCONV: Final = re.compile(
@@ -349,3 +350,14 @@ def _parse_mobilenetv3_name(name: str) -> LayerKey:
         f"unknown lookup-table entry {name!r} for OFA's MobileNetV3; its table has Conv, "
         f"expanded_conv, Conv_1, AvgPool2D, Conv_2 and Logits (not {layer_type!r})"
     )
+
+
+def network_of_space(space: SearchSpace | None) -> OfaNetwork:
+    """Which network's keys name a space's layers: OFA's MobileNetV3 pools before its feature
+    mix (MBv3LatencyTable's ``AvgPool2D``), so a space with a pool layer is read with its keys;
+    any other with ProxylessNAS's."""
+    if space is not None and any(
+        key.op is Op.POOL for position in space.positions for key in position.keys
+    ):
+        return OfaNetwork.MOBILENETV3
+    return OfaNetwork.PROXYLESS

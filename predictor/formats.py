@@ -13,7 +13,7 @@ import yaml
 
 from models.errors import UserInputError
 from models.layer_key import LayerKey, Op
-from models.ofa_keys import OfaKeyError, needs_mbv3_keys, ofa_name, parse_ofa_name
+from models.ofa_keys import OfaKeyError, OfaNetwork, needs_mbv3_keys, ofa_name, parse_ofa_name
 from models.search_space import SearchSpace
 from predictor.artifact import Calibration, LayerEntry, PredictorArtifact
 from predictor.compiled import CompiledSpace
@@ -103,11 +103,17 @@ class OfaEntry:
     count: int
 
 
-def to_ofa_yaml(keys: Iterable[LayerKey], values: Mapping[str, OfaEntry]) -> str:
+def to_ofa_yaml(
+    keys: Iterable[LayerKey],
+    values: Mapping[str, OfaEntry],
+    network: OfaNetwork = OfaNetwork.PROXYLESS,
+) -> str:
     """``name: {count, mean, var}`` per layer, in ``keys`` order, as OFA's tables read it.
 
-    A table whose blocks have SE or h-swish uses MBv3LatencyTable's block keys throughout (its
-    consumers query every block that way); any other uses ProxylessNASLatencyTable's.
+    ``network``'s table names the layers (``models.ofa_keys.network_of_space``). In a
+    ProxylessNAS-style table, one whose blocks have SE or h-swish uses MBv3LatencyTable's block
+    keys throughout (its consumers query every block that way); any other uses
+    ProxylessNASLatencyTable's.
     """
     keys = list(keys)
     mbv3 = needs_mbv3_keys(keys)
@@ -115,15 +121,18 @@ def to_ofa_yaml(keys: Iterable[LayerKey], values: Mapping[str, OfaEntry]) -> str
     for key in keys:
         entry = values[str(key)]
         try:
-            name = ofa_name(key, mbv3)
+            name = ofa_name(key, mbv3, network=network)
         except OfaKeyError as error:
             raise TableFormatError(str(error)) from None
         table[name] = {"count": entry.count, "mean": entry.mean_ms, "var": entry.var_ms2}
     return yaml.safe_dump(table, sort_keys=False)
 
 
-def read_ofa_yaml(text: str) -> dict[LayerKey, OfaEntry]:
-    """Every entry of an OFA table by the layer it names; errors name the entry."""
+def read_ofa_yaml(
+    text: str, network: OfaNetwork = OfaNetwork.PROXYLESS
+) -> dict[LayerKey, OfaEntry]:
+    """Every entry of an OFA table by the layer it names in ``network``'s table; errors name
+    the entry."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -134,7 +143,7 @@ def read_ofa_yaml(text: str) -> dict[LayerKey, OfaEntry]:
     named: dict[LayerKey, str] = {}
     for name, row in data.items():
         try:
-            key = parse_ofa_name(str(name))
+            key = parse_ofa_name(str(name), network=network)
         except OfaKeyError as error:
             raise TableFormatError(str(error)) from None
         if key in named:
@@ -166,7 +175,7 @@ def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def from_ofa_yaml(text: str) -> PredictorArtifact:
+def from_ofa_yaml(text: str, network: OfaNetwork = OfaNetwork.PROXYLESS) -> PredictorArtifact:
     """An OFA table as a predictor version: each entry becomes its layer's imported value."""
     layers = {
         str(key): LayerEntry(
@@ -175,6 +184,6 @@ def from_ofa_yaml(text: str) -> PredictorArtifact:
             n=entry.count,
             spread_pct=100 * math.sqrt(entry.var_ms2) / entry.mean_ms,
         )
-        for key, entry in read_ofa_yaml(text).items()
+        for key, entry in read_ofa_yaml(text, network).items()
     }
     return PredictorArtifact(layers=layers)

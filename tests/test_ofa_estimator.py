@@ -444,3 +444,26 @@ def test_the_service_predicts_ofa_configs_of_a_registered_space_as_their_archite
     ]
     with pytest.raises(ServiceError, match=r"ofa_configs\[0\]"):
         client.predict_ofa(ofa_device, MBV3.name, [{**configs[0], "d": [2] * 4}])
+
+
+def test_an_ofa_mobilenetv3_table_is_written_and_read_with_mbv3_keys(
+    ofa_device: int, client: HwlatClient
+) -> None:
+    client.register_space(MBV3.spec)
+    text = client.runtime_table_file(ofa_device, MBV3.name, "ofa")
+    table = yaml.safe_load(text)
+    assert len(table) == len(MBV3.variants())
+    names = set(table)
+    assert any(n.startswith("AvgPool2D-") for n in names)
+    assert any(n.startswith("Conv_2-input:1x1x960") for n in names)
+    assert any(n.startswith("expanded_conv-") and n.endswith("-se:1-hs:0") for n in names)
+    # Read back as OFA's MobileNetV3 table: every entry is the layer it was written for.
+    fresh = client.register_device(
+        DeviceIn(name="ofa-import", kind="host", runtime="litert", runtime_version="import")
+    )
+    imported = client.import_runtime_table(fresh.id, text, space=MBV3.name, format="ofa")
+    assert imported.metrics["n_layers"] == len(MBV3.variants())
+    again = yaml.safe_load(client.runtime_table_file(fresh.id, MBV3.name, "ofa"))
+    assert {n: row["mean"] for n, row in again.items()} == pytest.approx(
+        {n: row["mean"] for n, row in table.items()}
+    )

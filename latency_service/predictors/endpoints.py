@@ -30,6 +30,7 @@ from latency_service.predictors.runtime_table import runtime_table as runtime_ta
 from latency_service.predictors.service import CompiledCache
 from latency_service.spaces import space_or_404
 from models import DEFAULT_SPACE, SearchSpace
+from models.ofa_keys import network_of_space
 from predictor import formats
 from predictor.compiled import MissingLayers, lookup
 
@@ -219,7 +220,7 @@ def import_runtime_table(
                 )
             artifact = formats.from_spnas(_json(content), search_space, constant_ms)
         elif format == "ofa":
-            artifact = formats.from_ofa_yaml(content)
+            artifact = formats.from_ofa_yaml(content, network_of_space(search_space))
         else:
             raise InvalidInput("import takes format=spnas or format=ofa")
     except formats.TableFormatError as error:
@@ -254,7 +255,7 @@ def _ofa_table(
         for key, ms, var, estimated in zip(keys, found.ms, found.var, found.estimated, strict=True)
     }
     try:
-        text = formats.to_ofa_yaml(keys, values)
+        text = formats.to_ofa_yaml(keys, values, network_of_space(space))
     except formats.TableFormatError as error:
         raise InvalidInput(f"{space.name} has no OFA table: {error}") from None
     return PlainTextResponse(text, media_type="application/yaml")
