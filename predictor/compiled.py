@@ -164,10 +164,21 @@ class CompiledSpace:
         if self.direct:
             direct: npt.NDArray[np.int64] = archs + self.offsets
             return direct
-        index = np.broadcast_to(self.offsets, (len(archs), len(self.offsets))).copy()
-        for p in range(self.parents.shape[1]):
-            index += archs[:, self.parents[:, p]] * self.strides[:, p]
+        # One BLAS product: archs (N, D) @ W (D, J), W holding each column's stride at its
+        # parents' rows. Every index is an integer far below 2**53, so float64 is exact; five
+        # gathers of a column per parent took 5.7 ms for 10,000 OFA MobileNetV3 rows, this 1.
+        product = archs.astype(np.float64) @ self._stride_matrix
+        index: npt.NDArray[np.int64] = product.astype(np.int64) + self.offsets
         return index
+
+    @cached_property
+    def _stride_matrix(self) -> npt.NDArray[np.float64]:
+        matrix = np.zeros((self.space.num_layers, len(self.columns)))
+        for p in range(self.parents.shape[1]):
+            np.add.at(
+                matrix, (self.parents[:, p], np.arange(len(self.columns))), self.strides[:, p]
+            )
+        return matrix
 
     def keys(self, archs: npt.NDArray[np.int64]) -> list[list[LayerKey]]:
         """The columns' layer keys of each architecture (for reports; not the fast path)."""

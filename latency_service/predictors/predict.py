@@ -75,11 +75,19 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
         space=space.name,
         latency_ms=latency.tolist(),
         uncertainty_ms=uncertainty.tolist(),
-        estimated_layers=_estimated(compiled, np.unique(index[used])),
+        estimated_layers=_estimated(compiled, _used_entries(compiled, index)),
         estimated_count=used.sum(axis=1).tolist(),
         breakdown_ms=compiled.flat_ms.take(index).tolist() if request.breakdown else None,
         fixed_ms=compiled.fixed_ms if compiled.calibration.fixed_in_sum else None,
     )
+
+
+def _used_entries(compiled: CompiledSpace, index: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The estimated entries the batch reads, sorted and each once (a mark per table entry:
+    no sort of every (row, position) read)."""
+    read = np.zeros(len(compiled.flat_ms), dtype=bool)
+    read[index.ravel()] = True
+    return np.flatnonzero(read & compiled.flat_estimated)
 
 
 def _estimated(compiled: CompiledSpace, flat: npt.NDArray[np.int64]) -> list[EstimatedLayer]:
