@@ -21,6 +21,10 @@ from models import LayerKey, Op, SearchSpace, parse
 from models.features import feature_matrix
 
 
+class NoForest(ValueError):
+    """The networks have a kind of layer of which no layer was measured: no forest for it."""
+
+
 def network_macs(space: SearchSpace, archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     return _sum_per_layer(space, archs, lambda keys: np.array([k.macs for k in keys], float))
 
@@ -71,7 +75,7 @@ def per_op_forest(
                 out[idx] = forest.predict(feature_matrix([layer_keys[i] for i in idx]))
         unknown = {k.op for k in layer_keys} - set(forests) - {Op.SKIP}
         if unknown:
-            raise ValueError(f"no forest for {sorted(unknown)}: no layer of that kind measured")
+            raise NoForest(f"no forest for {sorted(unknown)}: no layer of that kind measured")
         return out
 
     return _sum_per_layer(space, archs, predict)

@@ -314,3 +314,42 @@ def test_an_elastic_space_is_validated_against_its_held_out_networks(
     assert body["metrics"]["n"] == len(fresh)
     assert body["metrics"]["mape"] == pytest.approx(100 * 0.05 / 1.05, rel=1e-3)
     assert set(body["baselines"]) == {"macs_proportional", "table_sum", "per_op_forest"}
+
+
+def test_a_validation_whose_sample_missed_a_kind_of_layer_leaves_the_forest_out(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    name = unique()
+    # The head's pool is the only pool variant per resolution: leave both out of the sample.
+    assert register(client, tokens, elastic_spec(name)).status_code == 201
+    space = get_space(name)
+    pools = {str(k) for k in space.variants() if k.op is Op.POOL}
+    items = [
+        layer_measurement(str(k), 0.01 + 1e-7 * k.macs)
+        for k in space.variants()
+        if str(k) not in pools
+    ]
+    client.post(
+        "/v1/measurements/layers",
+        json={"device_id": device, "measurements": items},
+        headers=tokens["ingest"],
+    ).raise_for_status()
+    archs = [list(a) for a in dict.fromkeys(tuple(int(c) for c in a) for a in space.sample(16, 3))]
+    networks = [network_measurement(a, 1.0 + 0.01 * i, space=name) for i, a in enumerate(archs)]
+    client.post(
+        "/v1/measurements/networks",
+        json={"device_id": device, "measurements": networks},
+        headers=tokens["ingest"],
+    ).raise_for_status()
+    held = archs[:6]
+    fit = client.post(
+        f"/v1/devices/{device}/predictors", json={"holdout": {name: held}}, headers=tokens["admin"]
+    )
+    assert fit.status_code == 201, fit.text
+    report = client.post(
+        f"/v1/devices/{device}/validations",
+        json={"space": name, "architectures": held},
+        headers=tokens["admin"],
+    )
+    assert report.status_code == 201, report.text
+    assert set(report.json()["baselines"]) == {"macs_proportional", "table_sum"}
