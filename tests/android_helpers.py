@@ -34,7 +34,12 @@ def printed_statistics(entry: dict[str, Any]) -> dict[str, float]:
     """The timed phase's statistics line as the phone printed it (µs), read by a plain regex
     rather than the agent's parser, so that comparing with it tests the parser too."""
     lines = [ln for ln in (entry["stdout"] + entry["stderr"]).splitlines() if "count=" in ln]
-    return {k: float(v) for k, v in re.findall(r"(\w+)=([-+.\deE]+)", lines[-1])}
+    printed = {k: float(v) for k, v in re.findall(r"(\w+)=([-+.\deE]+)", lines[-1])}
+    if "(all same)" in lines[-1]:
+        # TFLite's Stat prints only count and curr when every run took the same microseconds
+        # (a tiny layer on a quiet phone): that value is the min, the max and the mean.
+        printed |= {k: printed["curr"] for k in ("min", "max", "avg") if k not in printed}
+    return printed
 
 
 def layer_job(device_id: int, keys: list[str], **extra: Any) -> JobIn:
