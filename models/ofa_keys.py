@@ -181,11 +181,7 @@ def _parse_ofa_name(name: str) -> LayerKey:
             act=Activation.HSWISH if hs == "1" else DEFAULT_ACTIVATION,
         )
         _check_output(name, key, ho, wo)
-        if key.has_residual != (idskip == "1"):
-            raise OfaKeyError(
-                f"{name!r}: idskip:{idskip} does not fit the shapes (a residual needs stride 1 "
-                "and equal input and output channels)"
-            )
+        _check_idskip(name, key, idskip)
         return key
     if match := _OFA_CONV.match(name):
         kind, h, w, cin, ho, wo, cout, kernel = match.groups()
@@ -227,6 +223,14 @@ def _square(name: str, h: str, w: str) -> int:
     if h != w:
         raise OfaKeyError(f"{name!r}: input {h}x{w} is not square; hwlat keys are square")
     return int(h)
+
+
+def _check_idskip(name: str, key: LayerKey, idskip: str) -> None:
+    if key.has_residual != (idskip == "1"):
+        raise OfaKeyError(
+            f"{name!r}: idskip:{idskip} does not fit the shapes (a residual needs stride 1 "
+            "and equal input and output channels)"
+        )
 
 
 def _check_output(name: str, key: LayerKey, ho: str, wo: str) -> None:
@@ -304,11 +308,7 @@ def _parse_mobilenetv3_name(name: str) -> LayerKey:
             act=Activation.HSWISH if hs == "1" else Activation.RELU,
         )
         _check_output(name, key, ho, wo)
-        if key.has_residual != (idskip == "1"):
-            raise OfaKeyError(
-                f"{name!r}: idskip:{idskip} does not fit the shapes (a residual needs stride 1 "
-                "and equal input and output channels)"
-            )
+        _check_idskip(name, key, idskip)
         return key
     if match := _MBV3_CONV.match(name):
         kind, h, w, cin, ho, wo, cout = match.groups()

@@ -207,6 +207,11 @@ class SearchSpace:
         return math.prod(self.candidate_counts)
 
     @property
+    def architectures_log10(self) -> float:
+        """log10 of :attr:`size` (a float: sizes reach 10^20 and more)."""
+        return sum(math.log10(c) for c in self.candidate_counts)
+
+    @property
     def input_channels(self) -> int:
         return self.spec.input.channels
 

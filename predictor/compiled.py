@@ -232,24 +232,6 @@ class CompiledSpace:
         """The layer key of every entry of the flat arrays."""
         return tuple(k for column in self.columns for k in column.keys)
 
-    @cached_property
-    def estimated_share(self) -> float:
-        """Of the space's distinct layer variants (skips aside), the share never measured."""
-        return _share(self.columns, self.offsets, self.flat_estimated)
-
-
-def _share(
-    columns: tuple[Position, ...],
-    offsets: npt.NDArray[np.int64],
-    flat_estimated: npt.NDArray[np.bool_],
-) -> float:
-    seen: dict[LayerKey, bool] = {}
-    for column, offset in zip(columns, offsets.tolist(), strict=True):
-        for i, key in enumerate(column.keys):
-            if key.op is not Op.SKIP:
-                seen[key] = bool(flat_estimated[offset + i])
-    return sum(seen.values()) / len(seen) if seen else 0.0
-
 
 def compile_space(artifact: PredictorArtifact, space: SearchSpace, version: int) -> CompiledSpace:
     imported = artifact.positions.get(space.name)

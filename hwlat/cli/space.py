@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -62,8 +61,9 @@ def list_spaces(
         rows = []
         for name in sorted(BUILTIN):
             space = get_space(name)
-            log10 = sum(math.log10(c) for c in space.candidate_counts)
-            rows.append((name, space.num_layers, len(space.variants()), log10, True))
+            rows.append(
+                (name, space.num_layers, len(space.variants()), space.architectures_log10, True)
+            )
     for name, decisions, variants, log10, builtin in rows:
         typer.echo(
             f"{name}\t{decisions} decisions\t{variants} variants\t10^{log10:.1f} architectures"

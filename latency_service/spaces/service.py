@@ -7,7 +7,6 @@ validations are stored by space name and hash, and two specs under one name woul
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -104,7 +103,7 @@ def describe(space: SearchSpace, row: RegisteredSpace | None = None) -> SpaceOut
         description=space.description,
         decisions=space.num_layers,
         variants=len(space.variants()),
-        architectures_log10=sum(math.log10(c) for c in space.candidate_counts),
+        architectures_log10=space.architectures_log10,
         fixed_shape=space.fixed_shape,
         decision_names=[d.name for d in space.decisions],
         spec=space.to_dict(),
