@@ -68,6 +68,9 @@ class HostBackend:
     name: str = field(default_factory=platform.node)
     num_threads: int = 1
     use_xnnpack: bool = True
+    # int8 models are the fp32 ones quantised by the converter (models.export): another
+    # device to the service, with its own fingerprint.
+    precision: Precision = Precision.FP32
     cpu_affinity: frozenset[int] | None = None
     keep_samples: bool = False
     cache_dir: Path | None = None
@@ -115,7 +118,7 @@ class HostBackend:
             runtime_version=self.tool_version.split()[-1][:64],
             delegate=Delegate.xnnpack if xnnpack else Delegate.cpu,
             threads=self.num_threads,
-            precision=Precision.FP32,
+            precision=self.precision,
             affinity_mask=_mask(self.cpu_affinity),
             governor=governor()[:64],
             extra={"cores": os.cpu_count(), "python": platform.python_version()},
@@ -123,12 +126,14 @@ class HostBackend:
 
     def measure_layer(self, key: LayerKey, timing: Timing) -> Measured:
         started = time.monotonic()
-        model = export_layer(key, self.export_format, cache_dir=self.cache_dir)
+        model = export_layer(key, self.export_format, self.precision, cache_dir=self.cache_dir)
         return self._measure(model, timing, time.monotonic() - started)
 
     def measure_network(self, space: SearchSpace, arch: Sequence[int], timing: Timing) -> Measured:
         started = time.monotonic()
-        model = export_keys(space.network(arch), self.export_format, cache_dir=self.cache_dir)
+        model = export_keys(
+            space.network(arch), self.export_format, self.precision, cache_dir=self.cache_dir
+        )
         return self._measure(model, timing, time.monotonic() - started)
 
     def wait_until_quiet(self) -> float | None:

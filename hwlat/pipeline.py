@@ -19,7 +19,6 @@ from latency_api import HwlatClient, JobFailed
 from latency_api.schemas.jobs import ProfileLayers
 from models import parse
 from models.export import ExportSpec, export_specs
-from models.precision import Precision
 
 
 @dataclass
@@ -36,11 +35,13 @@ def queued_specs(client: HwlatClient, device_id: int, backend: HostBackend) -> l
     for job in client.iter_jobs(status="queued", device_id=device_id):
         payload = job.payload
         if isinstance(payload, ProfileLayers):
-            specs += [ExportSpec.layer(parse(k), fmt, Precision.FP32) for k in payload.layer_keys]
+            specs += [
+                ExportSpec.layer(parse(k), fmt, backend.precision) for k in payload.layer_keys
+            ]
         else:
             space = client.space(payload.space)  # a registered space is fetched once
             specs += [
-                ExportSpec.network(space.network(a), fmt, Precision.FP32)
+                ExportSpec.network(space.network(a), fmt, backend.precision)
                 for a in payload.architectures
             ]
     return specs

@@ -62,6 +62,9 @@ def agent_host(
     runtime: Annotated[str, typer.Option(help="litert or onnxruntime.")] = "litert",
     threads: Annotated[int, typer.Option(min=1, help="Inference threads.")] = 1,
     xnnpack: Annotated[bool, typer.Option(help="Use LiteRT's XNNPACK delegate.")] = True,
+    precision: Annotated[
+        str, typer.Option(help="fp32, or int8 (models quantised by the converter).")
+    ] = "fp32",
     cpus: Annotated[str | None, typer.Option(help="Pin to these CPUs, e.g. 0,1.")] = None,
     name: Annotated[str | None, typer.Option(help="Device name (default: host name).")] = None,
     space: Annotated[
@@ -96,7 +99,7 @@ def agent_host(
     from device_agents.profiling import profile, write_results
     from device_agents.quality import gate_for
     from device_agents.worker import run_worker
-    from latency_api.schemas.enums import Runtime
+    from latency_api.schemas.enums import Precision, Runtime
 
     if output is not None and output.suffix not in (".json", ".csv"):
         raise UserInputError(f"-o {output}: use a .json or .csv file name")
@@ -105,6 +108,7 @@ def agent_host(
         runtime=choice(Runtime, runtime, "--runtime"),
         num_threads=threads,
         use_xnnpack=xnnpack,
+        precision=Precision.parse(precision),
         cpu_affinity=_cpus(cpus),
         max_busy_fraction=None if max_busy_pct >= 100 else max_busy_pct / 100,
     )
