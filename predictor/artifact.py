@@ -2,7 +2,8 @@
 
 ``layers`` maps layer keys to their measured (or imported) latency; ``positions`` holds
 imported per-position tables of a space (a published table may give two layers with the same
-key different values, as the seed's does); ``regression`` estimates layers never measured;
+key different values, as the seed's does); ``layer_model`` estimates layers never measured
+(``regression``, its predecessor, is still read from versions stored before it: schema 1);
 ``calibration`` maps a space's layer sum to whole-network latency.
 """
 
@@ -17,8 +18,12 @@ import numpy.typing as npt
 
 from models.features import FEATURES, feature_matrix
 from models.layer_key import LayerKey
+from predictor.layer_model import LayerModel, Similarity
+from predictor.residual_gp import ResidualGP
 
-SCHEMA_VERSION: Final = 1
+# 2: ``layer_model`` (predictor.layer_model) replaced ``regression`` for new fits.
+SCHEMA_VERSION: Final = 2
+READABLE_SCHEMAS: Final = (1, 2)
 Source = Literal["measured", "imported"]
 
 
@@ -85,6 +90,7 @@ class PredictorArtifact:
     positions: dict[str, list[list[float]]] = field(default_factory=dict)
     regression: Regression | None = None
     calibration: dict[str, Calibration] = field(default_factory=dict)
+    layer_model: LayerModel | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +99,7 @@ class PredictorArtifact:
             "positions": self.positions,
             "regression": asdict(self.regression) if self.regression else None,
             "calibration": {k: asdict(v) for k, v in sorted(self.calibration.items())},
+            "layer_model": asdict(self.layer_model) if self.layer_model else None,
         }
 
     def to_json(self) -> str:
@@ -101,11 +108,13 @@ class PredictorArtifact:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PredictorArtifact:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMAS:
             raise ValueError(
-                f"predictor artifact schema {version} is not {SCHEMA_VERSION}; refit the predictor"
+                f"predictor artifact schema {version} is not one this version reads "
+                f"({', '.join(map(str, READABLE_SCHEMAS))}); refit the predictor"
             )
         regression = data.get("regression")
+        layer_model = data.get("layer_model")
         return cls(
             layers={k: LayerEntry(**v) for k, v in data["layers"].items()},
             positions={
@@ -114,6 +123,7 @@ class PredictorArtifact:
             },
             regression=_regression(regression) if regression else None,
             calibration={k: Calibration(**v) for k, v in data.get("calibration", {}).items()},
+            layer_model=_layer_model(layer_model) if layer_model else None,
         )
 
     @classmethod
@@ -130,4 +140,36 @@ def _regression(data: dict[str, Any]) -> Regression:
         n_train=int(data["n_train"]),
         cv_mape_pct=float(data["cv_mape_pct"]),
         cv_rms_rel=float(data["cv_rms_rel"]),
+    )
+
+
+def _layer_model(data: dict[str, Any]) -> LayerModel:
+    return LayerModel(
+        features=tuple(data["features"]),
+        scale=tuple(float(v) for v in data["scale"]),
+        coef=tuple(float(v) for v in data["coef"]),
+        coef_cov=tuple(float(v) for v in data["coef_cov"]),
+        noise_rel=float(data["noise_rel"]),
+        interval_scale=float(data["interval_scale"]),
+        transferred={k: float(v) for k, v in data["transferred"].items()},
+        rho=float(data["rho"]),
+        similarity=tuple(Similarity(**s) for s in data["similarity"]),
+        residual=_residual(data["residual"]) if data.get("residual") else None,
+        prior_width=data.get("prior_width"),
+        n_train=int(data["n_train"]),
+        cv_mape_pct=data["cv_mape_pct"],
+        cv_worst_decile_pct=data["cv_worst_decile_pct"],
+        cv_coverage90_pct=data["cv_coverage90_pct"],
+    )
+
+
+def _residual(data: dict[str, Any]) -> ResidualGP:
+    return ResidualGP(
+        centre=tuple(float(v) for v in data["centre"]),
+        spread=tuple(float(v) for v in data["spread"]),
+        points=tuple(tuple(float(v) for v in row) for row in data["points"]),
+        alpha=tuple(float(v) for v in data["alpha"]),
+        amplitude=float(data["amplitude"]),
+        length_scales=tuple(float(v) for v in data["length_scales"]),
+        noise=float(data["noise"]),
     )

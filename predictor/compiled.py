@@ -33,8 +33,9 @@ class MissingLayers(LookupError):
     def __init__(self, keys: list[str]) -> None:
         shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
         super().__init__(
-            f"no measurement and no regression for {len(keys)} layer(s): {shown}; profile them "
-            "or measure at least 8 layers so that a regression can be fitted"
+            f"no measurement and no layer model for {len(keys)} layer(s): {shown}; profile "
+            "them, or measure at least 8 layers (or one, once another device is known) so that "
+            "a layer model can be fitted"
         )
         self.keys = keys
 
@@ -60,7 +61,7 @@ class LayerLookup:
 
 
 def lookup(artifact: PredictorArtifact, keys: list[LayerKey]) -> LayerLookup:
-    """Measured value where there is one, the regression's estimate elsewhere; skip is 0."""
+    """Measured value where there is one, the layer model's estimate elsewhere; skip is 0."""
     ms = np.zeros(len(keys))
     var = np.zeros(len(keys))
     estimated = np.zeros(len(keys), dtype=bool)
@@ -75,11 +76,16 @@ def lookup(artifact: PredictorArtifact, keys: list[LayerKey]) -> LayerLookup:
         ms[i] = entry.ms
         var[i] = (entry.ms * entry.spread_pct / 100) ** 2
     if missing:
-        if artifact.regression is None:
-            raise MissingLayers([str(keys[i]) for i in missing])
-        guesses = artifact.regression.predict([keys[i] for i in missing])
-        ms[missing] = guesses
-        var[missing] = (guesses * artifact.regression.cv_rms_rel) ** 2
+        unmeasured = [keys[i] for i in missing]
+        if artifact.layer_model is not None:
+            ms[missing] = artifact.layer_model.predict(unmeasured)
+            var[missing] = artifact.layer_model.variance_ms2(unmeasured)
+        elif artifact.regression is not None:  # a version stored before layer models
+            guesses = artifact.regression.predict(unmeasured)
+            ms[missing] = guesses
+            var[missing] = (guesses * artifact.regression.cv_rms_rel) ** 2
+        else:
+            raise MissingLayers([str(k) for k in unmeasured])
         estimated[missing] = True
     return LayerLookup(ms, var, estimated)
 

@@ -4,81 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from models.features import FEATURES, feature_matrix
-from models.layer_key import LayerKey, parse
 from models.search_space import SearchSpace
-
-if TYPE_CHECKING:
-    from sklearn.linear_model import LinearRegression
-
-# scikit-learn is imported where a fit runs: it takes most of a second to import, and every
-# service worker (and every process that only predicts) would pay for it at start.
 from predictor.artifact import (
     Calibration,
     LayerEntry,
     PredictorArtifact,
-    Regression,
 )
-
-MIN_REGRESSION_SAMPLES = 8
-CV_FOLDS = 5
+from predictor.layer_model import MIN_LAYERS_ALONE, fit_layer_model
 
 
 @dataclass(frozen=True, slots=True)
 class NetworkSample:
     architecture: tuple[int, ...]
     median_ms: float
-
-
-def fit_regression(keys: Sequence[LayerKey], ms: Sequence[float], seed: int = 0) -> Regression:
-    """Non-negative linear model on operator-split features, weighted for relative error.
-
-    Relative error is what matters for a sum over layers of very different sizes, so each
-    sample is weighted by 1/y^2 (least squares on the relative residual).
-    """
-    if len(keys) < MIN_REGRESSION_SAMPLES:
-        raise ValueError(
-            f"a regression needs at least {MIN_REGRESSION_SAMPLES} measured layers, got {len(keys)}"
-        )
-    x_raw = feature_matrix(list(keys))
-    y = np.asarray(ms, dtype=np.float64)
-    scale = np.where(x_raw.max(axis=0) > 0, x_raw.max(axis=0), 1.0)
-    x = x_raw / scale
-    predictions = np.empty_like(y)
-    from sklearn.model_selection import KFold
-
-    folds = KFold(n_splits=min(CV_FOLDS, len(y)), shuffle=True, random_state=seed)
-    for train, test in folds.split(x):
-        predictions[test] = _fit_linear(x[train], y[train]).predict(x[test])
-    # An operation seen once or twice (the stem, the head) cannot be cross-validated: its
-    # only sample is its own test set. The error is reported over the others, which are
-    # the searchable layers a regression is there to estimate.
-    ops = [k.op for k in keys]
-    counted = np.array([ops.count(op) >= CV_FOLDS for op in ops])
-    relative = ((np.maximum(predictions, 1e-6) - y) / y)[counted if counted.any() else slice(None)]
-    model = _fit_linear(x, y)
-    return Regression(
-        features=FEATURES,
-        scale=tuple(float(s) for s in scale),
-        coef=tuple(float(c) for c in model.coef_),
-        intercept=float(model.intercept_),
-        n_train=int(y.size),
-        cv_mape_pct=float(100 * np.mean(np.abs(relative))),
-        cv_rms_rel=float(np.sqrt(np.mean(relative**2))),
-    )
-
-
-def _fit_linear(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> LinearRegression:
-    from sklearn.linear_model import LinearRegression
-
-    model = LinearRegression(positive=True)
-    model.fit(x, y, sample_weight=1.0 / y**2)
-    return model
 
 
 HUBER_K = 1.345  # the usual tuning: 95% efficiency on Gaussian noise
@@ -148,12 +90,24 @@ def fit_predictor(
     layers: Mapping[str, LayerEntry],
     networks: Mapping[SearchSpace, Sequence[NetworkSample]],
     seed: int = 0,
+    others: Mapping[str, Mapping[str, float]] | None = None,
 ) -> PredictorArtifact:
-    """A table of the measured layers, a regression for the rest, a calibration per space."""
-    keys = [parse(k) for k in layers]
-    ms = [entry.ms for entry in layers.values()]
-    regression = fit_regression(keys, ms, seed) if len(keys) >= MIN_REGRESSION_SAMPLES else None
-    artifact = PredictorArtifact(layers=dict(layers), regression=regression)
+    """A table of the measured layers, a layer model for the rest, a calibration per space.
+
+    ``others`` is what other devices measured (device -> layer key -> ms): the layer model's
+    prior over devices. Without it, the device needs MIN_LAYERS_ALONE layers of its own.
+    """
+    own = {k: entry.ms for k, entry in layers.items()}
+    layer_model = (
+        fit_layer_model(own, others, seed) if len(own) >= MIN_LAYERS_ALONE or others else None
+    )
+    return calibrate(PredictorArtifact(layers=dict(layers), layer_model=layer_model), networks)
+
+
+def calibrate(
+    artifact: PredictorArtifact, networks: Mapping[SearchSpace, Sequence[NetworkSample]]
+) -> PredictorArtifact:
+    """``artifact`` with a calibration per space fitted on its measured networks."""
     calibration: dict[str, Calibration] = {}
     from predictor.compiled import compile_space  # avoids an import cycle
 
@@ -165,9 +119,4 @@ def fit_predictor(
         sums = compiled.layer_sums(archs) if len(samples) else np.zeros(0)
         fitted = fit_calibration(sums, [s.median_ms for s in samples])
         calibration[space.name] = replace(fitted, space_sha256=space.digest)
-    return PredictorArtifact(
-        layers=artifact.layers,
-        positions=artifact.positions,
-        regression=regression,
-        calibration=calibration,
-    )
+    return replace(artifact, calibration=calibration)

@@ -4,7 +4,7 @@ Run: ``python -m scripts.bench_accuracy`` (part of ``make bench``). It runs ``hw
 pipeline on ``spnas-mobilenetv2-224``: the variant set through the job queue, calibration and
 validation networks measured together, a fit on the calibration networks, the service's
 validation on the others (at least 200) with the baselines and the noise floor. It then fits
-the layer regression leaving each searchable variant out in turn to show how well a
+the layer model leaving each searchable variant out in turn to show how well a
 never-measured layer is predicted. Writes ``docs/bench/accuracy.json``.
 
 With ``--disturb``, ``scripts/disturb.py`` loads the other CPU in bursts (1.5 s every ~10 s)
@@ -31,7 +31,7 @@ from hwlat.demo import run_demo
 from hwlat.demo_config import DemoConfig
 from models import DEFAULT_SPACE, Op, parse
 from predictor.accuracy import hit_rates
-from predictor.fitting import fit_regression
+from predictor.layer_model import fit_layer_model
 from predictor.metrics import Metric
 from scripts import bench_env
 
@@ -41,15 +41,14 @@ OUT_DISTURBED = Path("docs/bench/accuracy_disturbed.json")
 
 def held_out_layers(layers: dict[str, float]) -> dict[str, Any]:
     """Leave each MBConv variant out, fit on the rest, predict it: the error of an estimate."""
-    keys = [parse(k) for k in layers]
     errors = []
-    for i, key in enumerate(keys):
+    for name, ms in layers.items():
+        key = parse(name)
         if key.op is not Op.MBCONV:
             continue
-        rest = [k for j, k in enumerate(keys) if j != i]
-        model = fit_regression(rest, [layers[str(k)] for k in rest])
+        model = fit_layer_model({k: v for k, v in layers.items() if k != name})
         predicted = float(model.predict([key])[0])
-        errors.append(abs(predicted - layers[str(key)]) / layers[str(key)])
+        errors.append(abs(predicted - ms) / ms)
     return {Metric.N: len(errors), **hit_rates(errors), "max_pct": 100 * max(errors)}
 
 

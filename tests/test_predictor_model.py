@@ -10,15 +10,15 @@ import pytest
 
 from models import get_space, parse
 from models.features import FEATURES, feature_matrix
-from predictor.artifact import LayerEntry, PredictorArtifact
+from predictor.artifact import LayerEntry, PredictorArtifact, Regression
 from predictor.compiled import MissingLayers, compile_space
 from predictor.fitting import (
     NetworkSample,
     fit_calibration,
     fit_predictor,
-    fit_regression,
 )
 from predictor.formats import TableFormatError, from_spnas, to_spnas
+from predictor.layer_model import fit_layer_model
 
 TINY = get_space("tiny-64")
 SEED = get_space("spnas-mobilenetv2-224")
@@ -68,18 +68,16 @@ def test_fit_predictor_calibrates_each_space_on_its_networks() -> None:
     assert again == artifact
 
 
-def test_regression_estimates_unmeasured_layers_from_a_linear_cost() -> None:
+def test_the_layer_model_estimates_unmeasured_layers_from_a_linear_cost() -> None:
     keys = list(SEED.variants())
-    weights = np.array(
-        [2e-7, 1e-6, 3e-6, 3e-7, 1e-5, 2e-6, 1e-8, 1e-8, 0.01, 0.02, 0.03, 0.04, 0.05]
-    )
-    assert len(weights) == len(FEATURES)
-    truth = feature_matrix(keys) @ weights + 0.005
+    weights = np.random.default_rng(0).uniform(0.01, 0.05, len(FEATURES))
+    truth = feature_matrix(keys) / feature_matrix(keys).max(axis=0).clip(min=1) @ weights + 0.005
     held_out = list(range(0, len(keys), 7))
     train = [i for i in range(len(keys)) if i not in held_out]
-    model = fit_regression([keys[i] for i in train], truth[train].tolist())
+    model = fit_layer_model({str(keys[i]): float(truth[i]) for i in train})
     predicted = model.predict([keys[i] for i in held_out])
     assert np.max(np.abs(predicted / truth[held_out] - 1)) < 0.02
+    assert model.cv_mape_pct is not None
     assert model.cv_mape_pct < 2
 
 
@@ -95,30 +93,35 @@ def test_unmeasured_layers_are_estimated_and_marked() -> None:
     assert compiled.var[position, candidate] > 0
 
 
-def test_missing_layers_without_regression_are_an_error_naming_them() -> None:
+def test_missing_layers_without_a_layer_model_are_an_error_naming_them() -> None:
     few = {k: v for k, v in list(hand_table().items())[:5]}
-    with pytest.raises(MissingLayers, match="no measurement and no regression"):
+    with pytest.raises(MissingLayers, match="no measurement and no layer model"):
         compile_space(PredictorArtifact(layers=few), TINY, version=1)
 
 
 def test_a_regression_stored_before_the_logits_feature_still_predicts() -> None:
+    """Schema 1 versions hold a regression fitted on the features of their day."""
     keys = list(SEED.variants())
-    truth = feature_matrix(keys) @ np.linspace(1e-7, 1e-6, len(FEATURES)) + 0.01
-    stored = PredictorArtifact(regression=fit_regression(keys, truth.tolist())).to_dict()
-    regression = stored["regression"]
-    # As a version written before `is_logits` (and `is_pool`, after it) existed.
-    assert list(FEATURES[-2:]) == ["is_logits", "is_pool"]
-    for field in ("features", "scale", "coef"):
-        regression[field] = regression[field][:-2]
+    known = FEATURES[: FEATURES.index("is_logits")]  # as written before `is_logits` existed
+    regression = Regression(
+        features=known,
+        scale=tuple(float(v) for v in feature_matrix(keys)[:, : len(known)].max(axis=0).clip(1)),
+        coef=tuple(np.linspace(0.1, 1.0, len(known)).tolist()),
+        intercept=0.01,
+        n_train=len(keys),
+        cv_mape_pct=3.9,
+        cv_rms_rel=0.05,
+    )
+    stored = {**PredictorArtifact(regression=regression).to_dict(), "schema_version": 1}
     old = PredictorArtifact.from_dict(stored).regression
     assert old is not None
     logits = parse("logits_hw7_i1280_c1000")
     assert old.predict([logits])[0] > 0
     assert old.predict(keys[:3]) == pytest.approx(
-        feature_matrix(keys[:3])[:, :-2] / np.asarray(old.scale) @ np.asarray(old.coef)
+        feature_matrix(keys[:3])[:, : len(known)] / np.asarray(old.scale) @ np.asarray(old.coef)
         + old.intercept
     )
-    regression["features"] = [*regression["features"][:-1], "flops_of_the_future"]
+    stored["regression"]["features"] = [*known[:-1], "flops_of_the_future"]
     future = PredictorArtifact.from_dict(stored).regression
     assert future is not None
     with pytest.raises(ValueError, match=r"flops_of_the_future.*refit"):

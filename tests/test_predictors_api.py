@@ -86,7 +86,7 @@ def test_fit_with_networks_whose_layers_are_unknown_is_409_not_500(
     response = client.post(f"/v1/devices/{device}/predictors", headers=tokens["admin"])
     assert response.status_code == 409, response.text
     assert response.json()["error"] == "predictor_incomplete"
-    assert "no measurement and no regression" in response.json()["detail"]
+    assert "no measurement and no layer model" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_a_new_version_is_used_without_restart(
     assert second["latency_ms"][0] == pytest.approx(1.1 * first["latency_ms"][0] + 0.5)
 
 
-def test_unmeasured_layers_come_from_the_regression_and_are_named(
+def test_unmeasured_layers_come_from_the_layer_model_and_are_named(
     client: TestClient, tokens: dict[str, Headers], device: int
 ) -> None:
     partial = dict(HAND)
@@ -189,19 +189,19 @@ def test_unmeasured_layers_come_from_the_regression_and_are_named(
     del partial[missing]
     upload_layers(client, tokens, device, partial)
     predictor = fit(client, tokens, device)
-    assert "regression_cv_mape_pct" in predictor["metrics"]
+    assert predictor["metrics"]["layer_model"]["n_train"] == len(partial)
     body = predict(
         client,
         tokens,
         {"device_id": device, "space": "tiny-64", "architectures": [[0, 0, 3, 0], [0, 0, 0, 0]]},
     ).json()
-    # The estimate is the stored version's regression, evaluated here from its artifact.
+    # The estimate is the stored version's layer model, evaluated here from its artifact.
     artifact = client.get(
         f"/v1/devices/{device}/predictors/{predictor['version']}", headers=tokens["read"]
     ).json()["artifact"]
-    regression = PredictorArtifact.from_dict(artifact).regression
-    assert regression is not None
-    expected_ms = float(regression.predict([parse(missing)])[0])
+    layer_model = PredictorArtifact.from_dict(artifact).layer_model
+    assert layer_model is not None
+    expected_ms = float(layer_model.predict([parse(missing)])[0])
     assert expected_ms > 0
     assert body["estimated_layers"] == [
         {"layer_key": missing, "position": 2, "candidate": 3, "ms": pytest.approx(expected_ms)}
