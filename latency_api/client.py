@@ -47,6 +47,7 @@ from latency_api.schemas.measurements import (
     NetworkMeasurementIn,
     NetworkMeasurementOut,
 )
+from latency_api.schemas.plans import PlanIn, PlanOut
 from latency_api.schemas.predictors import (
     MAX_ARCHITECTURES,
     FitIn,
@@ -319,6 +320,14 @@ class HwlatClient:
             retry=False,
         )
         return PredictorOut.model_validate_json(response.content)
+
+    def plan(self, device_id: int, spec: PlanIn) -> PlanOut:
+        """What the device should measure next in a space (active sampling), and the jobs
+        queued for it (each fits a new predictor version when it completes)."""
+        response = self._send(
+            "POST", f"/v1/devices/{device_id}/plans", json=_body(spec), retry=False
+        )
+        return PlanOut.model_validate_json(response.content)
 
     def list_predictors(self, device_id: int) -> list[PredictorOut]:
         return self._get(f"/v1/devices/{device_id}/predictors", PredictorList).items

@@ -23,6 +23,7 @@ from latency_service.measurements.endpoints import router as measurements_router
 from latency_service.metrics.endpoints import router as metrics_router
 from latency_service.metrics.middleware import RequestMetrics
 from latency_service.metrics.multiproc import mark_worker_exited
+from latency_service.plans.endpoints import router as plans_router
 from latency_service.predictors.endpoints import router as predictors_router
 from latency_service.predictors.service import CompiledCache
 from latency_service.settings import Settings, get_settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         measurements_router,
         jobs_router,
         predictors_router,
+        plans_router,
         validations_router,
     ):
         app.include_router(router, responses=http_errors.ERROR_RESPONSES)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import typer
 from pydantic import ValidationError
 
-from hwlat.cli import agent, demo, export, jobs, model, search, service, space
+from hwlat.cli import agent, demo, export, jobs, model, profile, search, service, space
 from latency_api import HwlatError
 from latency_service.errors import DomainError
 from models.errors import UserInputError
@@ -31,6 +31,7 @@ app.add_typer(service.db_app, name="db")
 app.add_typer(service.token_app, name="token")
 app.add_typer(agent.app, name="agent")
 app.add_typer(jobs.app, name="jobs")
+app.command("profile")(profile.profile)
 app.command("fit")(model.fit)
 app.command("predict")(model.predict)
 app.command("validate")(model.validate)

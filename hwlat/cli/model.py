@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,17 +34,35 @@ def fit(device: Device, service: ServiceUrl = DEFAULT_SERVICE, token: Token = No
         f"device {device}: predictor v{predictor.version} "
         f"({metrics['n_layers']} layers, {metrics['n_networks']} networks)"
     )
-    if "regression_cv_mape_pct" in metrics:
-        typer.echo(
-            f"  regression for unmeasured layers: CV MAPE "
-            f"{metrics['regression_cv_mape_pct']:.2f}% on {metrics['regression_n_train']}"
-        )
+    for line in layer_model_lines(metrics):
+        typer.echo(line)
     for space, cal in metrics["calibration"].items():
         verdict = " (rejected: no better than the plain sum)" if cal["rejected"] else ""
         typer.echo(
             f"  {space}: latency = {cal['a']:.4f} * sum + {cal['b']:.4f} ms "
             f"({cal['n_networks']} networks, residual {cal['residual_rms_pct']:.2f}%){verdict}"
         )
+
+
+def layer_model_lines(metrics: dict[str, Any]) -> list[str]:
+    """How a version's layer model did in cross-validation, and which devices it leaned on."""
+    model = metrics.get("layer_model")
+    if model is None:
+        return []
+    lines = [f"  layer model for unmeasured layers: {model['n_train']} layers of its own"]
+    if model["cv_mape_pct"] is not None:
+        lines[0] += (
+            f", held-out MAPE {model['cv_mape_pct']:.2f}% (worst tenth "
+            f"{model['cv_worst_decile_pct']:.1f}%), 90% interval held "
+            f"{model['cv_coverage90_pct']:.0f}%"
+        )
+    for other in model["similar_devices"]:
+        lines.append(
+            f"    prior from {other['device']}: weight {other['weight']:.2f}, "
+            f"{other['speed_ratio']:.2f}x its latency, spread {other['spread_pct']:.1f}% on "
+            f"{other['shared_layers']} shared layers"
+        )
+    return lines
 
 
 def _architectures(

@@ -164,6 +164,12 @@ class JobIn(BaseModel):
     payload: JobPayload
     timing: JobTiming = Field(default_factory=JobTiming)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    fit_after: bool = Field(
+        default=False,
+        description="Fit a new predictor version for the device when this job completes (the "
+        "jobs active sampling creates set it: each round of measurements improves the "
+        "predictor with no step a person must take)",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
@@ -268,6 +274,7 @@ class JobOut(BaseModel):
     status: JobStatus
     attempts: int
     max_attempts: int
+    fit_after: bool = False
     claimed_device_id: int | None
     lease_owner: str | None
     lease_expires_at: datetime | None

@@ -178,6 +178,7 @@ def device_page(
         space=search_space.name,
         spaces=_space_names(session),
         coverage=service.coverage_rows(session, device_id),
+        similar=service.similar_device_rows(session, device_id),
         others=others,
         compare=compare_id,
     )
@@ -305,6 +306,15 @@ def coverage_data(
 ) -> Response:
     """Per search space, how many of its layer variants and networks the device measured."""
     return table(service.coverage_rows(session, device_id), format, f"coverage-device-{device_id}")
+
+
+@data.get("/devices/{device_id}/similar-devices")
+def similar_devices_data(
+    device_id: IdPath, session: ReadSessionDep, _: DataUser, format: Format = "json"
+) -> Response:
+    """The known devices the newest predictor leaned on, and how much (its prior's weights)."""
+    rows = service.similar_device_rows(session, device_id)
+    return table(rows, format, f"similar-devices-{device_id}")
 
 
 @data.get("/devices/{device_id}/layers")

@@ -60,7 +60,7 @@ def device_rows(session: Session) -> list[Row]:
 
 def coverage_rows(session: Session, device_id: int) -> list[Row]:
     """Per space: how many of its layer variants the device has measured (the rest the
-    predictor estimates with its regression), and how many of its networks."""
+    predictor's layer model estimates), and how many of its networks."""
     devices.get(session, device_id)
     measured = {layer.layer_key for layer in measurements.current_layers(session, device_id)}
     networks: dict[str, set[str]] = {}
@@ -81,6 +81,28 @@ def coverage_rows(session: Session, device_id: int) -> list[Row]:
             }
         )
     return rows
+
+
+def similar_device_rows(session: Session, device_id: int) -> list[Row]:
+    """The known devices the newest predictor's layer model leaned on: its prior's weights,
+    decided from the layers both devices measured (none: fitted on its own layers)."""
+    versions = predictors.list_versions(session, device_id)
+    if not versions:
+        return []
+    latest = versions[-1]
+    model = latest.metrics.get("layer_model") or {}
+    return [
+        {
+            "predictor_version": latest.version,
+            "device": s["device"],
+            "weight": s["weight"],
+            "speed_ratio": s["speed_ratio"],
+            "spread_pct": s["spread_pct"],
+            "shared_layers": s["shared_layers"],
+            "prior_used": model.get("prior_width") is not None,
+        }
+        for s in model.get("similar_devices", [])
+    ]
 
 
 def _table_rows(table: RuntimeTable) -> list[Row]:

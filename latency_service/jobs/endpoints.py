@@ -26,6 +26,8 @@ from latency_service.deps import (
 )
 from latency_service.jobs import service
 from latency_service.paging import decode_cursor, encode_cursor
+from latency_service.predictions import service as predictions
+from latency_service.predictors import service as predictors
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -90,8 +92,18 @@ def heartbeat(job_id: IdPath, spec: LeaseIn, session: SessionDep, _: IngestToken
 
 @router.post("/{job_id}/complete", response_model=JobOut)
 def complete(job_id: IdPath, spec: CompleteIn, session: SessionDep, _: IngestToken) -> JobOut:
-    """Finish the job with its result; a repeat with the same lease is answered again."""
-    return JobOut.model_validate(service.complete(session, job_id, spec.lease_token, spec.result))
+    """Finish the job with its result; a repeat with the same lease is answered again.
+
+    A job created with ``fit_after`` then fits the device a new predictor version (a fit that
+    cannot be made yet is logged, and the job stays done: its measurements are stored)."""
+    job, finished = service.complete(session, job_id, spec.lease_token, spec.result)
+    answer = JobOut.model_validate(job)
+    device_id = job.claimed_device_id or job.device_id
+    if finished and job.fit_after and device_id is not None:
+        predictor = predictors.fit_after_job(session, device_id, job.id)
+        if predictor is not None:
+            predictions.record(session, predictor)
+    return answer
 
 
 @router.post("/{job_id}/fail", response_model=JobOut)

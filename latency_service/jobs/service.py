@@ -39,6 +39,7 @@ def create(session: Session, spec: JobIn) -> Job:
         payload=spec.payload.model_dump(mode="json"),
         timing=spec.timing.model_dump(mode="json", exclude_none=True),
         max_attempts=spec.max_attempts,
+        fit_after=spec.fit_after,
     )
     session.add(job)
     session.commit()
@@ -151,19 +152,22 @@ def heartbeat(session: Session, job_id: int, lease_token: str, lease_seconds: fl
     return job
 
 
-def complete(session: Session, job_id: int, lease_token: str, result: JobResult) -> Job:
+def complete(
+    session: Session, job_id: int, lease_token: str, result: JobResult
+) -> tuple[Job, bool]:
+    """The job, done; and whether this call finished it (False for a repeat)."""
     now = utcnow()
     job = _locked(session, job_id)
     if job.status == JobStatus.done and job.released_lease_token == lease_token:
         session.commit()
-        return job  # a repeat of the call that completed it
+        return job, False  # a repeat of the call that completed it
     if not _holds(job, lease_token, now):
         raise _lost(job)
     job.result = result.model_dump(mode="json")
     _finish(job, JobStatus.done, now)
     job.released_lease_token = lease_token
     session.commit()
-    return job
+    return job, True
 
 
 def fail(session: Session, job_id: int, lease_token: str, reason: str, retry: bool) -> Job:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from latency_service.db import Base, UtcDateTime, utcnow
@@ -25,6 +25,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Fit the device's predictor when the job completes (latency_api.schemas.jobs.JobIn).
+    fit_after: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     claimed_device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_token: Mapped[str | None] = mapped_column(String(64), default=None)

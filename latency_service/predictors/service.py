@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -26,7 +28,9 @@ from latency_service.predictors.tables import Predictor
 from models import SearchSpace, get_space
 from predictor.artifact import LayerEntry, PredictorArtifact
 from predictor.compiled import CalibratedOnAnotherSpec, CompiledSpace, MissingLayers, compile_space
-from predictor.fitting import NetworkSample, fit_predictor
+from predictor.fitting import NetworkSample, calibrate, fit_predictor
+
+log = logging.getLogger(__name__)
 
 
 class NoPredictor(Conflict):
@@ -66,6 +70,27 @@ def _network_samples(
     }
 
 
+def device_label(device_id: int, name: str) -> str:
+    """How a device is named in another's prior: its id and name."""
+    return f"#{device_id} {name}"
+
+
+def other_devices_layers(session: Session, device_id: int) -> dict[str, dict[str, float]]:
+    """What every other device measured (label -> layer key -> median ms): the layer model's
+    prior over devices. Which of them count, and how much, the fit decides from the layers
+    they share with this one."""
+    found: dict[str, dict[str, float]] = {}
+    for device in devices.list_devices(session):
+        if device.id == device_id:
+            continue
+        current = measurements.current_layers(session, device.id)
+        if current:
+            found[device_label(device.id, device.name)] = {
+                c.layer_key: c.median_ms for c in current
+            }
+    return found
+
+
 def _with_drift_correction(
     session: Session,
     device_id: int,
@@ -76,13 +101,14 @@ def _with_drift_correction(
     as corrected by it; keep the correction only if its leave-one-out error is lower."""
     rows = measurements.network_rows(session, device_id)
     raw = _network_samples(rows, holdout)
-    artifact = fit_predictor(layers, raw)
+    others = other_devices_layers(session, device_id)
+    artifact = fit_predictor(layers, raw, others=others)
     factors = drift.job_factors(session, device_id)
     decision: dict[str, Any] = {"applied": False, "jobs_with_reference": len(factors)}
     if not factors or not raw:
         return artifact, raw, decision
     corrected = _network_samples(rows, holdout, factors)
-    candidate = fit_predictor(layers, corrected)
+    candidate = calibrate(artifact, corrected)
     raw_loo, corrected_loo = _loo(artifact), _loo(candidate)
     decision |= {"loo_mape_pct_raw": raw_loo, "loo_mape_pct_corrected": corrected_loo}
     if corrected_loo is not None and raw_loo is not None and corrected_loo < raw_loo:
@@ -136,13 +162,36 @@ def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) 
     return _store(session, device_id, artifact, "fit", training, metrics, keep_training=True)
 
 
+def fit_after_job(session: Session, device_id: int, job_id: int) -> Predictor | None:
+    """The fit a ``fit_after`` job asks for once it is done; None (logged) when the device
+    cannot be fitted yet: the job's measurements are stored either way."""
+    try:
+        predictor = fit_for_device(session, device_id)
+    except Conflict as error:
+        session.rollback()
+        log.warning("job %d done; device %d not fitted yet: %s", job_id, device_id, error)
+        return None
+    log.info("job %d done; device %d fitted as version %d", job_id, device_id, predictor.version)
+    return predictor
+
+
 def _fit_metrics(
     artifact: PredictorArtifact, networks: dict[SearchSpace, list[NetworkSample]]
 ) -> dict[str, Any]:
     metrics: dict[str, Any] = {"n_layers": len(artifact.layers)}
-    if artifact.regression is not None:
-        metrics["regression_cv_mape_pct"] = artifact.regression.cv_mape_pct
-        metrics["regression_n_train"] = artifact.regression.n_train
+    model = artifact.layer_model
+    if model is not None:
+        metrics["layer_model"] = {
+            "n_train": model.n_train,
+            "cv_mape_pct": model.cv_mape_pct,
+            "cv_worst_decile_pct": model.cv_worst_decile_pct,
+            "cv_coverage90_pct": model.cv_coverage90_pct,
+            "noise_pct": 100 * model.noise_rel,
+            "rho": model.rho,
+            "prior_width": model.prior_width,
+            "residual_gp": model.residual is not None,
+            "similar_devices": [asdict(s) for s in model.similarity],
+        }
     metrics["calibration"] = {
         name: {
             "a": c.a,
