@@ -75,6 +75,21 @@ def run_onnx_on(
     return [np.load(step["output"]) for step in steps], features
 
 
+def host_has_vnni() -> bool:
+    """Whether this machine's CPU has the int8 dot-product instructions the emulated CPUs
+    lack (AVX512-VNNI or AVX-VNNI): the tests run on machines of both kinds."""
+    try:
+        flags = {
+            flag
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+            for flag in line.split(":", 1)[1].split()
+        }
+    except OSError:
+        flags = set()
+    return bool({"avx512_vnni", "avx_vnni"} & flags) or _cpu_features().get("AVX512VNNI", False)
+
+
 def _cpu_features() -> dict[str, bool]:
     from numpy._core._multiarray_umath import __cpu_features__
 

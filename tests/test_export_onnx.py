@@ -18,7 +18,13 @@ from models.export.spec import ONNX_INT8_SETTINGS
 from models.layer_key import Op, parse
 from models.spaces import get_space
 from models.torch_blocks import build_torch_layer, build_torch_network
-from tests.emulated_cpu import ABSENT_FEATURES, NO_VNNI_CPUS, REQUIRED_FEATURES, run_onnx_on
+from tests.emulated_cpu import (
+    ABSENT_FEATURES,
+    NO_VNNI_CPUS,
+    REQUIRED_FEATURES,
+    host_has_vnni,
+    run_onnx_on,
+)
 from tests.fixtures.factories import spec_file_space
 
 KEYS = [
@@ -164,7 +170,10 @@ def test_int8_onnx_stays_close_to_fp32_on_cpus_without_vnni(
         np.testing.assert_array_equal(quantised, run_onnx(path, x), err_msg=str(key))
     reference = run_onnx(fp32[head], inputs[head])
     assert np.abs(emulated_old_head - reference).mean() / reference.std() > 0.1
-    assert not np.array_equal(emulated_old_head, run_onnx(old_head, inputs[head]))
+    # A host with VNNI runs the 8-bit head with other kernels (and does not saturate); a host
+    # without it is one of these CPUs, and computes what the emulation computes.
+    native = run_onnx(old_head, inputs[head])
+    assert np.array_equal(emulated_old_head, native) is not host_has_vnni()
 
 
 def test_the_int8_settings_are_part_of_the_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -368,6 +368,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         devices,
         jobs,
         measurements,
+        plans,
         predictors,
         spaces,
         tokens,
@@ -397,7 +398,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     assert operations >= 25
     models: dict[str, type[BaseModel]] = {
         name: obj
-        for module in (devices, jobs, measurements, predictors, spaces, tokens, validations)
+        for module in (devices, jobs, measurements, plans, predictors, spaces, tokens, validations)
         for name, obj in vars(module).items()
         if isinstance(obj, type)
         and issubclass(obj, BaseModel)
