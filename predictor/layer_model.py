@@ -56,6 +56,7 @@ WEAK_PRIOR_REL: float = 10.0
 # The noise floor of a relative residual: below it a layer's own measurement spread dominates.
 MIN_NOISE_REL: float = 0.01
 INTERVAL: float = 0.9
+MAX_LOG_SD: float = 3.0
 Z90: float = 1.6448536269514722  # the normal 95th percentile: a two-sided 90% interval
 
 
@@ -136,7 +137,10 @@ class LayerModel:
             x = self.design(keys)
             cov = self.covariance()
             relative = np.einsum("if,fg,ig->i", x, cov, x) / linear**2
-        return np.asarray(np.sqrt(relative + self.noise_rel**2))
+        # A layer far outside the data (its linear cost near 0, the weights' spread not) gets
+        # an sd of log-latency capped at MAX_LOG_SD: an interval wider than x150 says "not
+        # known" as well as an infinite one, and sums of variances stay finite.
+        return np.asarray(np.minimum(np.sqrt(relative + self.noise_rel**2), MAX_LOG_SD))
 
     def variance_ms2(self, keys: Sequence[LayerKey]) -> npt.NDArray[np.float64]:
         """Variance (ms², calibrated) of each estimate, for sums over layers."""
