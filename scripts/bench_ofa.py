@@ -1,20 +1,26 @@
-"""OFA's MobileNetV3 space on this host: a sample of its layers measured, the rest estimated.
+"""OFA's MobileNetV3 space on this host: a few of its layers measured, chosen, the rest estimated.
 
 Run: ``python -m scripts.bench_ofa`` (part of ``make bench``; ~15 minutes on 2 cores). It starts
 a service of its own, registers ``spaces/ofa_mbv3_d234_e346_k357_w1.0.yaml`` and profiles, with
 the host agent (LiteRT, quality gate on):
 
-- a random sample of the space's layer variants (``--layers``, seeded): the only layers
-  measured; the predictor's regression estimates every other one;
-- ``--n-calibrate`` random networks for the a·Σ+b calibration;
+- ``--layers`` of the space's layer variants, the only layers measured; the predictor's layer
+  model estimates every other one. ``--choose active`` (the default) has the service choose
+  them, ``--step`` at a time, as ``hwlat profile`` does (``POST /v1/devices/{id}/plans``; every
+  round's jobs refit the predictor when they complete); ``--choose random`` draws them;
+- ``--n-calibrate`` networks for the a·Σ+b calibration (active: the first plan's, spread over
+  the predicted latency range; random: drawn);
 - ``--configs`` random OFA configs (``ks``, ``e``, ``d`` as OFA's ``sample_active_subnet``
   draws them) each at every resolution of ``--resolutions``, measured end to end and interleaved
   with the calibration networks.
 
 Then it fits on the layers and the calibration networks and has the service validate the
 predictor on the others: ±5%, ±10% and MAPE, with the share of their layers that were
-estimated. This is the baseline that choosing measurements well (the next issue) must beat.
-Writes ``docs/bench/ofa_mbv3.json``.
+estimated. Then, for the budget curve, ``--layers`` more variants drawn at random are measured,
+and predictors fitted offline (``predictor.fitting``, the service's fit) on the first 10, 20, 50
+and 100 of each sequence, active and random, are scored on the same networks.
+Writes ``docs/bench/ofa_mbv3.json`` (``docs/bench/ofa_mbv3_random.json`` with
+``--choose random``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,17 +43,23 @@ from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import queue_networks
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
+from latency_api.schemas.plans import PlanIn
 from latency_api.schemas.predictors import FitIn
-from latency_api.schemas.validations import ValidationIn, ValidationPoint
+from latency_api.schemas.validations import ValidationIn, ValidationOut, ValidationPoint
 from models import Op, SearchSpace
 from models.ofa_config import to_ofa_config
 from models.space_spec import load_spec
-from predictor.metrics import ACCURACY
+from predictor.accuracy import hit_rates
+from predictor.artifact import LayerEntry
+from predictor.compiled import compile_space
+from predictor.fitting import NetworkSample, fit_predictor
+from predictor.metrics import ACCURACY, Metric
 from scripts import bench_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "spaces" / "ofa_mbv3_d234_e346_k357_w1.0.yaml"
 OUT = ROOT / "docs" / "bench" / "ofa_mbv3.json"
+PLOT = ROOT / "docs" / "bench" / "ofa_budget_curve.png"
 
 
 def ofa_configs(space: SearchSpace, n: int, resolutions: list[int], seed: int) -> list[list[int]]:
@@ -68,7 +81,9 @@ def ofa_configs(space: SearchSpace, n: int, resolutions: list[int], seed: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--layers", type=int, default=200, help="Layer variants measured.")
+    parser.add_argument("--layers", type=int, default=100, help="Layer variants measured.")
+    parser.add_argument("--choose", choices=("active", "random"), default="active")
+    parser.add_argument("--step", type=int, default=10, help="Active: layers per round.")
     parser.add_argument("--n-calibrate", type=int, default=40)
     parser.add_argument("--configs", type=int, default=100)
     parser.add_argument("--resolutions", default="128,160,224")
@@ -92,12 +107,14 @@ def main() -> None:
         "environment": bench_env.environment(("numpy", "ai-edge-litert")),
         "wall_s": time.monotonic() - started,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    bench_env.write_report(OUT, result)
+    out = OUT if args.choose == "active" else OUT.with_name("ofa_mbv3_random.json")
+    bench_env.write_report(out, result)
+    if args.choose == "active":
+        plot_budget_curve(PLOT, result["budget_curve"])
     from scripts.bench_report import ofa_section
 
     print("\n".join(ofa_section(result)))
-    print(f"\nwrote {OUT}")
+    print(f"\nwrote {out}")
 
 
 def _run(
@@ -110,17 +127,52 @@ def _run(
     agent = host_agent_runner(client, device_id, backend, timings=timings, gate=gate_for(True))
     variants = list(space.variants())
     rng = np.random.default_rng(args.seed)
-    sample = [variants[i] for i in sorted(rng.choice(len(variants), args.layers, replace=False))]
+    drawn = [str(variants[i]) for i in rng.permutation(len(variants))]
     layer_timing = JobTiming(warmup_runs=10, num_runs=50, min_secs=0.0, repeats=args.repeats)
     network_timing = JobTiming(warmup_runs=3, num_runs=15, min_secs=0.0, repeats=args.repeats)
-    print(f"[1/4] profiling {len(sample)} of the {len(variants)} layer variants of {space.name}")
-    for payload in split_payloads(layers=sample, chunk=25):
-        client.create_job(JobIn(device_id=device_id, payload=payload, timing=layer_timing))
-    agent()
+    print(
+        f"[1/4] profiling {args.layers} of the {len(variants)} layer variants of {space.name}, "
+        f"chosen {'by the service' if args.choose == 'active' else 'at random'}"
+    )
+    calibration: list[list[int]] = []
+    if args.choose == "active":
+        sequence: list[str] = []
+        while len(sequence) < args.layers:
+            plan = client.plan(
+                device_id,
+                PlanIn(
+                    space=space.name,
+                    layers=min(args.step, args.layers - len(sequence)),
+                    networks=0,
+                    seed=args.seed,
+                    timing=layer_timing,
+                ),
+            )
+            if not plan.layers:
+                break
+            sequence += [p.layer_key for p in plan.layers]
+            agent()
+            print(f"  round: {len(sequence)} layers, expected error {plan.expected_mape_pct}")
+        first = client.plan(
+            device_id,
+            PlanIn(
+                space=space.name,
+                layers=0,
+                networks=args.n_calibrate,
+                seed=args.seed + 2,
+                create_jobs=False,
+            ),
+        )
+        calibration = first.architectures
+    else:
+        sequence = drawn[: args.layers]
+        for payload in split_payloads(layers=sequence, chunk=25):
+            client.create_job(JobIn(device_id=device_id, payload=payload, timing=layer_timing))
+        agent()
+        calibration = [[int(c) for c in a] for a in space.sample(args.n_calibrate, args.seed + 2)]
     layers_s = (timings.export_s, timings.measure_s)
 
     validation = ofa_configs(space, args.configs, resolutions, args.seed + 1)
-    calibration = [[int(c) for c in a] for a in space.sample(args.n_calibrate, args.seed + 2)]
     mixed = calibration + validation
     random.Random(args.seed).shuffle(mixed)
     print(
@@ -147,19 +199,23 @@ def _run(
     layers_in_networks = [str(k) for a in measured for k in space.network(a) if k.op is not Op.SKIP]
     estimated = sum(k not in measured_keys for k in layers_in_networks)
     per_resolution = _per_resolution(space, report.points)
+    curve = _budget_curve(client, device_id, space, agent, sequence, drawn, calibration, report)
     return {
         "space": space.name,
         "space_sha256": space.digest,
         "device": client.get_device(device_id).model_dump(mode="json"),
         "layer_variants": len(variants),
+        "choose": args.choose,
         "layers_measured": len(measured_keys & {str(k) for k in variants}),
+        "layer_sequence": sequence,
+        "budget_curve": curve,
         "calibration_networks": len(calibration),
         "validation_networks": len(measured),
         "validation_networks_without_accepted_measurement": len(validation) - len(measured),
         "resolutions": resolutions,
         "estimated_layer_share_pct": 100 * estimated / len(layers_in_networks),
         "predictor_version": predictor.version,
-        "regression": predictor.metrics.get("regression"),
+        "layer_model": predictor.metrics.get("layer_model"),
         "validation": {name: report.metrics[name] for name in ACCURACY},
         "per_resolution": per_resolution,
         "noise_floor": report.noise_floor,
@@ -174,6 +230,80 @@ def _run(
             "all_measure": timings.measure_s,
         },
     }
+
+
+BUDGETS = (10, 20, 50, 100)
+
+
+def _budget_curve(
+    client: HwlatClient,
+    device_id: int,
+    space: SearchSpace,
+    agent: Callable[[], None],
+    sequence: list[str],
+    drawn: list[str],
+    calibration: list[list[int]],
+    report: ValidationOut,
+) -> dict[str, Any]:
+    """Predictors fitted on the first N layers of the chosen sequence, and of a random one
+    measured now, scored on the validation's networks (the same calibration networks)."""
+    randoms = [k for k in drawn if k not in set(sequence)][: len(sequence)]
+    print(f"[budget curve] measuring {len(randoms)} random layer variants to compare with")
+    for payload in split_payloads(layers=randoms, chunk=25):
+        client.create_job(JobIn(device_id=device_id, payload=payload))
+    agent()
+    current = {c.layer_key: c.median_ms for c in client.current_layers(device_id)}
+    medians: dict[tuple[int, ...], list[float]] = {}
+    for m in client.iter_network_measurements(device_id=device_id):
+        if m.accepted and m.space == space.name:
+            medians.setdefault(tuple(m.architecture), []).append(m.median_ms)
+    samples = [
+        NetworkSample(tuple(a), float(np.median(medians[tuple(a)])))
+        for a in calibration
+        if tuple(a) in medians
+    ]
+    points = report.points
+    archs = np.asarray([p.architecture for p in points], dtype=np.int64)
+    truth = np.asarray([p.measured_ms for p in points])
+    curve: dict[str, Any] = {}
+    for name, order in (("active", sequence), ("random", randoms)):
+        rows = {}
+        for n in (b for b in BUDGETS if b <= len(order)):
+            layers = {k: LayerEntry(current[k]) for k in order[:n] if k in current}
+            artifact = fit_predictor(layers, {space: samples})
+            predicted, _ = compile_space(artifact, space, version=0).predict(archs)
+            rows[str(n)] = hit_rates(np.abs(predicted - truth) / truth)
+        curve[name] = rows
+    return curve
+
+
+def plot_budget_curve(path: Path, curve: dict[str, Any]) -> None:
+    """±5% and ±10% against layers measured, active against random (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5, 4), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for name, style in (("active", "o-"), ("random", "x--")):
+        sizes = [int(n) for n in curve[name]]
+        for metric, colour in ((Metric.WITHIN_5PCT, "tab:red"), (Metric.WITHIN_10PCT, "tab:blue")):
+            axes.plot(
+                sizes,
+                [100 * curve[name][str(n)][metric] for n in sizes],
+                style,
+                color=colour,
+                label=f"{name}, within {'±5%' if metric == Metric.WITHIN_5PCT else '±10%'}",
+            )
+    axes.set_xscale("log")
+    axes.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+    axes.set_xlabel("layer variants measured (of the space's 1,257)")
+    axes.set_ylabel("validation networks (%)")
+    axes.set_title("OFA MobileNetV3 on this host: active vs random choice", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
 
 
 def _per_resolution(space: SearchSpace, points: list[ValidationPoint]) -> dict[str, Any]:

@@ -385,7 +385,15 @@ def other_runs(name: str) -> list[str]:
         data = load_json(path) or {}
         label = path.stem.removeprefix(f"{name}_")
         note = f" ({data['note']})" if data.get("note") else ""
-        if "validation" in data:
+        if data.get("benchmark") == "ofa_mbv3":
+            m = data["validation"]
+            lines.append(
+                f"- `{label}`{note}, {data['date']}: {data['layers_measured']} layers measured "
+                f"({data.get('choose', 'random')}), {data['estimated_layer_share_pct']:.1f}% of "
+                f"the networks' layers estimated: {100 * m[Metric.WITHIN_5PCT]:.1f}% within ±5%, "
+                f"{100 * m[Metric.WITHIN_10PCT]:.1f}% within ±10%, MAPE {m[Metric.MAPE]:.2f}%."
+            )
+        elif "validation" in data:
             m, floor = data["validation"], data.get("noise_floor") or {}
             best = max(data["baselines"].items(), key=lambda kv: kv[1][Metric.WITHIN_5PCT])
             settings = data["settings"]
@@ -420,19 +428,25 @@ def other_runs(name: str) -> list[str]:
 
 def ofa_section(data: dict[str, Any]) -> list[str]:
     device = data["device"]
+    chosen = data.get("choose", "random")
+    how = (
+        "chosen by the service (active sampling, `POST /v1/devices/{id}/plans`, in rounds)"
+        if chosen == "active"
+        else "a seeded random sample"
+    )
+    estimator = "the layer model" if data.get("layer_model") else "the regression"
     lines = [
         run_line(data),
         "",
         f"Device: {device['model']} ({device['runtime']} {device['runtime_version']}, "
         f"{device['delegate']}, {device['threads']} thread). `{data['space']}` registered as "
         f"a spec file; {data['layers_measured']} of its {data['layer_variants']} layer variants "
-        "measured (a seeded random sample), every other one estimated by the regression; "
+        f"measured ({how}), every other one estimated by {estimator}; "
         f"{data['calibration_networks']} calibration networks; validated on "
         f"{data['validation'][Metric.N]} networks ({len(data['resolutions'])} resolutions, "
         f"{', '.join(str(r) for r in data['resolutions'])}, of each random OFA config), "
         f"measured end to end. Of the layers of those networks, "
-        f"{data['estimated_layer_share_pct']:.1f}% were estimated, not measured. The next "
-        "issue's chosen measurements are to beat this.",
+        f"{data['estimated_layer_share_pct']:.1f}% were estimated, not measured.",
         "",
         "| predictor | ±5% | ±10% | MAPE % | Kendall τ |",
         "|---|---:|---:|---:|---:|",
@@ -453,6 +467,21 @@ def ofa_section(data: dict[str, Any]) -> list[str]:
             f"{100 * floor[Metric.WITHIN_5PCT]:.1f}% | {100 * floor[Metric.WITHIN_10PCT]:.1f}% | "
             f"{floor[Metric.MAPE]:.2f} | |"
         )
+    curve = data.get("budget_curve")
+    if curve:
+        lines += [
+            "",
+            "Budget curve: predictors fitted (offline, with the service's fit) on the first N "
+            "layers of the active sequence and of a random one measured in the same run, scored "
+            "on the same networks:",
+            "",
+            "![OFA budget curve](bench/ofa_budget_curve.png)",
+            "",
+            "| layers | active ±5% | ±10% | MAPE % | random ±5% | ±10% | MAPE % |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n, active in curve["active"].items():
+            lines.append(f"| {n} | {_rates(active)} | {_rates(curve['random'].get(n))} |")
     seconds = data["profiling_seconds"]
     lines += [
         "",
@@ -462,10 +491,120 @@ def ofa_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rates(m: dict[str, Any] | None) -> str:
+    if m is None:
+        return "— | — | —"
+    return (
+        f"{100 * m[Metric.WITHIN_5PCT]:.1f}% | {100 * m[Metric.WITHIN_10PCT]:.1f}% | "
+        f"{m[Metric.MAPE]:.2f}"
+    )
+
+
+def new_device_section(data: dict[str, Any]) -> list[str]:
+    settings = data["settings"]
+    lines = [
+        run_line(data),
+        "",
+        f"Each host device of `{data['raw']['file']}` (measured {data['raw']['date']} by "
+        "`python -m scripts.bench_devices`) is left out in turn and brought up as a new device: "
+        f"the other devices' layer model chooses {settings['layers']} of its layers and "
+        f"{settings['networks']} calibration networks; the predictor fitted on them (the others "
+        f"as its prior) predicts the other networks of `{data['space']}`, measured end to end. "
+        "Beside it, on the same calibration networks: the device fully profiled, the MACs "
+        "proxy, and the layer model without other devices (its 10 layers alone).",
+        "",
+        "| new device | few-shot ±5% | ±10% | MAPE % | fully profiled ±5% | ±10% | MAPE % "
+        "| MACs proxy ±5% | ±10% | MAPE % | without other devices ±5% | ±10% | MAPE % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in data["leave_one_device_out"]:
+        lines.append(
+            f"| {row['device']} | {_rates(row['few_shot'])} | {_rates(row['fully_profiled'])} "
+            f"| {_rates(row['macs_proxy'])} | {_rates(row['without_other_devices'])} |"
+        )
+    lines += [
+        "",
+        "The same 10 layers, at layer level (no calibration involved): the space's other "
+        "layers, and the device's OFA MobileNetV3 sample (7x7 kernels, h-swish, SE: kinds none "
+        "of the 10 has), as the 10-layer model estimates them with and without the other "
+        "devices as its prior:",
+        "",
+        "| new device | part | layers | with other devices ±10% | MAPE % | without ±10% | MAPE % |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in data["leave_one_device_out"]:
+        for part, held in (row.get("held_out_layers") or {}).items():
+            prior, alone = held["with_other_devices"], held["without_other_devices"]
+            lines.append(
+                f"| {row['device']} | {part.replace('_', ' ')} | {held['n']} | "
+                f"{100 * prior[Metric.WITHIN_10PCT]:.1f}% | {prior[Metric.MAPE]:.2f} | "
+                f"{100 * alone[Metric.WITHIN_10PCT]:.1f}% | {alone[Metric.MAPE]:.2f} |"
+            )
+    lines += [
+        "",
+        "Which known devices the prior leaned on (weight, and the new device's latency as a "
+        "multiple of theirs):",
+        "",
+    ]
+    for row in data["leave_one_device_out"]:
+        shown = ", ".join(
+            f"{s['device']} {s['weight']:.2f} ({s['speed_ratio']:.2f}x)"
+            for s in row["similar_devices"]
+        )
+        lines.append(f"- {row['device']}: {shown}")
+    lines += [
+        "",
+        "**Budget curve** (layers measured on the device, chosen actively in rounds of 5 with a "
+        "refit between, or at random: median of 5 draws; networks within ±5% / ±10% / MAPE):",
+        "",
+        "![Budget curve](bench/budget_curve.png)",
+        "",
+        "| device | prior | layers | active ±5% | ±10% | MAPE % | random ±5% | ±10% | MAPE % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for device, modes in data["budget_curve"].items():
+        for mode, rows in modes.items():
+            for n, row in rows.items():
+                lines.append(
+                    f"| {device} | {mode.replace('_', ' ')} | {n} | {_rates(row['active'])} | "
+                    f"{_rates(row['random_median'])} |"
+                )
+    lines += [
+        "",
+        "**Held-out layers** (10-fold over every layer the device measured: the seed space's "
+        "and a random sample of OFA MobileNetV3's, the model fitted on the rest, no other "
+        "device):",
+        "",
+        "| device | seed MAPE % | worst tenth % | OFA sample MAPE % | worst tenth % "
+        "| 90% interval held |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for device, held in data["held_out_layers"].items():
+        seed, ofa = held["seed_space"], held["ofa_mbv3_sample"]
+        lines.append(
+            f"| {device} | {seed[Metric.MAPE]:.2f} | {seed['worst_decile_mape']:.1f} | "
+            f"{ofa[Metric.MAPE]:.2f} | {ofa['worst_decile_mape']:.1f} | "
+            f"{held['interval90_holds_pct']:.0f}% |"
+        )
+    pixel = data["pixel1"]
+    lines += [
+        "",
+        f"**The seed's Pixel 1 table as the new device** (layer level: {pixel['measured']} of "
+        f"its {pixel['layers']} layer keys chosen by the host devices' model; MAPE on the "
+        f"other {pixel['with_other_devices']['held_out']}): with the host devices as prior "
+        f"{pixel['with_other_devices'][Metric.MAPE]:.2f}% (±10% "
+        f"{100 * pixel['with_other_devices'][Metric.WITHIN_10PCT]:.0f}%, 90% interval held "
+        f"{pixel['with_other_devices']['interval90_holds_pct']:.0f}%), its 10 layers alone "
+        f"{pixel['without_other_devices'][Metric.MAPE]:.2f}%.",
+    ]
+    return lines
+
+
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("Accuracy", "accuracy", accuracy_section),
     ("Accuracy while a neighbour disturbs", "accuracy_disturbed", accuracy_section),
     ("OFA MobileNetV3, mostly estimated", "ofa_mbv3", ofa_section),
+    ("A new device from ten layers and ten networks", "new_device", new_device_section),
     ("Catching interference", "interference", interference_section),
     ("Prediction speed", "predict", predict_section),
     ("Profiling on the host", "profile", profile_section),
