@@ -17,7 +17,7 @@ takes a subnet in OFA's own ``{"ks", "e", "d", "r"}`` encoding (:mod:`models.ofa
 Each query is turned into the OFA key OFA would look up, and that key into an hwlat layer key
 (:mod:`models.ofa_keys`), so the estimator and a ``format=ofa`` export agree on every name.
 Values come from ``POST /v1/predict`` with ``layers``: the measured value where the device
-has one, the regression's estimate elsewhere. An estimate is never silent: its layer key is
+has one, the layer model's estimate elsewhere. An estimate is never silent: its layer key is
 added to :attr:`HwlatLatencyTable.estimated_layers` and an :class:`EstimatedLatencyWarning`
 names it, once. A layer no predictor can answer raises the service's error, never a
 ``KeyError`` and never a zero. Every value is fetched once and cached.
@@ -56,7 +56,7 @@ _ATTEMPTS = 3
 
 
 class EstimatedLatencyWarning(UserWarning):
-    """A latency the regression estimated, because the device never measured that layer."""
+    """A latency the layer model estimated, because the device never measured that layer."""
 
 
 class PredictorChangedWarning(UserWarning):
@@ -342,7 +342,7 @@ class HwlatLatencyTable:
             self.estimated_layers.add(estimate.layer_key)
             warnings.warn(
                 f"{estimate.layer_key} was never measured on device {self.device_id}; "
-                f"{estimate.ms:.4g} ms is predictor v{answer.predictor_version}'s regression "
+                f"{estimate.ms:.4g} ms is predictor v{answer.predictor_version}'s layer-model "
                 "estimate",
                 EstimatedLatencyWarning,
                 stacklevel=2,

@@ -1,4 +1,4 @@
-"""Numeric features of a layer variant, for latency regression (pure, no learning here).
+"""Numeric features of a layer variant, for the layer model (pure, no learning here).
 
 The work of an MBConv is split by operator because a runtime spends very different time per
 MAC on a 1x1 convolution, a depthwise convolution and an element-wise op; a model that is
@@ -26,7 +26,7 @@ FEATURES: Final = (
     "is_mbconv",
     "is_conv",
     "is_head",
-    # Appended last: a regression fitted before they existed reads the columns it knows.
+    # Appended last: a model fitted before they existed reads the columns it knows.
     "is_logits",
     "is_pool",  # OFA MobileNetV3's global pool between its head convs (MBv3's AvgPool2D)
     # A 5x5 or 7x7 depthwise costs more per MAC than a 3x3 (XNNPACK has a tuned microkernel per

@@ -96,7 +96,7 @@ def from_spnas(data: Any, space: SearchSpace, constant_ms: float) -> PredictorAr
 @dataclass(frozen=True, slots=True)
 class OfaEntry:
     """One row of an OFA table: latency mean and variance (ms, ms²) over ``count`` runs;
-    ``count`` 0 marks a value the regression estimated."""
+    ``count`` 0 marks a value the layer model estimated."""
 
     mean_ms: float
     var_ms2: float

@@ -383,8 +383,7 @@ def fit_layer_model(
         prior_width=width,
         n_train=len(keys),
     )
-    if not keys:
-        assert prior is not None  # no layers here: the prior alone (checked above)
+    if not keys and prior is not None:  # no layers here: the prior alone
         return replace(
             model,
             coef=tuple(float(c) for c in prior.mean),

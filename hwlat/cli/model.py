@@ -118,7 +118,7 @@ def predict(
         typer.echo(f"{format_architecture(row)}\t{ms:.3f} ms\t± {unc:.3f}")
     for layer in answer.estimated_layers:
         typer.echo(
-            f"estimated by regression (not measured): {layer.layer_key} {layer.ms:.3f} ms",
+            f"estimated by the layer model (not measured): {layer.layer_key} {layer.ms:.3f} ms",
             err=True,
         )
     typer.echo(f"predictor v{answer.predictor_version}", err=True)

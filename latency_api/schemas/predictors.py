@@ -126,7 +126,7 @@ class PredictIn(BaseModel):
 
 
 class EstimatedLayer(BaseModel):
-    """A layer whose latency came from the regression, not from a measurement."""
+    """A layer whose latency came from the layer model, not from a measurement."""
 
     layer_key: str
     position: int | None = None
@@ -141,11 +141,11 @@ class PredictOut(BaseModel):
     latency_ms: list[float]
     uncertainty_ms: list[float] = Field(description="One standard deviation, in ms")
     estimated_layers: list[EstimatedLayer] = Field(
-        description="Layers of this batch predicted by the regression (never a silent zero)"
+        description="Layers of this batch estimated by the layer model (never a silent zero)"
     )
     estimated_count: list[int] | None = Field(
         default=None,
-        description="Per architecture: how many of its layers the regression estimated (0: "
+        description="Per architecture: how many of its layers the layer model estimated (0: "
         "every layer was measured)",
     )
     breakdown_ms: list[list[float]] | None = Field(
@@ -173,7 +173,7 @@ class TableCandidate(BaseModel):
     )
     layer_key: str
     ms: float
-    estimated: bool = Field(description="From the regression, not measured")
+    estimated: bool = Field(description="From the layer model, not measured")
 
 
 class TableLayer(BaseModel):

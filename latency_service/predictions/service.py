@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 def record(session: Session, predictor: Predictor, space: str | None = None) -> int:
     """Store this version's prediction for every measured network it has none for yet.
 
-    Spaces the version cannot cover (no regression for a missing layer) get no rows: an
+    Spaces the version cannot cover (no layer model for a missing layer) get no rows: an
     absent prediction is visible in SQL, a made-up one would not be. Commits; returns how many
     rows were added.
     """

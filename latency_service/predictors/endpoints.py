@@ -177,7 +177,7 @@ def runtime_table(
 
     `format=ofa` lists every layer variant of the space under the key OFA's latency tables
     query (`Conv-…`, `expanded_conv-…`, `Conv_1-…`, `Logits-…`) with `mean` (ms), `var`
-    (ms²) and `count` (runs; 0 for a value the regression estimated). No a·Σ+b: OFA sums its
+    (ms²) and `count` (runs; 0 for a value the layer model estimated). No a·Σ+b: OFA sums its
     table as it is."""
     search_space = space_or_404(space)
     if format == "ofa":
