@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "docs" / "bench" / "devices_raw.json"
 OUT = ROOT / "docs" / "bench" / "new_device.json"
 PLOT = ROOT / "docs" / "bench" / "budget_curve.png"
-PIXEL1 = ROOT.parent / "shared" / "data" / "spnas_pixel1_runtime_model.json"
+PIXEL1 = ROOT / "tests" / "data" / "spnas_pixel1_runtime_model.json"
 BUDGETS = (5, 10, 20, 30, 0)  # 0: every layer of the space
 RANDOM_DRAWS = 5
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -328,7 +329,10 @@ def test_a_burst_on_the_phone_is_rejected_measured_again_and_stored_as_such(
     slowed = rows[1]
     assert slowed.rejection is not None
     assert "median of its other repeats" in slowed.rejection
-    assert slowed.median_ms > 1.5 * rows[0].median_ms
+    # The stored rejected row is the slowed pass: above the gate's limit against the median of
+    # the accepted ones (one pass alone wobbles by tens of percent on a layer this small).
+    accepted = statistics.median(r.median_ms for r in rows if r.accepted)
+    assert slowed.median_ms > 1.4 * accepted
     assert slowed.job_id == job.id
     assert all(r.quality and "tail_ratio" in r.quality for r in rows)
     assert service_client.get_job(job.id).result.remeasured == 1  # type: ignore[union-attr]
