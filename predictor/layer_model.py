@@ -211,6 +211,15 @@ def _robust_rms(values: npt.NDArray[np.float64]) -> float:
     return math.hypot(mad, centre)
 
 
+def _feature_scale(keys: Sequence[LayerKey]) -> npt.NDArray[np.float64]:
+    """Each feature's largest value over ``keys`` (1 where it is 0 or there are none): the
+    weights are fitted on features scaled to [0, 1]."""
+    if not keys:
+        return np.ones(len(FEATURES))
+    top = feature_matrix(list(keys)).max(axis=0)
+    return np.asarray(np.where(top > 0, top, 1.0), dtype=np.float64)
+
+
 def _weak_prior(n_features: int, y: npt.NDArray[np.float64]) -> tuple[Any, Any]:
     return np.zeros(n_features), np.full(n_features, WEAK_PRIOR_REL * float(y.max()))
 
@@ -219,7 +228,6 @@ def _device_prior(
     own: Mapping[str, float],
     others: Mapping[str, Mapping[str, float]],
     scale: npt.NDArray[np.float64],
-    columns: list[int],
 ) -> _Prior | None:
     """Each known device fitted alone, then weighted by how well it matches this one on the
     layers both measured (or, sharing none, on its estimates of this device's layers)."""
@@ -228,7 +236,7 @@ def _device_prior(
         if len(layers) < MIN_LAYERS_ALONE:
             continue
         keys = [parse(k) for k in layers]
-        x = feature_matrix(keys)[:, columns] / scale
+        x = feature_matrix(keys) / scale
         y = np.asarray(list(layers.values()), dtype=np.float64)
         weights = _fit_alone(x, y)
         residuals = _log_residuals(x, y, weights.coef)
@@ -237,7 +245,7 @@ def _device_prior(
         return None
     own_keys = list(own)
     own_y = np.asarray(list(own.values()), dtype=np.float64)
-    own_x = feature_matrix([parse(k) for k in own_keys])[:, columns] / scale if own else None
+    own_x = feature_matrix([parse(k) for k in own_keys]) / scale if own else None
     stats: list[tuple[str, float, float, int]] = []
     for device, (coef, _) in fitted.items():
         theirs = others[device]
@@ -288,8 +296,6 @@ def _fit_rho(residual: npt.NDArray[np.float64], carried: npt.NDArray[np.float64]
     """Least squares of this device's log residuals on the carried ones, shrunk toward 0 by a
     pseudo-observation so that a handful of layers cannot claim a large factor."""
     denominator = float(carried @ carried) + 0.05**2 * 4
-    if denominator <= 0:
-        return 0.0
     return float(np.clip((residual @ carried) / denominator, 0.0, 1.5))
 
 
@@ -310,7 +316,6 @@ def _fit_device(
     """Weights and rho by alternating: weights on the latencies with the carried residuals
     divided out, then rho on what the weights leave."""
     rho, noise = 0.0, 0.05
-    weights = _solve(x, y, prior[0], prior[1], noise)
     for _ in range(3):
         weights = _solve(x, y * np.exp(-rho * carried), prior[0], prior[1], noise)
         residual = _log_residuals(x, y, weights.coef)
@@ -330,17 +335,15 @@ def fit_layer_model(
     all_keys = set(layers).union(*(set(v) for v in others.values())) if others else set(layers)
     if not all_keys:
         raise ValueError("a layer model needs measured layers on this device or another")
-    columns = list(range(len(FEATURES)))
-    x_all = feature_matrix([parse(k) for k in sorted(all_keys)])
-    scale = np.where(x_all.max(axis=0) > 0, x_all.max(axis=0), 1.0)
-    prior = _device_prior(layers, others, scale, columns)
+    scale = _feature_scale([parse(k) for k in sorted(all_keys)])
+    prior = _device_prior(layers, others, scale)
     if prior is None and len(layers) < MIN_LAYERS_ALONE:
         raise ValueError(
             f"a layer model needs at least {MIN_LAYERS_ALONE} measured layers when no other "
             f"device is known, got {len(layers)}"
         )
     keys = list(layers)
-    x = feature_matrix([parse(k) for k in keys])[:, columns] / scale
+    x = feature_matrix([parse(k) for k in keys]) / scale
     y = np.asarray([layers[k] for k in keys], dtype=np.float64)
     transferred = prior.transferred if prior else {}
     carried = np.asarray([transferred.get(k, 0.0) for k in keys])
@@ -480,11 +483,9 @@ def _cross_validate(
     for test in folds:
         train = np.setdiff1d(order, test)
         fit = _fit_device(x[train], y[train], carried[train], prior_for(y[train]))
-        linear = np.maximum(x[test] @ fit.coef, 1e-6) * np.exp(fit.rho * carried[test])
-        relative_var[test] = (
-            np.einsum("if,fg,ig->i", x[test], fit.cov, x[test])
-            / np.maximum(x[test] @ fit.coef, 1e-6) ** 2
-        )
+        cost = np.maximum(x[test] @ fit.coef, 1e-6)
+        linear = cost * np.exp(fit.rho * carried[test])
+        relative_var[test] = np.einsum("if,fg,ig->i", x[test], fit.cov, x[test]) / cost**2
         log_linear[test] = np.log(y[test] / linear)
         if gp is not None and z is not None:
             residual = _log_residuals(x[train], y[train], fit.coef) - fit.rho * carried[train]
@@ -500,12 +501,10 @@ def uninformed_model(keys: Sequence[LayerKey]) -> LayerModel:
     """A model for choosing a device's first measurements when no latency is known anywhere:
     every scaled feature costs the same, and is as uncertain as any other. Choices made with it
     favour layers that are frequent and unlike each other in their work."""
-    x = feature_matrix(list(keys)) if keys else np.zeros((0, len(FEATURES)))
-    scale = np.where(x.max(axis=0) > 0, x.max(axis=0), 1.0) if len(keys) else np.ones(len(FEATURES))
     n = len(FEATURES)
     return LayerModel(
         features=FEATURES,
-        scale=tuple(float(s) for s in scale),
+        scale=tuple(float(s) for s in _feature_scale(list(keys))),
         coef=(1.0,) * n,
         coef_cov=tuple(float(v) for v in np.eye(n).ravel()),
         noise_rel=0.3,

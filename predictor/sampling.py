@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from models.layer_key import LayerKey, Op
+from models.layer_key import LayerKey, Op, parse
 from predictor.layer_model import Z90, LayerModel
 
 
@@ -66,7 +66,7 @@ class _Networks:
                 i = index.get(str(k))
                 if i is not None:
                     self.counts[a, i] += 1
-        parsed = [_parse(k) for k in keys]
+        parsed = [parse(k) for k in keys]
         self.x = model.design(parsed) if keys else np.zeros((0, len(model.coef)))
         self.ms = model.predict(parsed) if keys else np.zeros(0)
         # Measured layers count with their latency but no variance.
@@ -75,19 +75,12 @@ class _Networks:
         scale = model.interval_scale / Z90  # the CV-calibrated widening of every sd
         self.layer_var = (self.ms * model.noise_rel * scale) ** 2
         self.cov = model.covariance() * scale**2
-        self.noise_rel = model.noise_rel * scale
 
     def relative_variance(self) -> npt.NDArray[np.float64]:
         phi = self.counts @ self.x
         shared = np.einsum("af,fg,ag->a", phi, self.cov, phi)
         own = self.counts @ self.layer_var
         return np.asarray((shared + own) / self.total_ms**2)
-
-
-def _parse(key: str) -> LayerKey:
-    from models.layer_key import parse
-
-    return parse(key)
 
 
 def choose_layers(
@@ -109,7 +102,7 @@ def choose_layers(
     for _ in range(min(budget, len(state.keys))):
         u = state.x @ cov  # (C, F)
         q = np.einsum("cf,cf->c", u, state.x)
-        d = (state.ms * state.noise_rel) ** 2 + q
+        d = state.layer_var + q
         g = phi @ u.T  # (M, C)
         n = counts
         gain_matrix = 2 * n * g - n**2 * q + (g - n * q) ** 2 / d + n * state.layer_var
