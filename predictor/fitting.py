@@ -14,7 +14,7 @@ from predictor.artifact import (
     LayerEntry,
     PredictorArtifact,
 )
-from predictor.layer_model import MIN_LAYERS_ALONE, fit_layer_model
+from predictor.layer_model import can_fit, fit_layer_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +95,10 @@ def fit_predictor(
     """A table of the measured layers, a layer model for the rest, a calibration per space.
 
     ``others`` is what other devices measured (device -> layer key -> ms): the layer model's
-    prior over devices. Without it, the device needs MIN_LAYERS_ALONE layers of its own.
+    prior over devices. With too little here and there (``can_fit``), only the table is kept.
     """
     own = {k: entry.ms for k, entry in layers.items()}
-    layer_model = (
-        fit_layer_model(own, others, seed) if len(own) >= MIN_LAYERS_ALONE or others else None
-    )
+    layer_model = fit_layer_model(own, others, seed) if can_fit(own, others) else None
     return calibrate(PredictorArtifact(layers=dict(layers), layer_model=layer_model), networks)
 
 

@@ -324,6 +324,16 @@ def _fit_device(
     return _Fit(weights.coef, weights.cov, rho, noise)
 
 
+def can_fit(
+    layers: Mapping[str, float], others: Mapping[str, Mapping[str, float]] | None = None
+) -> bool:
+    """Whether :func:`fit_layer_model` has enough to go on: MIN_LAYERS_ALONE layers of this
+    device, or another device with that many (the only ones a prior is built from)."""
+    return len(layers) >= MIN_LAYERS_ALONE or any(
+        len(theirs) >= MIN_LAYERS_ALONE for theirs in (others or {}).values()
+    )
+
+
 def fit_layer_model(
     layers: Mapping[str, float],
     others: Mapping[str, Mapping[str, float]] | None = None,
@@ -332,16 +342,14 @@ def fit_layer_model(
     """The layer model of a device from its measured layers (key -> median ms) and, if given,
     what other devices measured (device name -> key -> ms)."""
     others = dict(others or {})
-    all_keys = set(layers).union(*(set(v) for v in others.values())) if others else set(layers)
-    if not all_keys:
-        raise ValueError("a layer model needs measured layers on this device or another")
+    if not can_fit(layers, others):
+        raise ValueError(
+            f"a layer model needs at least {MIN_LAYERS_ALONE} measured layers on this device, "
+            f"or another device with that many to lend a prior; got {len(layers)} here"
+        )
+    all_keys = set(layers).union(*(set(v) for v in others.values()))
     scale = _feature_scale([parse(k) for k in sorted(all_keys)])
     prior = _device_prior(layers, others, scale)
-    if prior is None and len(layers) < MIN_LAYERS_ALONE:
-        raise ValueError(
-            f"a layer model needs at least {MIN_LAYERS_ALONE} measured layers when no other "
-            f"device is known, got {len(layers)}"
-        )
     keys = list(layers)
     x = feature_matrix([parse(k) for k in keys]) / scale
     y = np.asarray([layers[k] for k in keys], dtype=np.float64)

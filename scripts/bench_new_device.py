@@ -40,7 +40,7 @@ from predictor.accuracy import hit_rates
 from predictor.artifact import LayerEntry
 from predictor.compiled import MissingLayers, compile_space
 from predictor.fitting import NetworkSample, fit_calibration, fit_predictor
-from predictor.layer_model import MIN_LAYERS_ALONE, fit_layer_model, uninformed_model
+from predictor.layer_model import can_fit, fit_layer_model, uninformed_model
 from predictor.metrics import Metric
 from predictor.sampling import choose_layers, predicted_sums, spread_networks
 from scripts import bench_env
@@ -177,7 +177,7 @@ def budget_curve(
         n = len(pool) if budget == 0 else min(budget, len(pool))
         own: dict[str, float] = {}
         while len(own) < n:
-            if others or len(own) >= MIN_LAYERS_ALONE:
+            if can_fit(own, others):
                 model = fit_layer_model(own, others)
             else:
                 # Nothing known here or elsewhere: the first rounds are spread by the

@@ -162,3 +162,31 @@ def test_a_plan_names_an_unknown_space_and_an_unknown_device(
         f"/v1/devices/{device}/plans", json={"space": SEED.name}, headers=tokens["read"]
     )
     assert response.status_code == 403
+
+
+def test_too_few_layers_here_and_on_the_known_device_plan_uninformed_and_fit_a_table(
+    client: TestClient, tokens: dict[str, Headers]
+) -> None:
+    """Three layers on each device: no layer model can be fitted (a device alone needs 8, and
+    a prior needs a known device with 8). The plan falls back to the uninformed choice and the
+    fit to the measured table, instead of failing."""
+    truth = device_truth(SEED_LAYERS, WEIGHTS, wiggle=0.0, seed=3)
+    three = dict(list(truth.items())[:3])
+    known, new = register(client, tokens, "few-a", 1), register(client, tokens, "few-b", 2)
+    for device in (known, new):
+        response = client.post(
+            "/v1/measurements/layers",
+            json={
+                "device_id": device,
+                "measurements": [layer_measurement(k, v) for k, v in three.items()],
+            },
+            headers=tokens["ingest"],
+        )
+        assert response.status_code == 201, response.text
+    answer = plan(client, tokens, new, layers=4, create_jobs=False)
+    assert answer["basis"] == "uninformed"
+    assert len(answer["layers"]) == 4
+    fitted = client.post(f"/v1/devices/{new}/predictors", headers=tokens["admin"])
+    assert fitted.status_code == 201, fitted.text
+    assert fitted.json()["metrics"]["n_layers"] == 3
+    assert "layer_model" not in fitted.json()["metrics"]

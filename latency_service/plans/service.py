@@ -17,7 +17,7 @@ from latency_service.measurements import service as measurements
 from latency_service.predictors.service import other_devices_layers
 from latency_service.spaces import space_or_404
 from models import SearchSpace
-from predictor.layer_model import MIN_LAYERS_ALONE, LayerModel, fit_layer_model, uninformed_model
+from predictor.layer_model import LayerModel, can_fit, fit_layer_model, uninformed_model
 from predictor.sampling import choose_layers, network_error, predicted_sums, spread_networks
 
 # Layers or networks per job: small jobs bound what a lost lease throws away.
@@ -27,10 +27,8 @@ JOB_CHUNK = 25
 def _model(
     measured: dict[str, float], others: dict[str, dict[str, float]], space: SearchSpace
 ) -> tuple[LayerModel, PlanBasis]:
-    if len(measured) >= MIN_LAYERS_ALONE or (others and measured):
-        return fit_layer_model(measured, others), "device"
-    if others:
-        return fit_layer_model({}, others), "other_devices"
+    if can_fit(measured, others):
+        return fit_layer_model(measured, others), "device" if measured else "other_devices"
     return uninformed_model(space.variants()), "uninformed"
 
 
