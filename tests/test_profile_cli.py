@@ -13,6 +13,7 @@ import pytest
 from device_agents.worker import REFERENCE_KEY
 from models import get_space
 from tests.fixtures.cli import invoke
+from tests.fixtures.factories import HOST_DEVICE
 from tests.fixtures.services import MakeService
 
 pytestmark = pytest.mark.heavy
@@ -95,3 +96,22 @@ def test_profile_measures_the_budget_in_rounds_and_each_round_refits(
     # Jobs fitted versions as they completed; the newest knows all nine layers.
     assert versions
     assert versions[-1]["metrics"]["n_layers"] == 9
+
+
+def test_profile_names_an_unknown_device_or_space_and_queues_nothing(
+    make_service: MakeService,
+) -> None:
+    service = make_service("profile-bad-input")
+    env = service.cli_env()
+    with service.http() as client:
+        device = str(client.post("/v1/devices", json=HOST_DEVICE).json()["id"])
+    unknown_device = invoke(
+        ["profile", "--device", "999999", "--space", TINY.name, "--budget", "3"], env
+    )
+    assert unknown_device.returncode == 2
+    assert "999999" in unknown_device.stderr
+    unknown_space = invoke(["profile", "--device", device, "--space", "nope", "--budget", "3"], env)
+    assert unknown_space.returncode == 2
+    assert "nope" in unknown_space.stderr
+    with service.http() as client:
+        assert client.get("/v1/jobs").json()["items"] == []

@@ -86,10 +86,10 @@ def coverage_rows(session: Session, device_id: int) -> list[Row]:
 def similar_device_rows(session: Session, device_id: int) -> list[Row]:
     """The known devices the newest predictor's layer model leaned on: its prior's weights,
     decided from the layers both devices measured (none: fitted on its own layers)."""
-    versions = predictors.list_versions(session, device_id)
-    if not versions:
+    newest = predictors.latest_version(session, device_id)
+    if newest is None:
         return []
-    latest = versions[-1]
+    latest = predictors.get_version(session, device_id, newest[1])
     model = latest.metrics.get("layer_model") or {}
     return [
         {
