@@ -11,6 +11,7 @@ import pytest
 from models import LayerKey, SearchSpace, get_space, parse
 from models.features import FEATURES, feature_matrix, shape_matrix
 from predictor.artifact import PredictorArtifact
+from predictor.compiled import lookup
 from predictor.layer_model import MIN_LAYERS_ALONE, fit_layer_model
 from tests.fixtures.factories import spec_file_space
 
@@ -128,9 +129,7 @@ def test_the_layer_model_round_trips_through_the_artifact_and_predicts_the_same(
     assert back.similarity == model.similarity
 
 
-def test_a_schema_1_artifact_with_a_regression_still_loads_and_predicts(
-    tmp_path: object,
-) -> None:
+def test_a_schema_1_artifact_with_a_regression_still_loads_and_predicts() -> None:
     """Versions stored before layer models: schema 1, a regression and no layer model."""
     stored = {
         "schema_version": 1,
@@ -150,8 +149,6 @@ def test_a_schema_1_artifact_with_a_regression_still_loads_and_predicts(
     artifact = PredictorArtifact.from_json(json.dumps(stored))
     assert artifact.layer_model is None
     assert artifact.regression is not None
-    from predictor.compiled import lookup
-
     found = lookup(artifact, [parse("mbconv_hw28_i40_o40_k3_e3_s1")])
     assert bool(found.estimated[0])
     assert found.ms[0] > 0.1
