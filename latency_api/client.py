@@ -66,6 +66,7 @@ from models.search_space import SearchSpace
 from models.space_spec import SpaceSpec, spec_from_dict
 from models.spaces import get_space as models_get_space
 from models.spaces import known_space, register_space
+from predictor.channel_cost import ChannelCost
 
 if TYPE_CHECKING:
     from predictor.local import LocalPredictor
@@ -416,6 +417,16 @@ class HwlatClient:
             RuntimeTable,
             params={"space": space, "format": "json"},
         )
+
+    def channel_cost(self, device_id: int, space: str) -> ChannelCost:
+        """The device's latency over a channel space as a smooth function of its channel
+        counts (``nas.channel_cost.ChannelCostModule`` evaluates it in torch)."""
+        from pydantic import TypeAdapter
+
+        response = self._send(
+            "GET", f"/v1/devices/{device_id}/channel-cost", params={"space": space}, retry=True
+        )
+        return TypeAdapter(ChannelCost).validate_json(response.content)
 
     def runtime_table_file(self, device_id: int, space: str, format: str) -> str:
         """The table as another tool's file: ``spnas`` (the seed's JSON) or ``ofa`` (YAML)."""

@@ -62,6 +62,7 @@ NEEDS: dict[tuple[str, str], Scope | None] = {
     ("GET", "/v1/devices/{device_id}/predictors/{version}"): Scope.read,
     ("POST", "/v1/predict"): Scope.read,
     ("GET", "/v1/devices/{device_id}/runtime-table"): Scope.read,
+    ("GET", "/v1/devices/{device_id}/channel-cost"): Scope.read,
     ("POST", "/v1/devices/{device_id}/runtime-table"): Scope.admin,
     ("POST", "/v1/devices/{device_id}/validations"): Scope.admin,
     ("GET", "/v1/devices/{device_id}/validations"): Scope.read,

@@ -27,11 +27,13 @@ from latency_service.predictions import service as predictions
 from latency_service.predictors import service
 from latency_service.predictors.predict import predict
 from latency_service.predictors.runtime_table import runtime_table as runtime_table_of
-from latency_service.predictors.service import CompiledCache
+from latency_service.predictors.service import CompiledCache, PredictorIncomplete
 from latency_service.spaces import space_or_404
 from models import DEFAULT_SPACE, SearchSpace
 from models.ofa_keys import network_of_space
 from predictor import formats
+from predictor.channel_cost import ChannelCost, NoLayerModel, NotAChannelSpace
+from predictor.channel_export import channel_cost as channel_cost_of
 from predictor.compiled import MissingLayers, lookup
 
 router = APIRouter(tags=["predictors"])
@@ -194,6 +196,36 @@ def runtime_table(
         except MissingLayers:
             continue  # an imported table without fixed blocks: they are left out
     return JSONResponse(formats.to_spnas(compiled, fixed))
+
+
+@router.get("/v1/devices/{device_id}/channel-cost", response_model=ChannelCost)
+def channel_cost(
+    device_id: IdPath,
+    session: ReadSessionDep,
+    cache: CacheDep,
+    _: ReadToken,
+    space: str,
+) -> ChannelCost:
+    """The device's latency over `space` as a smooth function of its channel counts, for a
+    training loop to evaluate at every step (FiGS; `nas.channel_cost` in torch).
+
+    Per layer: the layer model's linear cost as a polynomial of (cin, mid, cout), and the log
+    of the predictor's own value over it at each of the layer's keys (measured layers, the
+    layer model's corrections), interpolated between them; then the calibration. At every
+    architecture of the space it equals `POST /v1/predict`. Versioned with the predictor
+    (`predictor_version`). A space whose decisions are not stage widths and layer expansions
+    only is refused (422), as is a predictor without a layer model (409)."""
+    search_space = space_or_404(space)
+    compiled = cache.compiled(session, device_id, search_space)
+    version, artifact = cache.artifact(session, device_id)
+    if version != compiled.version:
+        raise Conflict(f"device {device_id}'s predictor changed while answering; ask again")
+    try:
+        return channel_cost_of(artifact, compiled)
+    except NotAChannelSpace as error:
+        raise InvalidInput(str(error)) from None
+    except NoLayerModel as error:
+        raise PredictorIncomplete(str(error)) from None
 
 
 @router.post("/v1/devices/{device_id}/runtime-table", response_model=PredictorOut, status_code=201)
