@@ -1,5 +1,8 @@
 """Proxy accuracy of one path of a supernet, with its batch-norm statistics recalibrated.
 
+A supernet here is any module called as ``model(x, d)``, ``d`` the path (indicators,
+an architecture, or channel masks).
+
 A supernet's running BN statistics average over every path it trained, so they fit no single
 path; single-path one-shot methods recompute them for the path being scored (SPOS, Guo et al.
 2020). That costs a few forward passes and changes accuracies from noise to a usable ranking.
@@ -7,22 +10,19 @@ path; single-path one-shot methods recompute them for the path being scored (SPO
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from nas.digits import Digits
 
-if TYPE_CHECKING:
-    from nas.one_shot import AnySupernet
-
 RECALIBRATION_IMAGES = 256
 EVAL_BATCH = 512
 
 
 def recalibrate_batch_norm(
-    model: AnySupernet, digits: Digits, d: Any, images: int = RECALIBRATION_IMAGES
+    model: nn.Module, digits: Digits, d: Any, images: int = RECALIBRATION_IMAGES
 ) -> None:
     """Recompute every BN layer's running statistics on training images under path ``d``."""
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -39,7 +39,7 @@ def recalibrate_batch_norm(
     model.eval()
 
 
-def path_accuracy(model: AnySupernet, digits: Digits, d: Any) -> float:
+def path_accuracy(model: nn.Module, digits: Digits, d: Any) -> float:
     """Validation accuracy of the path ``d`` (``model.path(architecture)``), BN recalibrated."""
     recalibrate_batch_norm(model, digits, d)
     correct = 0

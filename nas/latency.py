@@ -22,6 +22,7 @@ from latency_api.schemas.enums import JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, ProfileNetworks
 from latency_api.schemas.predictors import MAX_ARCHITECTURES, RuntimeTable
 from models import SearchSpace
+from predictor.channel_cost import ChannelCost
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class LatencySource(Protocol):
     ) -> Prediction: ...
 
 
+class ChannelCostSource(LatencySource, Protocol):
+    """A latency source that also serves a device's channel cost (FiGS)."""
+
+    def channel_cost(self, device_id: int, space: str) -> ChannelCost: ...
+
+
 class NetworkMeasurer(Protocol):
     """Measures whole networks end to end on the device (through an agent) and waits."""
 
@@ -69,6 +76,7 @@ class CallCounts:
     """Requests made, so a report can say how often the service was asked."""
 
     runtime_table: int = 0
+    channel_cost: int = 0
     predict: int = 0
     predicted_architectures: int = 0
     jobs: int = 0
@@ -115,6 +123,10 @@ class ServiceLatencySource:
     def runtime_table(self, device_id: int, space: str) -> RuntimeTable:
         self.calls.runtime_table += 1
         return self._client.runtime_table(device_id, space)
+
+    def channel_cost(self, device_id: int, space: str) -> ChannelCost:
+        self.calls.channel_cost += 1
+        return self._client.channel_cost(device_id, space)
 
     def predict(
         self, device_id: int, space: str, architectures: Sequence[Sequence[int]]

@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from latency_api.schemas.predictors import RuntimeTable
 from models import SearchSpace
 from models.errors import UserInputError
+from nas.channel_cost import ChannelCostModule
 from nas.digits import load_digits
+from nas.figs import FigsConfig, FigsEpoch, FigsResult, run_figs
+from nas.figs import labels as figs_labels
 from nas.front import Scored, hypervolume
-from nas.latency import LatencySource, NetworkMeasurer, ServiceLatencySource, device_table
+from nas.latency import (
+    ChannelCostSource,
+    LatencySource,
+    NetworkMeasurer,
+    Prediction,
+    ServiceLatencySource,
+    device_table,
+)
 from nas.one_shot import OneShotConfig, OneShotSupernet, load, save, train_one_shot
 from nas.pareto import ParetoConfig, ParetoResult, run_pareto
 from nas.spnas import EpochLog, SpnasConfig, SpnasResult, run_spnas
+from predictor.channel_cost import flop_cost
 
 PROXY_NOTE = (
     "accuracy is a proxy: scikit-learn's digits upsampled to {resolution}x{resolution} px, "
@@ -122,6 +133,132 @@ def spnas_run(
         "epochs": [_epoch(log) for log in result.epochs],
         "service_calls": _calls(source),
         "wall_s": time.monotonic() - started,
+        "search_s": result.wall_s,
+    }
+
+
+def figs_run(
+    source: ChannelCostSource,
+    device_id: int,
+    space: SearchSpace,
+    config: FigsConfig,
+    *,
+    flops_twin: bool = False,
+    measuring: Measuring | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """FiGS to ``config.target`` ms on the device; with ``flops_twin``, the same search on
+    MorphNet's FLOP cost, steered to the FLOPs the latency search found. Both results are
+    predicted by the service and, with ``measuring``, measured in one job."""
+    started = time.monotonic()
+    cost = source.channel_cost(device_id, space.name)
+    searches = 2 if flops_twin else 1
+
+    def phase(n: int) -> Callable[[int, int, FigsEpoch | None], None] | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda step, total, _log: report(n * total + step, searches * total)
+
+    runs = [("latency", run_figs(space, cost, config, phase(0)))]
+    flops = ChannelCostModule(flop_cost(cost, space))
+    if flops_twin:
+        twin = replace(config, target=flops.of(runs[0][1].architecture))
+        runs.append(("flops", run_figs(space, flops.cost, twin, phase(1))))
+    archs = [list(r.architecture) for _, r in runs]
+    prediction = source.predict(device_id, space.name, archs)
+    measured: list[float | None] = [None] * len(runs)
+    if measuring is not None:
+        measured = list(
+            measuring.measurer.measure(
+                device_id,
+                space.name,
+                archs,
+                timeout_s=measuring.timeout_s,
+                settings=measuring.settings,
+                run_agent=measuring.run_agent,
+            )
+        )
+    results = [
+        _figs_result(space, kind, result, flops, prediction, n, measured[n], config.target)
+        for n, (kind, result) in enumerate(runs)
+    ]
+    return {
+        "search": "figs",
+        "device_id": device_id,
+        "space": space.name,
+        "predictor_version": prediction.predictor_version,
+        "channel_cost_version": cost.predictor_version,
+        "note": proxy_note(space, config.resolution),
+        "latency": "measured on the device" if measuring is not None else PREDICTED_ONLY,
+        "config": _figs_config(config),
+        "decisions": [
+            {"name": d.name, "kind": d.kind, "max_channels": v}
+            for d, v in zip(cost.decisions, _widest(flops), strict=True)
+        ],
+        "result": results[0],
+        "flops_twin": results[1] if flops_twin else None,
+        "service_calls": _calls(source),
+        "wall_s": time.monotonic() - started,
+    }
+
+
+def _widest(module: ChannelCostModule) -> list[float]:
+    decisions = module.cost.decisions
+    wide = [max(range(len(d.values)), key=d.values.__getitem__) for d in decisions]
+    values: list[float] = module.values_of(wide).tolist()
+    return values
+
+
+def _figs_result(
+    space: SearchSpace,
+    kind: str,
+    result: FigsResult,
+    flops: ChannelCostModule,
+    prediction: Prediction,
+    n: int,
+    measured_ms: float | None,
+    target_ms: float,
+) -> dict[str, Any]:
+    predicted_ms = prediction.latency_ms[n]
+    return {
+        "cost": kind,
+        "unit": result.unit,
+        "target": result.target,
+        "architecture": list(result.architecture),
+        "labels": list(figs_labels(space, result.architecture)),
+        "channels": list(result.channels),
+        "held_channels": list(result.held_counts),
+        "mflops": flops.of(result.architecture),
+        "cost_value": result.cost,
+        "target_ms": target_ms,
+        "predicted_ms": predicted_ms,
+        "uncertainty_ms": prediction.uncertainty_ms[n],
+        "measured_ms": measured_ms,
+        "predicted_error_pct": _pct(predicted_ms, target_ms),
+        "measured_error_pct": None if measured_ms is None else _pct(measured_ms, target_ms),
+        "proxy_accuracy": result.val_accuracy,
+        "decoded": {"architecture": list(result.decoded), "cost_value": result.decoded_cost},
+        "landing": None
+        if result.within_tolerance is None
+        else {
+            "within_tolerance": result.within_tolerance,
+            "moves": [
+                {"decision": m.decision, "from": m.before, "to": m.after, "delta": m.delta}
+                for m in result.moves
+            ],
+        },
+        "epochs": [
+            {
+                "epoch": e.epoch,
+                "lambda": e.lambda_value,
+                "held_cost": e.held_cost,
+                "cross_entropy": e.cross_entropy,
+                "train_accuracy": e.train_accuracy,
+                "seconds": e.seconds,
+            }
+            for e in result.epochs
+        ],
         "search_s": result.wall_s,
     }
 
@@ -226,6 +363,21 @@ def scored_trials(result: ParetoResult) -> list[Scored]:
     return [r.scored() for r in result.trials]
 
 
+def _figs_config(config: FigsConfig) -> dict[str, Any]:
+    return {
+        "epochs": config.epochs,
+        "warmup_epochs": config.warmup_epochs,
+        "batch_size": config.batch_size,
+        "resolution": config.resolution,
+        "temperature": config.temperature,
+        "gate_lr": config.gate_lr,
+        "tolerance": config.tolerance,
+        "lambda_step": config.lambda_step,
+        "lambda_proportional": config.lambda_proportional,
+        "seed": config.seed,
+    }
+
+
 def _spnas_config(config: SpnasConfig) -> dict[str, Any]:
     return {
         "epochs": config.epochs,
@@ -257,6 +409,7 @@ def _calls(source: LatencySource) -> dict[str, int] | None:
         calls = source.calls
         return {
             "runtime_table": calls.runtime_table,
+            "channel_cost": calls.channel_cost,
             "predict": calls.predict,
             "predicted_architectures": calls.predicted_architectures,
             "measuring_jobs": calls.jobs,
@@ -274,4 +427,11 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-__all__ = ["Measuring", "SpnasResult", "load_or_train_supernet", "pareto_run", "spnas_run"]
+__all__ = [
+    "Measuring",
+    "SpnasResult",
+    "figs_run",
+    "load_or_train_supernet",
+    "pareto_run",
+    "spnas_run",
+]

@@ -600,11 +600,68 @@ def new_device_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def figs_section(data: dict[str, Any]) -> list[str]:
+    device = data["device"]
+    validation = data["validation"]
+    checks = data["checks"]
+    lines = [
+        run_line(data),
+        "",
+        f"FiGS (`hwlat search figs`) on {data['space']}, host device {device['model']} "
+        f"({device['runtime']}, {device['threads']} thread): {data['layers_measured']} of "
+        f"its {data['layer_variants']} layer variants measured (chosen by the service) and "
+        f"{data['calibration_networks']} calibration networks. The predictor on "
+        f"{validation['networks']} held-out networks: "
+        f"±5% {100 * validation[Metric.WITHIN_5PCT]:.1f}%, "
+        f"±10% {100 * validation[Metric.WITHIN_10PCT]:.1f}%, MAPE {validation[Metric.MAPE]:.2f}%.",
+        "",
+        f"The channel cost equals `/v1/predict` at {checks['architectures_compared']} "
+        f"architectures to {checks['max_relative_difference_to_predict']:.1e} (relative); its "
+        f"gradient matches central finite differences to "
+        f"{checks['gradient_max_relative_error']:.1e} on all {checks['gradient_entries']} "
+        "decisions.",
+        "",
+        "Three targets over the space's predicted range "
+        f"({data['range_ms'][0]:.1f}-{data['range_ms'][1]:.1f} ms), each with its FLOPs twin "
+        "(the same search on MorphNet's FLOP cost, steered to the FLOPs the latency search "
+        "found). All measured end to end in one job after the searches:",
+        "",
+        "| target ms | cost | MFLOPs | predicted ms | measured ms | vs target | proxy acc. "
+        "| search s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in data["searches"]:
+        for row in (run["result"], run["flops_twin"]):
+            lines.append(
+                f"| {row['target_ms']:.2f} | {row['cost']} | {row['mflops']:.0f} "
+                f"| {row['predicted_ms']:.2f} | {row['measured_ms']:.2f} "
+                f"| {row['measured_error_pct']:+.1f}% | {row['proxy_accuracy']:.3f} "
+                f"| {row['search_s']:.0f} |"
+            )
+    rows = sorted(data["mispricing"], key=lambda r: r["ms_per_mflop"], reverse=True)
+    lines += [
+        "",
+        "Where FLOPs mis-price this device (the middle target's latency-driven architecture; "
+        "predicted ms per MFLOP, highest and lowest):",
+        "",
+        "| layer | key | MFLOPs | predicted ms | ms per MFLOP |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for row in rows[:4] + rows[-3:]:
+        lines.append(
+            f"| {row['layer']} | `{row['layer_key']}` | {row['mflops']:.1f} "
+            f"| {row['predicted_ms']:.3f} | {row['ms_per_mflop']:.4f} |"
+        )
+    lines += ["", "![channels per layer](bench/figs_channels.png)"]
+    return lines
+
+
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("Accuracy", "accuracy", accuracy_section),
     ("Accuracy while a neighbour disturbs", "accuracy_disturbed", accuracy_section),
     ("OFA MobileNetV3, mostly estimated", "ofa_mbv3", ofa_section),
     ("A new device from ten layers and ten networks", "new_device", new_device_section),
+    ("FiGS: channel search to a measured latency", "figs", figs_section),
     ("Catching interference", "interference", interference_section),
     ("Prediction speed", "predict", predict_section),
     ("Profiling on the host", "profile", profile_section),

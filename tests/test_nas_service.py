@@ -16,12 +16,13 @@ import pytest
 import torch
 
 from hwlat.service_process import HWLAT
-from models import get_space
+from models import SearchSpace, get_space
+from models.space_spec import spec_from_dict
 from nas.digits import load_digits
 from nas.one_shot import OneShotConfig, save, train_one_shot
 from tests.fixtures.cli import invoke
 from tests.fixtures.databases import FreshDatabase
-from tests.fixtures.factories import layer_measurement, network_measurement
+from tests.fixtures.factories import channel_spec, layer_measurement, network_measurement
 from tests.fixtures.services import Service, register_device
 
 pytestmark = pytest.mark.heavy
@@ -94,9 +95,11 @@ def reachable_target(service: Service, device: int) -> float:
     return float(answer.json()["latency_ms"][0])
 
 
-def predicted(service: Service, device: int, architecture: list[int]) -> float:
+def predicted(
+    service: Service, device: int, architecture: list[int], space: str = TINY.name
+) -> float:
     with service.http() as client:
-        body = {"device_id": device, "space": TINY.name, "architectures": [architecture]}
+        body = {"device_id": device, "space": space, "architectures": [architecture]}
         return float(client.post("/v1/predict", json=body).json()["latency_ms"][0])
 
 
@@ -144,6 +147,7 @@ def test_a_short_spnas_search_lands_on_the_target(
     assert len(result["labels"]) == TINY.num_layers
     assert report["service_calls"] == {
         "runtime_table": 1,
+        "channel_cost": 0,
         "predict": 1,
         "predicted_architectures": 1
         if report["decoded"]["architecture"] == result["architecture"]
@@ -180,7 +184,8 @@ class FakeAgent:
             archs = job["payload"]["architectures"]
             items = []
             for arch in archs:
-                ms = round(self.factor * predicted(self.service, self.device, arch), 6)
+                space = job["payload"]["space"]
+                ms = round(self.factor * predicted(self.service, self.device, arch, space), 6)
                 self.uploaded[tuple(arch)] = ms
                 items.append(network_measurement(arch, ms, space=job["payload"]["space"]))
             lease = {"id": job["id"], "lease_token": job["lease_token"]}
@@ -225,6 +230,114 @@ def test_measure_reports_target_predicted_and_measured(
     )
     assert report["service_calls"]["measuring_jobs"] == 1
     assert "measured ms" in out
+
+
+CHANNELS = SearchSpace(spec_from_dict(channel_spec()))
+
+
+@pytest.fixture(scope="module")
+def channel_device(service: Service) -> int:
+    """A device with every layer of a small channel space measured (MAC-shaped) and fitted."""
+    with service.http() as client:
+        registered = client.post("/v1/spaces", json=CHANNELS.to_dict())
+        assert registered.status_code in (200, 201), registered.text
+        device_id = register_device(client, name="channel-device", model="channels")
+        items = [
+            layer_measurement(str(k), round(0.05 + k.macs / 2e6, 4)) for k in CHANNELS.variants()
+        ]
+        stored = client.post(
+            "/v1/measurements/layers", json={"device_id": device_id, "measurements": items}
+        )
+        assert stored.status_code == 201, stored.text
+        fitted = client.post(f"/v1/devices/{device_id}/predictors")
+        assert fitted.status_code == 201, fitted.text
+    return device_id
+
+
+def figs_args(device: int, target: float, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "figs",
+        "--device",
+        str(device),
+        "--space",
+        CHANNELS.name,
+        "--target-ms",
+        f"{target}",
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--resolution",
+        "12",
+        "--tolerance-pct",
+        "5",
+        "--report",
+        str(tmp_path / "figs.json"),
+        "--plot",
+        str(tmp_path / "figs.png"),
+        *extra,
+    ]
+
+
+def test_figs_lands_measures_and_compares_with_its_flops_twin(
+    service: Service, channel_device: int, tmp_path: Path
+) -> None:
+    narrow = predicted(service, channel_device, [0] * CHANNELS.num_layers, CHANNELS.name)
+    wide = predicted(service, channel_device, [1] * CHANNELS.num_layers, CHANNELS.name)
+    target = narrow + 0.5 * (wide - narrow)
+    agent = FakeAgent(service, channel_device, factor=1.02)
+    args = figs_args(channel_device, target, tmp_path, "--flops-twin", "--measure")
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(agent.serve_one_job)
+        code, out, err = search(service, *args)
+        served.result(timeout=30)
+    assert code == 0, err
+    report = json.loads((tmp_path / "figs.json").read_text())
+    result, twin = report["result"], report["flops_twin"]
+    assert report["latency"] == "measured on the device"
+    assert report["service_calls"]["channel_cost"] == 1
+    assert report["service_calls"]["measuring_jobs"] == 1
+    # Landed on the target as the service predicts it, and measured through the job queue.
+    assert abs(result["predicted_ms"] - target) <= 0.05 * target
+    assert result["cost_value"] == pytest.approx(result["predicted_ms"], rel=1e-9)
+    assert result["measured_ms"] == pytest.approx(1.02 * result["predicted_ms"], rel=1e-5)
+    # The twin searched FLOPs, steered to the FLOPs the latency search found.
+    assert twin["unit"] == "MFLOPs"
+    assert twin["target"] == pytest.approx(result["mflops"])
+    assert abs(twin["mflops"] - result["mflops"]) <= 0.05 * result["mflops"]
+    assert twin["measured_ms"] == pytest.approx(agent.uploaded[tuple(twin["architecture"])])
+    assert len(result["channels"]) == CHANNELS.num_layers
+    assert (tmp_path / "figs.png").stat().st_size > 0
+    assert "FiGS" in out
+    assert "MFLOPs" in out
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("not a channel space", "expansion only"),
+        ("target outside the range", "outside what figs-tiny-32 can reach"),
+    ],
+)
+def test_figs_bad_input_is_a_one_line_error(
+    service: Service,
+    channel_device: int,
+    fitted_device: int,
+    tmp_path: Path,
+    case: str,
+    expected: str,
+) -> None:
+    if case == "not a channel space":
+        args = figs_args(fitted_device, 1.0, tmp_path)
+        args[args.index(CHANNELS.name)] = TINY.name
+    else:
+        args = figs_args(channel_device, 1e6, tmp_path)
+    done = invoke(["search", *args, "--threads", "1"], service.cli_env())
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert expected in lines[0]
+    assert not (tmp_path / "figs.json").exists()
 
 
 @pytest.fixture
@@ -346,8 +459,8 @@ def test_bad_input_is_a_one_line_error_with_status_2(
     assert not (tmp_path / "front.png").exists()
 
 
-def test_search_help_explains_both_searches() -> None:
+def test_search_help_explains_the_searches() -> None:
     result = invoke(["search", "--help"], {**os.environ, "COLUMNS": "120"})
     assert result.returncode == 0, result.stderr
-    for words in ("spnas", "pareto", "Single-Path NAS", "Pareto front", "--storage", "proxy"):
+    for words in ("spnas", "pareto", "figs", "Single-Path NAS", "Pareto front", "FiGS", "proxy"):
         assert words in result.stdout

@@ -34,12 +34,15 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="search",
     help=(
-        "Search a space for architectures that are fast on a device. Both searches ask the "
+        "Search a space for architectures that are fast on a device. The searches ask the "
         "service for the device's latencies, so the device needs a predictor first "
         "(hwlat fit).\n\n"
         "spnas: Single-Path NAS. Trains one supernet whose per-layer thresholds pick kernel, "
         "expansion, SE and skip, with the loss pulled toward a latency you give "
         "(--target-ms); returns one architecture that meets it.\n\n"
+        "figs: FiGS, fine-grained channel search. Gates every channel of a channel space "
+        "(figs-mbv2-224) and prices the live ones in the device's latency (--target-ms); "
+        "--flops-twin runs the same search on FLOPs for comparison.\n\n"
         "pareto: an NSGA-II search (Optuna) for the trade-off between accuracy and latency; "
         "returns the Pareto front as JSON and a plot. Several processes, on several machines, "
         "can share one study (--storage, --study).\n\n"
@@ -271,6 +274,111 @@ def pareto(
     _pareto_summary(result, report, plot)
 
 
+FIGS_SPACE = "figs-mbv2-224"
+
+
+@app.command("figs")
+def figs(
+    device: Device,
+    target_ms: Annotated[
+        float, typer.Option("--target-ms", help="Latency to land on, in ms (predicted).")
+    ],
+    space: Annotated[
+        str,
+        typer.Option(
+            help="A channel space: stage widths and layer expansions are its only decisions."
+        ),
+    ] = FIGS_SPACE,
+    flops_twin: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the same search on MorphNet's FLOP cost, steered to the FLOPs the "
+            "latency search found, and report both side by side."
+        ),
+    ] = False,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs in all.")] = 10,
+    warmup_epochs: Annotated[
+        int, typer.Option(min=0, help="Epochs of weights only, before the gates train.")
+    ] = 2,
+    resolution: Resolution = 32,
+    tolerance_pct: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Landing band around the target in %: the decoded architecture is moved into "
+            "it one decision at a time, the least regretted first.",
+        ),
+    ] = 2.0,
+    land: Annotated[
+        bool, typer.Option(help="Land on the target; --no-land keeps the decoded architecture.")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of weights, gates' noise, batches, split.")] = 0,
+    threads: Threads = None,
+    measure: Measure = False,
+    run_host_agent: RunHostAgent = False,
+    measure_timeout: MeasureTimeout = 3600.0,
+    gate: GateOption = True,
+    report: Annotated[Path, typer.Option(help="JSON report.")] = Path("figs-report.json"),
+    plot: Annotated[Path, typer.Option(help="PNG: channels per layer.")] = Path(
+        "figs-channels.png"
+    ),
+    service: ServiceUrl = DEFAULT_SERVICE,
+    token: Token = None,
+) -> None:
+    """FiGS: gate every channel, price live channels in the device's latency, land on a target.
+
+    Each stage's output channels and each layer's expanded channels carry Logistic-Sigmoid
+    gates; the loss is the proxy task's plus lambda times the log of the device's latency at
+    the expected live channels (the service's channel cost, evaluated in-process at every
+    step), lambda steered to --target-ms. The gates are decoded to the space's nearest
+    architecture and landed within --tolerance-pct of the target."""
+    from nas.latency import ServiceLatencySource
+
+    search_space = space_of(space, service, token)
+    with ServiceLatencySource(service, token) as source:
+        # The service refuses a space that is no channel space, or a device with no layer model,
+        # before any training; the target's range is checked in the search itself.
+        measuring = _measuring(
+            source, service, token, device, measure, run_host_agent, measure_timeout, gate
+        )
+        from nas.figs import FigsConfig
+        from nas.plot import plot_channels
+        from nas.runs import figs_run
+
+        config = FigsConfig(
+            target=target_ms,
+            epochs=epochs,
+            warmup_epochs=warmup_epochs,
+            resolution=resolution,
+            tolerance=tolerance_pct / 100 if land else None,
+            seed=seed,
+            threads=threads,
+        )
+        label = "FiGS (latency, then the FLOPs twin)" if flops_twin else "FiGS"
+        with progress_bar(label) as advance:
+            result = figs_run(
+                source,
+                device,
+                search_space,
+                config,
+                flops_twin=flops_twin,
+                measuring=measuring,
+                progress=advance,
+            )
+    _write(report, result)
+    searches = [("latency-driven", result["result"]["channels"])]
+    if result["flops_twin"] is not None:
+        searches.append(("FLOPs-driven", result["flops_twin"]["channels"]))
+    plot_channels(
+        plot,
+        [d["name"] for d in result["decisions"]],
+        [d["max_channels"] for d in result["decisions"]],
+        searches,
+        title=f"FiGS on device {device} ({space}), target {target_ms:g} ms",
+    )
+    _figs_summary(result, report, plot)
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
@@ -370,6 +478,32 @@ def _pareto_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
         "by this process"
     )
     console.print(f"accuracy: {report['accuracy_estimate']}")
+    console.print(f"latency: {report['latency']}")
+    console.print(report["note"])
+    console.print(f"report: {path}, plot: {plot}")
+
+
+def _figs_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"FiGS on device {report['device_id']} ({report['space']})")
+    for column in ("cost", "target", "MFLOPs", "predicted ms", "measured ms", "proxy accuracy"):
+        table.add_column(column, justify="right")
+    rows = [report["result"], report["flops_twin"]]
+    for row in (r for r in rows if r is not None):
+        measured = row["measured_ms"]
+        table.add_row(
+            row["cost"],
+            f"{row['target']:.3f} {row['unit']}",
+            f"{row['mflops']:.1f}",
+            f"{row['predicted_ms']:.3f} ({row['predicted_error_pct']:+.1f}%)",
+            "-" if measured is None else f"{measured:.3f} ({row['measured_error_pct']:+.1f}%)",
+            f"{row['proxy_accuracy']:.3f}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"architecture: {format_architecture(report['result']['architecture'])}")
     console.print(f"latency: {report['latency']}")
     console.print(report["note"])
     console.print(f"report: {path}, plot: {plot}")
