@@ -2,7 +2,7 @@
 
 Built from the service's channel cost (``GET /v1/devices/{id}/channel-cost``; the form and its
 formula are in :mod:`predictor.channel_cost`): one tensor in, ``values`` with one entry per
-decision of the space (a stage's output channels; a layer's expanded channels), one cost out,
+decision of the space (a stage's output channels; a layer's expansion ratio), one cost out,
 differentiable in every entry. At the channel counts of any architecture of the space
 (:meth:`ChannelCostModule.values_of`) it equals the predictor's latency for it, which is what
 ``POST /v1/predict`` answers.
@@ -88,10 +88,8 @@ class ChannelCostModule(nn.Module):
         if layer.mid_decision is None:
             return cin, layer.expansion * cin, cout
         ratios = self._choices[layer.mid_decision]
-        mid = torch.clamp(
-            values[layer.mid_decision], float(ratios.min()) * cin, float(ratios.max()) * cin
-        )
-        return cin, mid, cout
+        ratio = torch.clamp(values[layer.mid_decision], float(ratios.min()), float(ratios.max()))
+        return cin, ratio * cin, cout
 
     def _correction(
         self,
@@ -104,10 +102,9 @@ class ChannelCostModule(nn.Module):
         """The log correction, multilinear between the layer's keys."""
         weights = torch.ones(1, dtype=torch.float64)
         for parent in layer.parents:
-            if self.cost.decisions[parent].kind == "expansion":
-                coordinate = mid / cin
-            else:
-                coordinate = values[parent]
+            coordinate = (
+                mid / cin if self.cost.decisions[parent].kind == "expansion" else values[parent]
+            )
             # Row-major: the last parent varies fastest.
             weights = torch.outer(weights, hat_weights(self._choices[parent], coordinate)).flatten()
         return weights @ self._corrections[n]
@@ -115,40 +112,34 @@ class ChannelCostModule(nn.Module):
     # -- architectures ------------------------------------------------------------------------
 
     def values_of(self, architecture: Sequence[int]) -> torch.Tensor:
-        """The channel counts of an architecture of the space: where the cost is the
-        predictor's."""
+        """The values of an architecture of the space (widths in channels, expansion ratios):
+        where the cost is the predictor's."""
         decisions = self.cost.decisions
         if len(architecture) != len(decisions):
             raise ValueError(
                 f"{self.cost.space} has {len(decisions)} decisions, not {len(architecture)}"
             )
         values = [d.values[i] for d, i in zip(decisions, architecture, strict=True)]
-        for d, decision in enumerate(decisions):
-            if decision.kind == "expansion":
-                layer = self.cost.layers[self._expanded_by[d]]
-                cin = layer.cin if layer.cin_decision is None else values[layer.cin_decision]
-                values[d] = values[d] * cin
         return torch.tensor(values, dtype=torch.float64)
 
+    def channels_of(self, architecture: Sequence[int]) -> list[float]:
+        """Live channels per decision of an architecture: a stage's output channels, a layer's
+        expanded channels (its expansion times its input's channels)."""
+        values = self.values_of(architecture).tolist()
+        channels = list(values)
+        for d, n in self._expanded_by.items():
+            layer = self.cost.layers[n]
+            cin = layer.cin if layer.cin_decision is None else values[layer.cin_decision]
+            channels[d] = values[d] * cin
+        return channels
+
     def nearest(self, values: torch.Tensor) -> tuple[int, ...]:
-        """The architecture whose channel counts are nearest ``values``: each width rounded to
-        the nearest choice, then each layer's expansion to the one whose expanded channels are
-        nearest its count at the rounded input width."""
-        decisions = self.cost.decisions
-        out = [0] * len(decisions)
-        for d, decision in enumerate(decisions):
-            if decision.kind == "width":
-                out[d] = _closest(decision.values, float(values[d]))
-        for d, decision in enumerate(decisions):
-            if decision.kind == "expansion":
-                layer = self.cost.layers[self._expanded_by[d]]
-                cin = (
-                    layer.cin
-                    if layer.cin_decision is None
-                    else decisions[layer.cin_decision].values[out[layer.cin_decision]]
-                )
-                out[d] = _closest([e * cin for e in decision.values], float(values[d]))
-        return tuple(out)
+        """The architecture nearest ``values``: each width and expansion rounded to its nearest
+        choice."""
+        return tuple(
+            _closest(decision.values, float(values[d]))
+            for d, decision in enumerate(self.cost.decisions)
+        )
 
     def of(self, architecture: Sequence[int]) -> float:
         """The cost of an architecture of the space (the predictor's, for a latency cost)."""

@@ -7,7 +7,7 @@ only the weights train; afterwards the gates train too and the
 :class:`~nas.controller.LambdaController` steers lambda after every step toward the target,
 on the cost of the channels the gates hold (positive logits), as ``hwlat search spnas`` does.
 
-The gates' counts are decoded to the nearest architecture of the space
+The gates' values are decoded to the nearest architecture of the space
 (``ChannelCostModule.nearest``), then *landed*: single-decision moves to a neighbouring choice,
 the least regretted first (how much further the choice is from what the gates held, per unit of
 cost it moves), until the cost is within the tolerance of the target. At an architecture the
@@ -94,14 +94,14 @@ class Move:
 class FigsResult:
     unit: str
     target: float  # in ``unit``
-    decoded: tuple[int, ...]  # nearest the gates' counts
+    decoded: tuple[int, ...]  # nearest the gates' values
     decoded_cost: float
     architecture: tuple[int, ...]  # after landing (the decoded one when landing is off)
     cost: float  # C of ``architecture``: at an architecture, the predictor's own value
     moves: tuple[Move, ...]
     within_tolerance: bool | None  # None: landing off
-    held_counts: tuple[float, ...]  # live channels per decision when training ended
-    channels: tuple[float, ...]  # ``architecture``'s channel counts per decision
+    held_values: tuple[float, ...]  # the gates' values per decision when training ended
+    channels: tuple[float, ...]  # ``architecture``'s live channels per decision
     val_accuracy: float  # proxy task, the architecture's top channels, BN recalibrated
     epochs: tuple[FigsEpoch, ...]
     steps: int
@@ -171,7 +171,7 @@ def run_figs(
             ce = F.cross_entropy(logits, y)
             loss = ce
             if searching:
-                loss = ce + controller.value * torch.log(module(model.expected_counts()))
+                loss = ce + controller.value * torch.log(module(model.expected_values()))
             weights.zero_grad(set_to_none=True)
             gates.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
@@ -179,7 +179,7 @@ def run_figs(
             if searching:
                 gates.step()
                 with torch.no_grad():
-                    controller.update(float(module(model.hard_counts())))
+                    controller.update(float(module(model.hard_values())))
             ce_sum += float(ce.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -187,7 +187,7 @@ def run_figs(
             if progress is not None:
                 progress(step, total, None)
         with torch.no_grad():
-            held = float(module(model.hard_counts()))
+            held = float(module(model.hard_values()))
         log = FigsEpoch(
             epoch=epoch,
             lambda_value=controller.value,
@@ -199,16 +199,16 @@ def run_figs(
         logs.append(log)
         if progress is not None:
             progress(step, total, log)
-    counts = model.hard_counts()
-    decoded = module.nearest(counts)
+    held_values = model.hard_values()
+    decoded = module.nearest(held_values)
     architecture: tuple[int, ...] = decoded
     moves: tuple[Move, ...] = ()
     inside: bool | None = None
     if config.tolerance is not None:
         architecture, moves, inside = land(
-            module, decoded, counts.tolist(), config.target, config.tolerance
+            module, decoded, held_values.tolist(), config.target, config.tolerance
         )
-    values = module.values_of(architecture)
+    channels = module.channels_of(architecture)
     return FigsResult(
         unit=module.unit,
         target=config.target,
@@ -218,9 +218,9 @@ def run_figs(
         cost=module.of(architecture),
         moves=moves,
         within_tolerance=inside,
-        held_counts=tuple(counts.tolist()),
-        channels=tuple(values.tolist()),
-        val_accuracy=path_accuracy(model, digits, model.masks_of(values.tolist())),
+        held_values=tuple(held_values.tolist()),
+        channels=tuple(channels),
+        val_accuracy=path_accuracy(model, digits, model.masks_of(channels)),
         epochs=tuple(logs),
         steps=step,
         wall_s=time.monotonic() - started,
@@ -236,7 +236,8 @@ def land(
     tolerance: float,
 ) -> tuple[tuple[int, ...], tuple[Move, ...], bool]:
     """Move single decisions to a neighbouring choice until the cost is within ``tolerance``
-    of ``target``; returns the closest architecture seen if the band cannot be reached."""
+    of ``target``; returns the closest architecture seen if the band cannot be reached.
+    ``held`` are the gates' values per decision (``ChannelCostModule`` values)."""
     if tolerance < 0:
         raise UserInputError(f"landing tolerance {tolerance} must be >= 0")
     arch = list(architecture)

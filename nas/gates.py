@@ -127,6 +127,7 @@ class GatedSupernet(nn.Module):
         )
         self.gates = nn.ModuleList()
         self._gate_of: dict[int, int] = {}
+        self._largest: dict[int, float] = {}  # an expansion decision's largest ratio
         sizes = []
         cin = spec.stem[-1].out if spec.stem else spec.input.channels
         self.blocks = nn.ModuleList()
@@ -135,6 +136,13 @@ class GatedSupernet(nn.Module):
             width = max(stage.widths)
             kernel = Candidate.parse(stage.candidates[0]).kernel
             expansion = max(Candidate.parse(c).expansion for c in stage.candidates)
+            self._largest.update(
+                {
+                    index[f"stage{s}.layer{k}"]: float(expansion)
+                    for k in range(max(stage.depths))
+                    if f"stage{s}.layer{k}" in index
+                }
+            )
             width_decision = index.get(f"stage{s}.width")
             if width_decision is not None:
                 sizes.append((width_decision, width))
@@ -183,20 +191,32 @@ class GatedSupernet(nn.Module):
     def hard_masks(self) -> list[torch.Tensor]:
         return [self.gate(d).hard() for d in range(len(self.kinds))]
 
-    def masks_of(self, values: Sequence[float]) -> list[torch.Tensor]:
-        """The top channels of each gate, as many as ``values`` (the channel counts of an
-        architecture: ``ChannelCostModule.values_of``) says."""
-        return [self.gate(d).top(round(v)) for d, v in enumerate(values)]
+    def masks_of(self, channels: Sequence[float]) -> list[torch.Tensor]:
+        """The top channels of each gate, as many as ``channels`` (the live channels of an
+        architecture: ``ChannelCostModule.channels_of``) says."""
+        return [self.gate(d).top(round(c)) for d, c in enumerate(channels)]
 
-    def expected_counts(self) -> torch.Tensor:
-        """(D,) the expected number of live channels per decision: what the cost prices."""
-        return torch.stack([self.gate(d).probability().sum() for d in range(len(self.kinds))])
-
-    def hard_counts(self) -> torch.Tensor:
-        return torch.tensor(
-            [float(self.gate(d).hard_count()) for d in range(len(self.kinds))],
-            dtype=torch.float64,
+    def expected_values(self) -> torch.Tensor:
+        """(D,) what the cost prices, from the expected live channels of each gate: a width's
+        count, and a layer's expansion as its live share times its largest expansion (its
+        expanded channels then follow its input's, as in the network)."""
+        return torch.stack(
+            [self._value(d, self.gate(d).probability().sum()) for d in range(len(self.kinds))]
         )
+
+    def hard_values(self) -> torch.Tensor:
+        """(D,) the same for the channels the gates hold (a positive logit)."""
+        return torch.stack(
+            [
+                self._value(d, torch.tensor(float(self.gate(d).hard_count())))
+                for d in range(len(self.kinds))
+            ]
+        ).to(torch.float64)
+
+    def _value(self, decision: int, live: torch.Tensor) -> torch.Tensor:
+        if self.kinds[decision] == "width":
+            return live
+        return live / len(self.gate(decision).logits) * self._largest[decision]
 
     # -- the network --------------------------------------------------------------------------
 

@@ -206,8 +206,7 @@ def figs_run(
 def _widest(module: ChannelCostModule) -> list[float]:
     decisions = module.cost.decisions
     wide = [max(range(len(d.values)), key=d.values.__getitem__) for d in decisions]
-    values: list[float] = module.values_of(wide).tolist()
-    return values
+    return module.channels_of(wide)
 
 
 def _figs_result(
@@ -228,7 +227,7 @@ def _figs_result(
         "architecture": list(result.architecture),
         "labels": list(figs_labels(space, result.architecture)),
         "channels": list(result.channels),
-        "held_channels": list(result.held_counts),
+        "held_values": list(result.held_values),
         "mflops": flops.of(result.architecture),
         "cost_value": result.cost,
         "target_ms": target_ms,

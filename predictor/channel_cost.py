@@ -18,9 +18,9 @@ of real-valued channel counts that equals it at every architecture of the space:
   interpolated multilinearly between the keys along the decisions the layer depends on.
 
 A *decision* of such a space is a stage's width (its value: output channels) or a layer's
-expansion (its value: the layer's expanded channels ``mid``, whose coordinate on the choices is
-``mid / cin``). Spaces whose decisions also pick resolution, depth, kernel, SE or skip are not
-channel spaces; they are refused with the reason.
+expansion (its value: the ratio ``mid / cin``, so that the expanded channels follow the
+input's, as they do in the network). Spaces whose decisions also pick resolution, depth,
+kernel, SE or skip are not channel spaces; they are refused with the reason.
 
 This module holds the form, plain data without NumPy (the client parses it):
 ``predictor.channel_export`` builds it from a compiled predictor, the service serves it as JSON
@@ -83,7 +83,7 @@ class ChannelLayer:
     # The width decision a channel count is, or None: the constant ``cin`` / ``cout``.
     cin_decision: int | None
     cout_decision: int | None
-    # The expansion decision whose value is ``mid``, or None: ``mid = expansion * cin``.
+    # The expansion decision whose value times ``cin`` is ``mid``; None: the fixed ``expansion``.
     mid_decision: int | None
     cin: int
     cout: int

@@ -14,15 +14,18 @@ starts a service of its own, registers ``spaces/figs-mbv2-224.yaml`` and, with t
 4. runs ``hwlat search figs``'s search (``nas.runs.figs_run``, FLOPs twin on) for three targets
    at 25%, 50% and 75% of the space's predicted range, then measures every searched
    architecture in one job, after the training has ended (a measurement beside torch's training
-   threads is a measurement of both);
+   threads is a measurement of both), with ``--remeasure`` validation networks measured again
+   in the same job: whether the device has drifted since the predictor was fitted;
 5. shows where FLOPs mis-price the device: the predicted ms per MFLOP of each layer.
 
-Writes ``docs/bench/figs.json`` and ``docs/bench/figs_channels.png``.
+Writes ``docs/bench/figs.json`` and ``docs/bench/figs_channels.png`` (``--no-xnnpack``: the same
+on LiteRT's built-in kernels, ``figs_builtin.*``).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -65,10 +68,27 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=20)
     parser.add_argument("--n-calibrate", type=int, default=20)
     parser.add_argument("--validate", type=int, default=40)
+    parser.add_argument(
+        "--remeasure",
+        type=int,
+        default=10,
+        help="Validation networks measured again in the final job, beside the searched ones: "
+        "how far the device drifted since the predictor was fitted",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-xnnpack",
+        action="store_true",
+        help="LiteRT's built-in kernels: a device whose cost per FLOP varies more by layer "
+        "(writes docs/bench/figs_builtin.json and figs_builtin_channels.png)",
+    )
     args = parser.parse_args()
+    out, plot = OUT, PLOT
+    if args.no_xnnpack:
+        out = OUT.with_name("figs_builtin.json")
+        plot = PLOT.with_name("figs_builtin_channels.png")
     space = SearchSpace(load_spec(SPEC))
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,11 +104,12 @@ def main() -> None:
         "environment": bench_env.environment(("numpy", "torch", "ai-edge-litert")),
         "wall_s": time.monotonic() - started,
     }
-    bench_env.write_report(OUT, result)
+    result["plot"] = plot.name
+    bench_env.write_report(out, result)
     searches = result["searches"]
     middle = searches[len(searches) // 2]
     plot_channels(
-        PLOT,
+        plot,
         [d["name"] for d in middle["decisions"]],
         [d["max_channels"] for d in middle["decisions"]],
         [
@@ -106,14 +127,14 @@ def main() -> None:
     from scripts.bench_report import figs_section
 
     print("\n".join(figs_section(result)))
-    print(f"\nwrote {OUT} and {PLOT}")
+    print(f"\nwrote {out} and {plot}")
 
 
 def _run(
     client: HwlatClient, url: str, token: str, space: SearchSpace, args: argparse.Namespace
 ) -> dict[str, Any]:
     client.register_space(space.spec)
-    backend = HostBackend(max_busy_fraction=0.3)
+    backend = HostBackend(max_busy_fraction=0.3, use_xnnpack=not args.no_xnnpack)
     device_id = client.register_device(backend.describe()).id
     timings = Timings()
     agent = host_agent_runner(client, device_id, backend, timings=timings, gate=gate_for(True))
@@ -188,10 +209,15 @@ def _run(
                 f"twin {run['flops_twin']['predicted_ms']:.2f} ms"
             )
             searches.append(run)
-    archs = [r[kind]["architecture"] for r in searches for kind in ("result", "flops_twin")]
+    searched = [r[kind]["architecture"] for r in searches for kind in ("result", "flops_twin")]
+    controls = measured_validation[: args.remeasure]
+    archs = searched + controls
     # Training has ended: let its threads and caches settle before the device is timed.
     time.sleep(10)
-    print(f"[5/5] measuring the {len(archs)} searched architectures end to end, in one job")
+    print(
+        f"[5/5] measuring the {len(searched)} searched architectures end to end, with "
+        f"{len(controls)} validation networks again, in one job"
+    )
     torch.set_num_threads(1)
     with ServiceLatencySource(url, token) as source:
         measured = source.measure(
@@ -210,6 +236,18 @@ def _run(
                 100 * (row["measured_ms"] - row["target_ms"]) / row["target_ms"]
             )
         run["latency"] = "measured on the device, in one job after all searches"
+    first = {tuple(p.architecture): p.measured_ms for p in report.points}
+    again = measured[len(searched) :]
+    predicted_now = client.predict(device_id, space.name, controls).latency_ms
+    drift = {
+        "networks": len(controls),
+        "median_ratio_to_first_measurement": statistics.median(
+            m / first[tuple(a)] for a, m in zip(controls, again, strict=True)
+        ),
+        "median_error_vs_predicted_pct": statistics.median(
+            100 * (m - p) / p for m, p in zip(again, predicted_now, strict=True)
+        ),
+    }
     return {
         "space": space.name,
         "space_sha256": space.digest,
@@ -225,6 +263,7 @@ def _run(
         },
         "noise_floor": report.noise_floor,
         "range_ms": [low, high],
+        "drift": drift,
         "checks": checks,
         "searches": searches,
         "mispricing": _mispricing(
@@ -263,7 +302,7 @@ def _checks(
         "max_relative_difference_to_predict": equal,
         "gradient_entries": len(errors),
         "gradient_max_relative_error": max(errors),
-        "gradient_step_channels": step,
+        "gradient_step": step,  # channels for a width, ratio for an expansion
     }
 
 

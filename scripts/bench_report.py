@@ -608,7 +608,8 @@ def figs_section(data: dict[str, Any]) -> list[str]:
         run_line(data),
         "",
         f"FiGS (`hwlat search figs`) on {data['space']}, host device {device['model']} "
-        f"({device['runtime']}, {device['threads']} thread): {data['layers_measured']} of "
+        f"({device['runtime']}, {device['delegate']}, {device['threads']} thread): "
+        f"{data['layers_measured']} of "
         f"its {data['layer_variants']} layer variants measured (chosen by the service) and "
         f"{data['calibration_networks']} calibration networks. The predictor on "
         f"{validation['networks']} held-out networks: "
@@ -638,6 +639,15 @@ def figs_section(data: dict[str, Any]) -> list[str]:
                 f"| {row['measured_error_pct']:+.1f}% | {row['proxy_accuracy']:.3f} "
                 f"| {row['search_s']:.0f} |"
             )
+    drift = data.get("drift")
+    if drift:
+        lines += [
+            "",
+            f"In the same job, {drift['networks']} validation networks measured again: "
+            f"{100 * (drift['median_ratio_to_first_measurement'] - 1):+.1f}% against their "
+            f"first measurement, {drift['median_error_vs_predicted_pct']:+.1f}% against the "
+            "prediction (medians): the device's drift since the predictor was fitted.",
+        ]
     rows = sorted(data["mispricing"], key=lambda r: r["ms_per_mflop"], reverse=True)
     lines += [
         "",
@@ -652,7 +662,7 @@ def figs_section(data: dict[str, Any]) -> list[str]:
             f"| {row['layer']} | `{row['layer_key']}` | {row['mflops']:.1f} "
             f"| {row['predicted_ms']:.3f} | {row['ms_per_mflop']:.4f} |"
         )
-    lines += ["", "![channels per layer](bench/figs_channels.png)"]
+    lines += ["", f"![channels per layer](bench/{data.get('plot', 'figs_channels.png')})"]
     return lines
 
 
@@ -662,6 +672,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("OFA MobileNetV3, mostly estimated", "ofa_mbv3", ofa_section),
     ("A new device from ten layers and ten networks", "new_device", new_device_section),
     ("FiGS: channel search to a measured latency", "figs", figs_section),
+    ("FiGS on LiteRT's built-in kernels", "figs_builtin", figs_section),
     ("Catching interference", "interference", interference_section),
     ("Prediction speed", "predict", predict_section),
     ("Profiling on the host", "profile", profile_section),
