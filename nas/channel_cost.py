@@ -133,6 +133,18 @@ class ChannelCostModule(nn.Module):
             channels[d] = values[d] * cin
         return channels
 
+    def narrowest(self) -> tuple[int, ...]:
+        """The architecture with every decision at its smallest value."""
+        return tuple(
+            min(range(len(d.values)), key=d.values.__getitem__) for d in self.cost.decisions
+        )
+
+    def widest(self) -> tuple[int, ...]:
+        """The architecture with every decision at its largest value."""
+        return tuple(
+            max(range(len(d.values)), key=d.values.__getitem__) for d in self.cost.decisions
+        )
+
     def nearest(self, values: torch.Tensor) -> tuple[int, ...]:
         """The architecture nearest ``values``: each width and expansion rounded to its nearest
         choice."""

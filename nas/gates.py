@@ -84,7 +84,6 @@ class GatedMBConv(nn.Module):
         self.expand = ConvBNAct(cin, mid, 1, act=act) if expansion > 1 else None
         self.depthwise = ConvBNAct(mid, mid, kernel, stride, groups=mid, act=act)
         self.project = ConvBNAct(mid, cout, 1)
-        self.mid = mid
 
     def forward(
         self, x: torch.Tensor, mid_mask: torch.Tensor | None, out_mask: torch.Tensor | None
@@ -99,7 +98,6 @@ class GatedMBConv(nn.Module):
 
 @dataclass(frozen=True)
 class _Slot:
-    stage: int
     residual: bool
     width_decision: int | None  # the stage's width gate
     mid_decision: int | None  # this layer's expansion gate
@@ -112,7 +110,7 @@ class GatedSupernet(nn.Module):
     """A channel space (``predictor.channel_cost.channel_decisions``) with a gate per decision.
 
     ``forward(x, masks)`` takes one mask per decision: :meth:`sample` while training,
-    :meth:`hard_masks` for what the gates hold, :meth:`masks_of` for a decoded architecture.
+    :meth:`masks_of` for a decoded architecture.
     """
 
     def __init__(self, space: SearchSpace, classes: int) -> None:
@@ -136,13 +134,6 @@ class GatedSupernet(nn.Module):
             width = max(stage.widths)
             kernel = Candidate.parse(stage.candidates[0]).kernel
             expansion = max(Candidate.parse(c).expansion for c in stage.candidates)
-            self._largest.update(
-                {
-                    index[f"stage{s}.layer{k}"]: float(expansion)
-                    for k in range(max(stage.depths))
-                    if f"stage{s}.layer{k}" in index
-                }
-            )
             width_decision = index.get(f"stage{s}.width")
             if width_decision is not None:
                 sizes.append((width_decision, width))
@@ -151,6 +142,7 @@ class GatedSupernet(nn.Module):
                 mid_decision = index.get(f"stage{s}.layer{slot}")
                 if mid_decision is not None:
                     sizes.append((mid_decision, layer_in * expansion))
+                    self._largest[mid_decision] = float(expansion)
                 self.blocks.append(
                     GatedMBConv(
                         layer_in,
@@ -161,7 +153,7 @@ class GatedSupernet(nn.Module):
                         Activation(stage.act),
                     )
                 )
-                self._slots.append(_Slot(s, slot > 0, width_decision, mid_decision))
+                self._slots.append(_Slot(slot > 0, width_decision, mid_decision))
             cin = width
         for decision, size in sorted(sizes):
             self._gate_of[decision] = len(self.gates)
@@ -187,9 +179,6 @@ class GatedSupernet(nn.Module):
 
     def sample(self, temperature: float, generator: torch.Generator) -> list[torch.Tensor]:
         return [self.gate(d).sample(temperature, generator) for d in range(len(self.kinds))]
-
-    def hard_masks(self) -> list[torch.Tensor]:
-        return [self.gate(d).hard() for d in range(len(self.kinds))]
 
     def masks_of(self, channels: Sequence[float]) -> list[torch.Tensor]:
         """The top channels of each gate, as many as ``channels`` (the live channels of an

@@ -194,19 +194,13 @@ def figs_run(
         "config": _figs_config(config),
         "decisions": [
             {"name": d.name, "kind": d.kind, "max_channels": v}
-            for d, v in zip(cost.decisions, _widest(flops), strict=True)
+            for d, v in zip(cost.decisions, flops.channels_of(flops.widest()), strict=True)
         ],
         "result": results[0],
         "flops_twin": results[1] if flops_twin else None,
         "service_calls": _calls(source),
         "wall_s": time.monotonic() - started,
     }
-
-
-def _widest(module: ChannelCostModule) -> list[float]:
-    decisions = module.cost.decisions
-    wide = [max(range(len(d.values)), key=d.values.__getitem__) for d in decisions]
-    return module.channels_of(wide)
 
 
 def _figs_result(

@@ -1,6 +1,6 @@
 """FiGS on this host: three latency targets landed and measured, and FLOPs against latency.
 
-Run: ``python -m scripts.bench_figs`` (part of ``make bench``; ~25 minutes on 2 cores). It
+Run: ``python -m scripts.bench_figs`` (part of ``make bench``; ~12 minutes on 2 cores). It
 starts a service of its own, registers ``spaces/figs-mbv2-224.yaml`` and, with the host agent
 (LiteRT, quality gate on):
 
@@ -64,9 +64,9 @@ TARGET_FRACTIONS = (0.25, 0.5, 0.75)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=60)
+    parser.add_argument("--layers", type=int, default=100)
     parser.add_argument("--step", type=int, default=20)
-    parser.add_argument("--n-calibrate", type=int, default=20)
+    parser.add_argument("--n-calibrate", type=int, default=30)
     parser.add_argument("--validate", type=int, default=40)
     parser.add_argument(
         "--remeasure",
@@ -283,9 +283,7 @@ def _checks(
     mine = [module.of(a) for a in archs]
     equal = max(abs(m - s) / s for m, s in zip(mine, served, strict=True))
     decisions = module.cost.decisions
-    narrow = [min(range(len(d.values)), key=d.values.__getitem__) for d in decisions]
-    wide = [max(range(len(d.values)), key=d.values.__getitem__) for d in decisions]
-    low, high = module.values_of(narrow), module.values_of(wide)
+    low, high = module.values_of(module.narrowest()), module.values_of(module.widest())
     point = (low + 0.37 * (high - low)).requires_grad_(True)
     (gradient,) = torch.autograd.grad(module(point), point)
     step = 1e-3

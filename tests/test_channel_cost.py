@@ -133,10 +133,11 @@ def test_spaces_that_are_not_channel_counts_are_refused_with_the_decision_named(
         headers=tokens["read"],
     )
     # The seed space's layers choose kernels and skip, not channel counts.
-    assert answer.status_code in (409, 422), answer.text
+    assert answer.status_code == 422, answer.text
     body: dict[str, Any] = answer.json()
-    if answer.status_code == 422:
-        assert "expansion only" in body["detail"]
+    assert body["error"] == "invalid_input"
+    assert "stage0.layer0 chooses among" in body["detail"]
+    assert "expansion only" in body["detail"]
 
 
 def test_a_predictor_without_a_layer_model_says_it_cannot_price_channels() -> None:

@@ -308,7 +308,7 @@ def figs(
             help="Landing band around the target in %: the decoded architecture is moved into "
             "it one decision at a time, the least regretted first.",
         ),
-    ] = 2.0,
+    ] = 1.0,
     land: Annotated[
         bool, typer.Option(help="Land on the target; --no-land keeps the decoded architecture.")
     ] = True,
