@@ -61,3 +61,17 @@ def load_digits(resolution: int, channels: int, seed: int) -> Digits:
     x = ((x - mean) / std).repeat(1, channels, 1, 1).contiguous()
     y = torch.from_numpy(labels)
     return Digits(x[train_i], y[train_i], x[val_i], y[val_i])
+
+
+def check_schedule(epochs: int, warmup_epochs: int, batch_size: int, searched: str) -> None:
+    """Refuse a training schedule a search cannot run: ``searched`` names what trains after
+    the warm-up (the thresholds, the gates)."""
+    if epochs < 1:
+        raise UserInputError(f"--epochs {epochs}: the search needs at least one epoch")
+    if not 0 <= warmup_epochs < epochs:
+        raise UserInputError(
+            f"--warmup-epochs {warmup_epochs} must be at least 0 and below --epochs {epochs}, "
+            f"or the {searched} never train"
+        )
+    if batch_size < 2:
+        raise UserInputError("--batch-size must be at least 2 (batch norm needs a batch)")

@@ -28,7 +28,7 @@ from models import SearchSpace
 from models.errors import UserInputError
 from nas.channel_cost import ChannelCostModule
 from nas.controller import LambdaController
-from nas.digits import CLASSES, load_digits
+from nas.digits import CLASSES, check_schedule, load_digits
 from nas.evaluation import path_accuracy
 from nas.gates import GatedSupernet
 from predictor.channel_cost import ChannelCost
@@ -60,15 +60,7 @@ class FigsConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise UserInputError(f"--epochs {self.epochs}: the search needs at least one epoch")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise UserInputError(
-                f"--warmup-epochs {self.warmup_epochs} must be at least 0 and below --epochs "
-                f"{self.epochs}, or the gates never train"
-            )
-        if self.batch_size < 2:
-            raise UserInputError("--batch-size must be at least 2 (batch norm needs a batch)")
+        check_schedule(self.epochs, self.warmup_epochs, self.batch_size, "gates")
         if not self.temperature > 0:
             raise UserInputError(f"--temperature {self.temperature} must be positive")
 

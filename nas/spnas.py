@@ -20,9 +20,8 @@ import torch.nn.functional as F
 
 from latency_api.schemas.predictors import RuntimeTable
 from models import SearchSpace
-from models.errors import UserInputError
 from nas.controller import LambdaController
-from nas.digits import CLASSES, load_digits
+from nas.digits import CLASSES, check_schedule, load_digits
 from nas.evaluation import path_accuracy
 from nas.landing import Landing, land
 from nas.runtime_term import RuntimeFormula, RuntimeTerm
@@ -48,15 +47,7 @@ class SpnasConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise UserInputError(f"--epochs {self.epochs}: the search needs at least one epoch")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise UserInputError(
-                f"--warmup-epochs {self.warmup_epochs} must be at least 0 and below --epochs "
-                f"{self.epochs}, or the thresholds never train"
-            )
-        if self.batch_size < 2:
-            raise UserInputError("--batch-size must be at least 2 (batch norm needs a batch)")
+        check_schedule(self.epochs, self.warmup_epochs, self.batch_size, "thresholds")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import optuna
 import pytest
 import torch
@@ -33,18 +34,22 @@ LAYER_MS = {str(k): round(0.05 + k.macs / 2e6, 4) for k in TINY.variants()}
 SEARCH_TIMEOUT_S = 300
 
 
+def measure_and_fit(client: httpx.Client, device_id: int, layer_ms: dict[str, float]) -> None:
+    items = [layer_measurement(key, ms) for key, ms in layer_ms.items()]
+    stored = client.post(
+        "/v1/measurements/layers", json={"device_id": device_id, "measurements": items}
+    )
+    assert stored.status_code == 201, stored.text
+    fitted = client.post(f"/v1/devices/{device_id}/predictors")
+    assert fitted.status_code == 201, fitted.text
+
+
 @pytest.fixture(scope="module")
 def fitted_device(service: Service) -> int:
     """A device of the module's service with every tiny-64 layer measured and a predictor."""
     with service.http() as client:
         device_id = register_device(client)
-        items = [layer_measurement(key, ms) for key, ms in LAYER_MS.items()]
-        stored = client.post(
-            "/v1/measurements/layers", json={"device_id": device_id, "measurements": items}
-        )
-        assert stored.status_code == 201, stored.text
-        fitted = client.post(f"/v1/devices/{device_id}/predictors")
-        assert fitted.status_code == 201, fitted.text
+        measure_and_fit(client, device_id, LAYER_MS)
     return device_id
 
 
@@ -242,15 +247,8 @@ def channel_device(service: Service) -> int:
         registered = client.post("/v1/spaces", json=CHANNELS.to_dict())
         assert registered.status_code in (200, 201), registered.text
         device_id = register_device(client, name="channel-device", model="channels")
-        items = [
-            layer_measurement(str(k), round(0.05 + k.macs / 2e6, 4)) for k in CHANNELS.variants()
-        ]
-        stored = client.post(
-            "/v1/measurements/layers", json={"device_id": device_id, "measurements": items}
-        )
-        assert stored.status_code == 201, stored.text
-        fitted = client.post(f"/v1/devices/{device_id}/predictors")
-        assert fitted.status_code == 201, fitted.text
+        layer_ms = {str(k): round(0.05 + k.macs / 2e6, 4) for k in CHANNELS.variants()}
+        measure_and_fit(client, device_id, layer_ms)
     return device_id
 
 
