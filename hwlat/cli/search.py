@@ -72,31 +72,37 @@ Resolution = Annotated[
     int, typer.Option(min=8, max=256, help="Training resolution of the proxy task (px).")
 ]
 FORMULAS = ("exact", "seed")
+# Options spnas and figs share: both train to a target and land on it.
+TargetMs = Annotated[
+    float, typer.Option("--target-ms", help="Latency to land on, in ms (predicted).")
+]
+Epochs = Annotated[int, typer.Option(min=1, help="Training epochs in all.")]
+WarmupEpochs = Annotated[
+    int, typer.Option(min=0, help="Epochs of weights only, before the latency term.")
+]
+TolerancePct = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        help="Landing band around the target in %: the decoded architecture is moved into it, "
+        "changing first the decisions the search was least sure of.",
+    ),
+]
+Land = Annotated[
+    bool, typer.Option(help="Land on the target; --no-land keeps the decoded architecture.")
+]
 
 
 @app.command("spnas")
 def spnas(
     device: Device,
-    target_ms: Annotated[
-        float, typer.Option("--target-ms", help="Latency to land on, in ms (predicted).")
-    ],
+    target_ms: TargetMs,
     space: Space = DEFAULT_SPACE,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs in all.")] = 8,
-    warmup_epochs: Annotated[
-        int, typer.Option(min=0, help="Epochs of weights only, before the latency term.")
-    ] = 2,
+    epochs: Epochs = 8,
+    warmup_epochs: WarmupEpochs = 2,
     resolution: Resolution = 32,
-    tolerance_pct: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="Landing band around the target in %: the decoded architecture is moved into "
-            "it by flipping the decisions the search was least sure of.",
-        ),
-    ] = 1.0,
-    land: Annotated[
-        bool, typer.Option(help="Land on the target; --no-land keeps the decoded architecture.")
-    ] = True,
+    tolerance_pct: TolerancePct = 1.0,
+    land: Land = True,
     formula: Annotated[
         str, typer.Option(help="Runtime term: exact (multilinear) or seed (the paper's).")
     ] = "exact",
@@ -280,9 +286,7 @@ FIGS_SPACE = "figs-mbv2-224"
 @app.command("figs")
 def figs(
     device: Device,
-    target_ms: Annotated[
-        float, typer.Option("--target-ms", help="Latency to land on, in ms (predicted).")
-    ],
+    target_ms: TargetMs,
     space: Annotated[
         str,
         typer.Option(
@@ -296,22 +300,11 @@ def figs(
             "latency search found, and report both side by side."
         ),
     ] = False,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs in all.")] = 10,
-    warmup_epochs: Annotated[
-        int, typer.Option(min=0, help="Epochs of weights only, before the gates train.")
-    ] = 2,
+    epochs: Epochs = 10,
+    warmup_epochs: WarmupEpochs = 2,
     resolution: Resolution = 32,
-    tolerance_pct: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="Landing band around the target in %: the decoded architecture is moved into "
-            "it one decision at a time, the least regretted first.",
-        ),
-    ] = 1.0,
-    land: Annotated[
-        bool, typer.Option(help="Land on the target; --no-land keeps the decoded architecture.")
-    ] = True,
+    tolerance_pct: TolerancePct = 1.0,
+    land: Land = True,
     seed: Annotated[int, typer.Option(help="Seed of weights, gates' noise, batches, split.")] = 0,
     threads: Threads = None,
     measure: Measure = False,
