@@ -3,11 +3,11 @@
 Built from the service's channel cost (``GET /v1/devices/{id}/channel-cost``; the form and its
 formula are in :mod:`predictor.channel_cost`): one tensor in, ``values`` with one entry per
 decision of the space (a stage's output channels; a layer's expansion ratio), one cost out,
-differentiable in every entry. At the channel counts of any architecture of the space
+differentiable in every entry. At the values of any architecture of the space
 (:meth:`ChannelCostModule.values_of`) it equals the predictor's latency for it, which is what
 ``POST /v1/predict`` answers.
 
-Outside the space's range a count is clamped to it (the space has no narrower layer to price):
+Outside the space's range a value is clamped to it (the space has no narrower layer to price):
 its gradient is then zero, and the channel gates there answer to the task loss alone.
 """
 
@@ -62,8 +62,9 @@ class ChannelCostModule(nn.Module):
         """(L,) the cost of each layer that depends on a decision, before calibration."""
         if values.shape != (len(self.cost.decisions),):
             raise ValueError(
-                f"values must hold one channel count per decision of {self.cost.space} "
-                f"({len(self.cost.decisions)}), not shape {tuple(values.shape)}"
+                f"values must hold one value per decision of {self.cost.space} (a width in "
+                f"channels, an expansion ratio): {len(self.cost.decisions)}, not shape "
+                f"{tuple(values.shape)}"
             )
         values = values.to(torch.float64)
         out = []
