@@ -261,7 +261,6 @@ def _best_move(
     high: float,
 ) -> Move | None:
     """The least regretted neighbouring move toward the band; one that lands in it wins."""
-    values = module.values_of(arch).tolist()
     need = target - current
     landing: list[tuple[float, Move]] = []
     toward: list[tuple[float, Move]] = []
@@ -276,8 +275,8 @@ def _best_move(
             delta = module.of(candidate) - current
             if delta == 0 or (delta > 0) != (need > 0):
                 continue
-            moved = module.values_of(candidate).tolist()[d]
-            regret = (abs(held[d] - moved) - abs(held[d] - values[d])) / max(moved, values[d])
+            moved, value = decision.values[candidate[d]], decision.values[arch[d]]
+            regret = (abs(held[d] - moved) - abs(held[d] - value)) / max(moved, value)
             move = Move(d, arch[d], candidate[d], delta)
             if low <= current + delta <= high:
                 landing.append((regret, move))

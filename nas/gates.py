@@ -125,7 +125,6 @@ class GatedSupernet(nn.Module):
         )
         self.gates = nn.ModuleList()
         self._gate_of: dict[int, int] = {}
-        self._largest: dict[int, float] = {}  # an expansion decision's largest ratio
         sizes = []
         cin = spec.stem[-1].out if spec.stem else spec.input.channels
         self.blocks = nn.ModuleList()
@@ -142,7 +141,6 @@ class GatedSupernet(nn.Module):
                 mid_decision = index.get(f"stage{s}.layer{slot}")
                 if mid_decision is not None:
                     sizes.append((mid_decision, layer_in * expansion))
-                    self._largest[mid_decision] = float(expansion)
                 self.blocks.append(
                     GatedMBConv(
                         layer_in,
@@ -158,6 +156,7 @@ class GatedSupernet(nn.Module):
         for decision, size in sorted(sizes):
             self._gate_of[decision] = len(self.gates)
             self.gates.append(LogisticSigmoidGate(size))
+        self.decisions = decisions
         self.kinds = tuple(d.kind for d in decisions)
         head = [positions[f"head{n}"] for n in range(len(spec.head))]
         widest = [max(p.keys, key=lambda k: (k.cin, k.hw)) for p in head]
@@ -205,7 +204,8 @@ class GatedSupernet(nn.Module):
     def _value(self, decision: int, live: torch.Tensor) -> torch.Tensor:
         if self.kinds[decision] == "width":
             return live
-        return live / len(self.gate(decision).logits) * self._largest[decision]
+        largest = max(self.decisions[decision].values)
+        return live / len(self.gate(decision).logits) * largest
 
     # -- the network --------------------------------------------------------------------------
 
