@@ -29,6 +29,7 @@ from device_agents.benchmark_output import (
     parse_benchmark_output,
 )
 from device_agents.errors import MeasurementError
+from device_agents.metrics import Metric, MetricReadings
 from device_agents.profiling import Conditions, Measured
 from device_agents.quality import Evidence, Gate
 from device_agents.runners import Timing
@@ -194,6 +195,13 @@ class AndroidBackend:
         with _EXPORT_LOCK:
             model = export_keys(space.network(arch), "tflite", cache_dir=self.cache_dir)
         return self.measure_file(model, timing, export_s=time.monotonic() - started)
+
+    def measure_metrics(
+        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[Metric], timing: Timing
+    ) -> MetricReadings:
+        raise MeasurementError(
+            f"this agent cannot yet measure {', '.join(sorted(metrics))} on a phone"
+        )
 
     def measure_file(self, model: Path, timing: Timing, export_s: float = 0.0) -> Measured:
         """Time one .tflite file on the phone."""

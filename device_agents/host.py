@@ -6,11 +6,14 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from device_agents import rapl
 from device_agents.cpu_load import CpuShares, CpuSnapshot, other_cpu_fraction, shares
 from device_agents.errors import MeasurementError
+from device_agents.memory import MemoryUnmeasurable, measure_peak_memory
+from device_agents.metrics import Metric, MetricReadings
 from device_agents.probe import PROBE_KEY, SpeedProbe
 from device_agents.profiling import Conditions, Measured
 from device_agents.quality import Evidence, tail_ratio
@@ -86,6 +89,8 @@ class HostBackend:
     # Time a small fixed model before and after every window (the evidence a quality gate
     # judges; see device_agents.quality).
     use_probe: bool = True
+    # Where the RAPL energy counters are (a test points it at counters it drives).
+    powercap_root: Path = rapl.POWERCAP_ROOT
     _quiet_until: float = field(default=0.0, init=False, repr=False)
     _runner: Runner = field(init=False, repr=False)
     _probe: SpeedProbe | None = field(default=None, init=False, repr=False)
@@ -135,6 +140,45 @@ class HostBackend:
             space.network(arch), self.export_format, self.precision, cache_dir=self.cache_dir
         )
         return self._measure(model, timing, time.monotonic() - started)
+
+    def measure_metrics(
+        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[Metric], timing: Timing
+    ) -> MetricReadings:
+        """Peak memory in a fresh process (device_agents.memory); energy from RAPL where the
+        host has it. A metric this host cannot measure is stored as null, with the reason."""
+        path = self._model_file(model)
+        readings = MetricReadings()
+        if Metric.memory in metrics:
+            try:
+                peak = measure_peak_memory(path, self.runtime, self.options)
+                readings = replace(
+                    readings, peak_memory_bytes=peak.peak_bytes, memory_method=peak.method
+                )
+            except MemoryUnmeasurable as error:
+                readings = replace(readings, memory_method=f"unavailable: {error}"[:200])
+        if Metric.energy in metrics:
+            readings = self._energy(path, readings)
+        return readings
+
+    def _energy(self, path: Path, readings: MetricReadings) -> MetricReadings:
+        try:
+            zones = rapl.package_zones(self.powercap_root)
+        except rapl.NoEnergyCounter as error:
+            return replace(readings, energy_method=f"unavailable: {error}"[:200])
+        invoke = self._runner.prepare(path, self.options, seed=self.seed)
+        self.wait_until_quiet()
+        window = rapl.measure_window(invoke, zones, sleep=self.sleep)
+        return replace(
+            readings,
+            energy_mj=window.energy_per_inference_mj(),
+            energy_method=rapl.METHOD,
+            energy_detail=window.evidence(),
+        )
+
+    def _model_file(self, model: LayerKey | Sequence[LayerKey]) -> Path:
+        if isinstance(model, LayerKey):
+            return export_layer(model, self.export_format, self.precision, cache_dir=self.cache_dir)
+        return export_keys(model, self.export_format, self.precision, cache_dir=self.cache_dir)
 
     def wait_until_quiet(self) -> float | None:
         """Wait while other processes keep the CPUs busy; their share when it was sampled

@@ -26,6 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from device_agents.metrics import Metric, MetricReadings
 from device_agents.quality import Evidence, Gate, Verdict
 from device_agents.runners import Timing
 from device_agents.statistics import TimingStatistics
@@ -74,6 +75,12 @@ class Backend(Protocol):
         self, space: SearchSpace, arch: Sequence[int], timing: Timing
     ) -> Measured: ...
 
+    def measure_metrics(
+        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[Metric], timing: Timing
+    ) -> MetricReadings:
+        """The metric pass of one layer (a key) or network (its keys, stem to classifier)."""
+        ...
+
 
 Target = LayerKey | tuple[int, ...]
 
@@ -90,6 +97,7 @@ class Result:
     verdict: Verdict = field(default_factory=Verdict.ok)
     attempt: int = 1
     pass_index: int = 0
+    readings: MetricReadings | None = None  # the model's metric pass, on one of its results
 
     @property
     def kind(self) -> str:
@@ -140,6 +148,8 @@ class Result:
             attempt=self.attempt,
             pass_index=self.pass_index,
         )
+        if self.readings is not None:
+            body.update(self.readings.as_measurement())
         return body
 
     def rejected(self, reason: str) -> Result:
@@ -162,6 +172,7 @@ def profile(
     on_result: Callable[[Result], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    metrics: Sequence[Metric] = (),
 ) -> list[Result]:
     """Measure every layer and architecture ``timing.repeats`` times, interleaved.
 
@@ -171,6 +182,11 @@ def profile(
     its pass (at least RETRY_GAP_S later); after the passes, every repeat far above its model's
     other repeats is rejected and measured again, and a model with no accepted window at all is
     measured a few more times; all within the gate's bounds.
+
+    ``metrics`` (memory, energy) are measured last, once per model in a pass of their own
+    (their probes would disturb a timed window), and carried by the model's first accepted
+    result, so that one stored row per model holds them. ``on_result`` has seen every result
+    by then: a caller that streams results gets the metrics from the returned list.
     """
     if len(architectures) and space is None:
         raise ValueError("architectures need the search space they index")
@@ -190,6 +206,8 @@ def profile(
         if gate is not None:
             session.settle_disagreements(work, gate)
             session.rescue_unmeasured(work, gate)
+        if metrics:
+            session.measure_metrics(work, frozenset(metrics))
     return session.results
 
 
@@ -246,6 +264,24 @@ class _Session:
             self.on_result(result)
         self.bar.advance(self.task)
         return result
+
+    def measure_metrics(self, work: list[Target], metrics: frozenset[Metric]) -> None:
+        """The metric pass: each model once, its readings on its first accepted result."""
+        names = ", ".join(sorted(metrics))
+        self.bar.update(self.task, total=(self.bar.tasks[self.task].total or 0) + len(work))
+        for target in work:
+            self.bar.update(self.task, description=f"{names} {_label(target)}"[:40])
+            model = target if isinstance(target, LayerKey) else self._network(target)
+            readings = self.backend.measure_metrics(model, metrics, self.timing)
+            results = self._of(target)
+            carrier = next((r for r in results if r.verdict.accepted), results[-1])
+            self.results[self.results.index(carrier)] = replace(carrier, readings=readings)
+            self.bar.advance(self.task)
+
+    def _network(self, arch: tuple[int, ...]) -> tuple[LayerKey, ...]:
+        if self.space is None:
+            raise ValueError("architectures need the search space they index")
+        return self.space.network(arch)
 
     def may_retry(self, target: Target) -> bool:
         """Whether the bounds allow measuring ``target`` once more; counts it if so."""

@@ -88,7 +88,12 @@ def run_job(
     if isinstance(payload, ProfileLayers):
         keys = [parse(k) for k in payload.layer_keys]
         results = profile(
-            backend, layers=keys, timing=timing, gate=gate, show_progress=show_progress
+            backend,
+            layers=keys,
+            timing=timing,
+            gate=gate,
+            show_progress=show_progress,
+            metrics=payload.metrics,
         )
         layers = [r.layer_measurement() for r in results]
         ids = client.upload_layers(device_id, layers, job=lease)
@@ -102,6 +107,7 @@ def run_job(
             timing=timing,
             gate=gate,
             show_progress=show_progress,
+            metrics=payload.metrics,
         )
         networks = [r.network_measurement() for r in results]
         ids = client.upload_networks(device_id, networks, job=lease)

@@ -14,6 +14,7 @@ __all__ = [
     "ErrorCode",
     "JobKind",
     "JobStatus",
+    "Metric",
     "Precision",
     "Runtime",
     "Scope",
@@ -39,6 +40,13 @@ class Delegate(StrEnum):
     xnnpack = "xnnpack"
     gpu = "gpu"
     nnapi = "nnapi"
+
+
+class Metric(StrEnum):
+    """What a job may measure beside latency, which every measurement has."""
+
+    memory = "memory"  # peak memory of one inference (see device_agents.memory)
+    energy = "energy"  # energy per inference (see device_agents.energy)
 
 
 class JobKind(StrEnum):

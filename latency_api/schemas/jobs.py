@@ -9,7 +9,15 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from latency_api.schemas.common import Id, Int32
-from latency_api.schemas.enums import Delegate, DeviceKind, JobKind, JobStatus, Precision, Runtime
+from latency_api.schemas.enums import (
+    Delegate,
+    DeviceKind,
+    JobKind,
+    JobStatus,
+    Metric,
+    Precision,
+    Runtime,
+)
 from latency_api.schemas.spaces import space_by_name
 from models import DEFAULT_SPACE, LayerKey, parse
 
@@ -71,10 +79,23 @@ class DeviceSelector(BaseModel):
         return {k: str(v) for k, v in self.model_dump(mode="json", exclude_none=True).items()}
 
 
-class ProfileLayers(BaseModel):
-    """Time each layer variant on its own."""
-
+class _Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    metrics: list[Metric] = Field(
+        default_factory=list,
+        description="Measure these too, beside latency, each in its own pass after the timed "
+        "ones (memory: peak memory of an inference; energy: energy per inference)",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _once_each(cls, metrics: list[Metric]) -> list[Metric]:
+        return sorted(set(metrics))
+
+
+class ProfileLayers(_Profile):
+    """Time each layer variant on its own."""
 
     kind: Literal["profile_layers"] = "profile_layers"
     layer_keys: list[str] = Field(min_length=1, max_length=MAX_JOB_ITEMS)
@@ -85,10 +106,8 @@ class ProfileLayers(BaseModel):
         return [str(parse(k)) for k in keys]
 
 
-class ProfileNetworks(BaseModel):
+class ProfileNetworks(_Profile):
     """Time whole networks of a search space, end to end."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["profile_networks"] = "profile_networks"
     space: str = Field(max_length=100)
@@ -111,6 +130,7 @@ def split_payloads(
     space: str | None = None,
     architectures: Sequence[Sequence[int]] = (),
     chunk: int,
+    metrics: Sequence[Metric] = (),
 ) -> list[ProfileLayers | ProfileNetworks]:
     """Payloads of at most ``chunk`` items each: layers first, then networks of ``space``.
 
@@ -120,7 +140,8 @@ def split_payloads(
         raise ValueError(f"chunk={chunk}; a job needs at least one item")
     keys = [str(k) for k in layers]
     payloads: list[ProfileLayers | ProfileNetworks] = [
-        ProfileLayers(layer_keys=keys[i : i + chunk]) for i in range(0, len(keys), chunk)
+        ProfileLayers(layer_keys=keys[i : i + chunk], metrics=list(metrics))
+        for i in range(0, len(keys), chunk)
     ]
     if len(architectures) == 0:  # len, not truth: a NumPy array of architectures is fine
         return payloads
@@ -128,7 +149,7 @@ def split_payloads(
         raise ValueError("architectures need the search space they index")
     rows = [[int(c) for c in arch] for arch in architectures]
     payloads += [
-        ProfileNetworks(space=space, architectures=rows[i : i + chunk])
+        ProfileNetworks(space=space, architectures=rows[i : i + chunk], metrics=list(metrics))
         for i in range(0, len(rows), chunk)
     ]
     return payloads

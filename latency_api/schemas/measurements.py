@@ -67,6 +67,30 @@ class Statistics(BaseModel):
     pass_index: int | None = Field(
         default=None, ge=0, le=10_000, description="The interleaved pass it was measured in"
     )
+    # Metrics beside latency, measured in their own pass (a poll for memory or a power window
+    # would disturb the timed runs); on one row of the model's, not on every repeat.
+    peak_memory_bytes: int | None = Field(
+        default=None, ge=0, le=2**50, description="Peak memory of one inference, bytes"
+    )
+    memory_method: str | None = Field(
+        default=None, max_length=200, description="How peak_memory_bytes was measured"
+    )
+    energy_mj: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Energy per inference above idle, millijoules",
+    )
+    energy_method: str | None = Field(
+        default=None,
+        max_length=200,
+        description="How energy_mj was measured, or why it could not be (then energy_mj is null)",
+    )
+    energy_detail: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="The energy window's evidence: rails or gauge read, window and idle power, "
+        "inferences, whether the phone was charging",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -214,6 +238,11 @@ class _StoredStatistics(BaseModel):
     attempt: int
     pass_index: int | None
     job_id: int | None
+    peak_memory_bytes: int | None = None
+    memory_method: str | None = None
+    energy_mj: float | None = None
+    energy_method: str | None = None
+    energy_detail: dict[str, Any] | None = None
 
 
 class LayerMeasurementOut(_StoredStatistics):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from latency_service.db import Base, UtcDateTime, utcnow
@@ -42,6 +42,13 @@ class _Statistics:
     # together, and if that lease never completes the rows are dropped when the job is leased
     # again, so a job's work is stored once.
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), default=None, index=True)
+    # Metrics beside latency (issue 21), from their own pass; null on rows measured before
+    # them and on the repeats that did not carry them.
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    memory_method: Mapped[str | None] = mapped_column(String(200), default=None)
+    energy_mj: Mapped[float | None] = mapped_column(Float, default=None)
+    energy_method: Mapped[str | None] = mapped_column(String(200), default=None)
+    energy_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class LayerMeasurement(_Statistics, Base):
