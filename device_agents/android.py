@@ -29,7 +29,7 @@ from device_agents.benchmark_output import (
     parse_benchmark_output,
 )
 from device_agents.errors import MeasurementError
-from device_agents.metrics import Metric, MetricReadings
+from device_agents.metrics import DeviceMetric, MetricReadings
 from device_agents.profiling import Conditions, Measured
 from device_agents.quality import Evidence, Gate
 from device_agents.runners import Timing
@@ -197,7 +197,7 @@ class AndroidBackend:
         return self.measure_file(model, timing, export_s=time.monotonic() - started)
 
     def measure_metrics(
-        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[Metric], timing: Timing
+        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[DeviceMetric], timing: Timing
     ) -> MetricReadings:
         raise MeasurementError(
             f"this agent cannot yet measure {', '.join(sorted(metrics))} on a phone"

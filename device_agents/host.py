@@ -13,7 +13,7 @@ from device_agents import rapl
 from device_agents.cpu_load import CpuShares, CpuSnapshot, other_cpu_fraction, shares
 from device_agents.errors import MeasurementError
 from device_agents.memory import MemoryUnmeasurable, measure_peak_memory
-from device_agents.metrics import Metric, MetricReadings
+from device_agents.metrics import DeviceMetric, MetricReadings
 from device_agents.probe import PROBE_KEY, SpeedProbe
 from device_agents.profiling import Conditions, Measured
 from device_agents.quality import Evidence, tail_ratio
@@ -142,13 +142,13 @@ class HostBackend:
         return self._measure(model, timing, time.monotonic() - started)
 
     def measure_metrics(
-        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[Metric], timing: Timing
+        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[DeviceMetric], timing: Timing
     ) -> MetricReadings:
         """Peak memory in a fresh process (device_agents.memory); energy from RAPL where the
         host has it. A metric this host cannot measure is stored as null, with the reason."""
         path = self._model_file(model)
         readings = MetricReadings()
-        if Metric.memory in metrics:
+        if DeviceMetric.memory in metrics:
             try:
                 peak = measure_peak_memory(path, self.runtime, self.options)
                 readings = replace(
@@ -156,7 +156,7 @@ class HostBackend:
                 )
             except MemoryUnmeasurable as error:
                 readings = replace(readings, memory_method=f"unavailable: {error}"[:200])
-        if Metric.energy in metrics:
+        if DeviceMetric.energy in metrics:
             readings = self._energy(path, readings)
         return readings
 

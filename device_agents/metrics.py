@@ -1,6 +1,6 @@
 """Metrics beside latency: what a backend's metric pass returns, and the energy arithmetic.
 
-A job may ask for peak memory and energy per inference (``latency_api.schemas.enums.Metric``).
+A job may ask for peak memory and energy per inference (``latency_api.schemas.enums.DeviceMetric``).
 They are measured in a pass of their own after the timed passes, never inside a timed window:
 polling a process's memory or a power rail takes CPU time from the model being timed.
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device_agents.errors import MeasurementError
-from latency_api.schemas.enums import Metric
+from latency_api.schemas.enums import DeviceMetric
 
-__all__ = ["EnergyWindow", "Metric", "MetricReadings", "energy_per_inference_mj"]
+__all__ = ["DeviceMetric", "EnergyWindow", "MetricReadings", "energy_per_inference_mj"]
 
 
 @dataclass(frozen=True, slots=True)

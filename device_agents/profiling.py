@@ -26,7 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from device_agents.metrics import Metric, MetricReadings
+from device_agents.metrics import DeviceMetric, MetricReadings
 from device_agents.quality import Evidence, Gate, Verdict
 from device_agents.runners import Timing
 from device_agents.statistics import TimingStatistics
@@ -76,7 +76,7 @@ class Backend(Protocol):
     ) -> Measured: ...
 
     def measure_metrics(
-        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[Metric], timing: Timing
+        self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[DeviceMetric], timing: Timing
     ) -> MetricReadings:
         """The metric pass of one layer (a key) or network (its keys, stem to classifier)."""
         ...
@@ -172,7 +172,7 @@ def profile(
     on_result: Callable[[Result], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    metrics: Sequence[Metric] = (),
+    metrics: Sequence[DeviceMetric] = (),
 ) -> list[Result]:
     """Measure every layer and architecture ``timing.repeats`` times, interleaved.
 
@@ -265,7 +265,7 @@ class _Session:
         self.bar.advance(self.task)
         return result
 
-    def measure_metrics(self, work: list[Target], metrics: frozenset[Metric]) -> None:
+    def measure_metrics(self, work: list[Target], metrics: frozenset[DeviceMetric]) -> None:
         """The metric pass: each model once, its readings on its first accepted result."""
         names = ", ".join(sorted(metrics))
         self.bar.update(self.task, total=(self.bar.tasks[self.task].total or 0) + len(work))

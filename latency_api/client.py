@@ -24,7 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 from latency_api.errors import JobsTimedOut, ServiceError, ServiceUnreachable
 from latency_api.schemas.common import HealthOut
 from latency_api.schemas.devices import DeviceIn, DeviceList, DeviceOut
-from latency_api.schemas.enums import ErrorCode, JobStatus, Scope
+from latency_api.schemas.enums import DeviceMetric, ErrorCode, JobStatus, Scope
 from latency_api.schemas.jobs import (
     ClaimedJob,
     ClaimIn,
@@ -359,9 +359,12 @@ class HwlatClient:
         architectures: Sequence[Sequence[int]],
         *,
         breakdown: bool = False,
+        metrics: Sequence[DeviceMetric | str] = (),
     ) -> PredictOut:
-        """Latency of architectures of ``space``, in requests of at most 100,000."""
+        """Latency of architectures of ``space``, in requests of at most 100,000; with
+        ``metrics`` (memory, energy) those too (``peak_memory_mb``, ``energy_mj``)."""
         rows = [[int(c) for c in a] for a in architectures]
+        wanted = [DeviceMetric(m) for m in metrics]
         answers = [
             self._predict(
                 PredictIn(
@@ -369,6 +372,7 @@ class HwlatClient:
                     space=space,
                     architectures=rows[start : start + MAX_ARCHITECTURES],
                     breakdown=breakdown,
+                    metrics=wanted,
                 )
             )
             for start in range(0, max(len(rows), 1), MAX_ARCHITECTURES)
@@ -620,6 +624,12 @@ def _merge(answers: list[PredictOut]) -> PredictOut:
             if first.estimated_count is None
             else [v for a in answers for v in a.estimated_count or []],
             "breakdown_ms": breakdown,
+            "peak_memory_mb": None
+            if first.peak_memory_mb is None
+            else [v for a in answers for v in a.peak_memory_mb or []],
+            "energy_mj": None
+            if first.energy_mj is None
+            else [v for a in answers for v in a.energy_mj or []],
         }
     )
 

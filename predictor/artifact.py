@@ -4,12 +4,15 @@
 imported per-position tables of a space (a published table may give two layers with the same
 key different values, as the seed's does); ``layer_model`` estimates layers never measured
 (``regression``, its predecessor, is still read from versions stored before it: schema 1);
-``calibration`` maps a space's layer sum to whole-network latency.
+``calibration`` maps a space's layer sum to whole-network latency. ``memory`` and ``energy``
+(schema 3) predict the metrics beside latency where the device measured them; see
+:mod:`predictor.memory_energy` for how, and why their aggregation over layers differs.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
@@ -17,13 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from models.features import FEATURES, feature_matrix
-from models.layer_key import LayerKey
+from models.layer_key import BYTES_PER_ELEMENT_FP32, LayerKey, Op
 from predictor.layer_model import LayerModel, Similarity
 from predictor.residual_gp import ResidualGP
 
 # 2: ``layer_model`` (predictor.layer_model) replaced ``regression`` for new fits.
-SCHEMA_VERSION: Final = 2
-READABLE_SCHEMAS: Final = (1, 2)
+# 3: ``memory`` and ``energy`` models beside latency (absent from 1 and 2: read as None).
+SCHEMA_VERSION: Final = 3
+READABLE_SCHEMAS: Final = (1, 2, 3)
 Source = Literal["measured", "imported"]
 
 
@@ -84,6 +88,106 @@ class Calibration:
     space_sha256: str | None = None
 
 
+class NoMetricModel(LookupError):
+    """A metric beside latency this predictor cannot answer: never measured, or not for
+    every layer it is asked about."""
+
+    @classmethod
+    def never_measured(cls, metric: str, meaning: str) -> NoMetricModel:
+        return cls(
+            f"this predictor has no {metric} model: the device has no {metric} measurements "
+            f"({meaning}); profile layers and networks with `hwlat jobs create --metric {metric}` "
+            "and fit again"
+        )
+
+
+def weight_bytes(keys: Sequence[LayerKey]) -> npt.NDArray[np.float64]:
+    """fp32 bytes of each layer's parameters."""
+    return np.array([k.params * BYTES_PER_ELEMENT_FP32 for k in keys], dtype=np.float64)
+
+
+def live_bytes(keys: Sequence[LayerKey]) -> npt.NDArray[np.float64]:
+    """fp32 bytes of the tensors each layer reads and writes: what must be live while it runs."""
+    return np.array([k.activation_bytes for k in keys], dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryModel:
+    """Peak memory = fixed + per_weight_byte · Σ weights + per_live_byte · max live set.
+
+    Not a sum over layers: a runtime keeps every weight for the whole inference, but an
+    activation only while it is live, and its arena reuses the memory of dead ones. So the
+    network's peak is its weights plus its largest live set, plus what the runtime holds for
+    any model. The three coefficients are fitted on layers measured alone (non-negative least
+    relative squares); ``calibration`` maps the formula's network value to measured networks
+    per space (``a · x + b``), as latency's does.
+    """
+
+    fixed_bytes: float
+    per_weight_byte: float
+    per_live_byte: float
+    n_layers: int
+    fit_mape_pct: float  # on the layers it was fitted on
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+
+    def formula_bytes(self, networks: Sequence[Sequence[LayerKey]]) -> npt.NDArray[np.float64]:
+        """The uncalibrated formula, one value per network (a layer alone is a network)."""
+        return np.array(
+            [
+                self.fixed_bytes
+                + self.per_weight_byte * float(weight_bytes(keys).sum())
+                + self.per_live_byte * float(live_bytes(keys).max(initial=0.0))
+                for keys in networks
+            ],
+            dtype=np.float64,
+        )
+
+    def network_bytes(
+        self, networks: Sequence[Sequence[LayerKey]], calibration: Calibration | None = None
+    ) -> npt.NDArray[np.float64]:
+        raw = self.formula_bytes(networks)
+        return raw if calibration is None else calibration.a * raw + calibration.b
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyModel:
+    """Energy per inference of a network = Σ of its layers' energies, calibrated per space.
+
+    Energy adds up over layers, as latency does: each layer draws its own. A layer's energy is
+    its measured value where it was measured, else a non-negative linear model of its features
+    (``regression``, millijoules).
+    """
+
+    layers_mj: dict[str, float]
+    regression: Regression | None
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+
+    def layer_mj(self, keys: Sequence[LayerKey]) -> npt.NDArray[np.float64]:
+        # A skipped layer (a skip candidate) runs nothing.
+        values = np.array(
+            [0.0 if k.op is Op.SKIP else self.layers_mj.get(str(k), np.nan) for k in keys],
+            dtype=np.float64,
+        )
+        missing = np.isnan(values)
+        if missing.any():
+            if self.regression is None:
+                unknown = sorted({str(k) for k, m in zip(keys, missing, strict=True) if m})
+                raise NoMetricModel(
+                    f"no energy measured for {', '.join(unknown[:5])} and too few layers "
+                    "measured to model the rest; measure more layers with `--metric energy`"
+                )
+            values[missing] = self.regression.predict(
+                [k for k, m in zip(keys, missing, strict=True) if m]
+            )
+        return values
+
+    def network_mj(
+        self, networks: Sequence[Sequence[LayerKey]], calibration: Calibration | None = None
+    ) -> npt.NDArray[np.float64]:
+        sums = np.array([float(self.layer_mj(keys).sum()) for keys in networks])
+        return sums if calibration is None else calibration.a * sums + calibration.b
+
+
 @dataclass(frozen=True)
 class PredictorArtifact:
     layers: dict[str, LayerEntry] = field(default_factory=dict)
@@ -91,6 +195,8 @@ class PredictorArtifact:
     regression: Regression | None = None
     calibration: dict[str, Calibration] = field(default_factory=dict)
     layer_model: LayerModel | None = None
+    memory: MemoryModel | None = None
+    energy: EnergyModel | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +206,8 @@ class PredictorArtifact:
             "regression": asdict(self.regression) if self.regression else None,
             "calibration": {k: asdict(v) for k, v in sorted(self.calibration.items())},
             "layer_model": asdict(self.layer_model) if self.layer_model else None,
+            "memory": asdict(self.memory) if self.memory else None,
+            "energy": asdict(self.energy) if self.energy else None,
         }
 
     def to_json(self) -> str:
@@ -122,8 +230,10 @@ class PredictorArtifact:
                 for k, v in data.get("positions", {}).items()
             },
             regression=_regression(regression) if regression else None,
-            calibration={k: Calibration(**v) for k, v in data.get("calibration", {}).items()},
+            calibration=_calibrations(data.get("calibration", {})),
             layer_model=_layer_model(layer_model) if layer_model else None,
+            memory=_memory(data["memory"]) if data.get("memory") else None,
+            energy=_energy(data["energy"]) if data.get("energy") else None,
         )
 
     @classmethod
@@ -140,6 +250,30 @@ def _regression(data: dict[str, Any]) -> Regression:
         n_train=int(data["n_train"]),
         cv_mape_pct=float(data["cv_mape_pct"]),
         cv_rms_rel=float(data["cv_rms_rel"]),
+    )
+
+
+def _calibrations(data: dict[str, Any]) -> dict[str, Calibration]:
+    return {k: Calibration(**v) for k, v in data.items()}
+
+
+def _memory(data: dict[str, Any]) -> MemoryModel:
+    return MemoryModel(
+        fixed_bytes=float(data["fixed_bytes"]),
+        per_weight_byte=float(data["per_weight_byte"]),
+        per_live_byte=float(data["per_live_byte"]),
+        n_layers=int(data["n_layers"]),
+        fit_mape_pct=float(data["fit_mape_pct"]),
+        calibration=_calibrations(data.get("calibration", {})),
+    )
+
+
+def _energy(data: dict[str, Any]) -> EnergyModel:
+    regression = data.get("regression")
+    return EnergyModel(
+        layers_mj={k: float(v) for k, v in data["layers_mj"].items()},
+        regression=_regression(regression) if regression else None,
+        calibration=_calibrations(data.get("calibration", {})),
     )
 
 

@@ -8,6 +8,7 @@ import typer
 
 from hwlat.cli.options import DEFAULT_SERVICE, ServiceUrl, Token, client, space_of
 from hwlat.cli.targets import targets
+from latency_api.schemas.enums import DeviceMetric
 from latency_api.schemas.jobs import DeviceSelector, JobIn, JobOut, JobTiming, split_payloads
 from models.errors import UserInputError
 
@@ -45,6 +46,14 @@ def jobs_create(
         float | None, typer.Option(min=0, help="Seconds between models (default: the agent's).")
     ] = None,
     max_attempts: Annotated[int, typer.Option(min=1)] = 3,
+    metrics: Annotated[
+        list[DeviceMetric] | None,
+        typer.Option(
+            "--metric",
+            help="Also measure this beside latency, in its own pass (memory: peak memory; "
+            "energy: energy per inference); repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Queue profiling jobs (the list is split into jobs of --chunk items).
 
@@ -66,6 +75,7 @@ def jobs_create(
         space=search_space.name if search_space else None,
         architectures=archs,
         chunk=chunk,
+        metrics=metrics or (),
     )
     if not payloads:
         raise UserInputError("nothing to profile: give --space, --layer or --networks")

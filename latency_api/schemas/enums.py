@@ -11,10 +11,10 @@ from models.precision import Precision
 __all__ = [
     "Delegate",
     "DeviceKind",
+    "DeviceMetric",
     "ErrorCode",
     "JobKind",
     "JobStatus",
-    "Metric",
     "Precision",
     "Runtime",
     "Scope",
@@ -42,7 +42,7 @@ class Delegate(StrEnum):
     nnapi = "nnapi"
 
 
-class Metric(StrEnum):
+class DeviceMetric(StrEnum):
     """What a job may measure beside latency, which every measurement has."""
 
     memory = "memory"  # peak memory of one inference (see device_agents.memory)

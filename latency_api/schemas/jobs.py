@@ -12,9 +12,9 @@ from latency_api.schemas.common import Id, Int32
 from latency_api.schemas.enums import (
     Delegate,
     DeviceKind,
+    DeviceMetric,
     JobKind,
     JobStatus,
-    Metric,
     Precision,
     Runtime,
 )
@@ -82,7 +82,7 @@ class DeviceSelector(BaseModel):
 class _Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    metrics: list[Metric] = Field(
+    metrics: list[DeviceMetric] = Field(
         default_factory=list,
         description="Measure these too, beside latency, each in its own pass after the timed "
         "ones (memory: peak memory of an inference; energy: energy per inference)",
@@ -90,7 +90,7 @@ class _Profile(BaseModel):
 
     @field_validator("metrics")
     @classmethod
-    def _once_each(cls, metrics: list[Metric]) -> list[Metric]:
+    def _once_each(cls, metrics: list[DeviceMetric]) -> list[DeviceMetric]:
         return sorted(set(metrics))
 
 
@@ -130,7 +130,7 @@ def split_payloads(
     space: str | None = None,
     architectures: Sequence[Sequence[int]] = (),
     chunk: int,
-    metrics: Sequence[Metric] = (),
+    metrics: Sequence[DeviceMetric] = (),
 ) -> list[ProfileLayers | ProfileNetworks]:
     """Payloads of at most ``chunk`` items each: layers first, then networks of ``space``.
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from latency_api.errors import HwlatError
 from latency_api.schemas.common import Id, Int32
+from latency_api.schemas.enums import DeviceMetric
 from models import DEFAULT_SPACE, SearchSpace
 from models.errors import UserInputError
 from predictor.calibration import calibrated_ms, calibrated_offset_ms
@@ -112,6 +113,11 @@ class PredictIn(BaseModel):
         default=None, description="Or: each network as its list of layer keys"
     )
     breakdown: bool = Field(default=False, description="Also return per-layer latencies")
+    metrics: list[DeviceMetric] = Field(
+        default_factory=list,
+        description="Also predict these beside latency (memory: peak MB, 2^20 bytes; energy: "
+        "mJ per inference), with `architectures` or `ofa_configs`",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
@@ -122,6 +128,11 @@ class PredictIn(BaseModel):
             )
         if self.layers is None and self.space is None:
             raise ValueError("`architectures` and `ofa_configs` index a search space: add `space`")
+        if self.metrics and self.layers is not None:
+            raise ValueError(
+                "`metrics` are predicted for architectures of a space (a calibration per space); "
+                "give `architectures` or `ofa_configs` with `space`"
+            )
         return self
 
 
@@ -154,6 +165,12 @@ class PredictOut(BaseModel):
         "layers, in a space of fixed shapes), or per listed layer, with `breakdown`",
     )
     fixed_ms: float | None = Field(default=None, description="Fixed parts, in the sum before a·Σ+b")
+    peak_memory_mb: list[float] | None = Field(
+        default=None, description="With `metrics` memory: peak memory per architecture, MB (2^20 B)"
+    )
+    energy_mj: list[float] | None = Field(
+        default=None, description="With `metrics` energy: energy per inference, millijoules"
+    )
 
 
 class TableMismatch(HwlatError):

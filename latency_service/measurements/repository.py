@@ -6,7 +6,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Select, delete, func, insert, select, text
+from sqlalchemy import JSON, Select, delete, func, insert, or_, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -149,6 +149,51 @@ def network_rows(session: Session, device_id: int, space: str | None = None) -> 
     if space is not None:
         query = query.where(NetworkMeasurement.space == space)
     rows: Sequence[Any] = session.execute(query.order_by(NetworkMeasurement.id)).all()
+    return rows
+
+
+def layer_metric_rows(session: Session, device_id: int) -> Sequence[Any]:
+    """(layer_key, peak_memory_bytes, energy_mj) of every accepted layer row with either."""
+    rows: Sequence[Any] = session.execute(
+        select(
+            LayerMeasurement.layer_key,
+            LayerMeasurement.peak_memory_bytes,
+            LayerMeasurement.energy_mj,
+        )
+        .where(
+            LayerMeasurement.device_id == device_id,
+            LayerMeasurement.accepted,
+            LayerMeasurement.role == "layer",
+            or_(
+                LayerMeasurement.peak_memory_bytes.is_not(None),
+                LayerMeasurement.energy_mj.is_not(None),
+            ),
+        )
+        .order_by(LayerMeasurement.id)
+    ).all()
+    return rows
+
+
+def network_metric_rows(session: Session, device_id: int) -> Sequence[Any]:
+    """(space, architecture, peak_memory_bytes, energy_mj) of every accepted network row with
+    either."""
+    rows: Sequence[Any] = session.execute(
+        select(
+            NetworkMeasurement.space,
+            NetworkMeasurement.architecture,
+            NetworkMeasurement.peak_memory_bytes,
+            NetworkMeasurement.energy_mj,
+        )
+        .where(
+            NetworkMeasurement.device_id == device_id,
+            NetworkMeasurement.accepted,
+            or_(
+                NetworkMeasurement.peak_memory_bytes.is_not(None),
+                NetworkMeasurement.energy_mj.is_not(None),
+            ),
+        )
+        .order_by(NetworkMeasurement.id)
+    ).all()
     return rows
 
 

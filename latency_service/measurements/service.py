@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.enums import DeviceMetric
 from latency_api.schemas.measurements import (
     IngestOut,
     LayerBatchIn,
@@ -272,3 +273,42 @@ def network_medians(
         }
         for name, by_arch in sorted(grouped.items())
     }
+
+
+@dataclass(frozen=True)
+class MetricValues:
+    """A device's current value of each metric beside latency: the median of its rows, per
+    layer and per (space, architecture)."""
+
+    layers: dict[DeviceMetric, dict[str, float]]
+    networks: dict[DeviceMetric, dict[str, dict[Architecture, float]]]
+
+
+_METRIC_COLUMNS = ((DeviceMetric.memory, 0), (DeviceMetric.energy, 1))
+
+
+def current_metrics(session: Session, device_id: int) -> MetricValues:
+    layers: dict[DeviceMetric, dict[str, list[float]]] = {
+        m: defaultdict(list) for m in DeviceMetric
+    }
+    for key, *values in repository.layer_metric_rows(session, device_id):
+        for metric, i in _METRIC_COLUMNS:
+            if values[i] is not None:
+                layers[metric][key].append(float(values[i]))
+    networks: dict[DeviceMetric, dict[str, dict[Architecture, list[float]]]] = {
+        m: defaultdict(lambda: defaultdict(list)) for m in DeviceMetric
+    }
+    for space, arch, *values in repository.network_metric_rows(session, device_id):
+        for metric, i in _METRIC_COLUMNS:
+            if values[i] is not None:
+                networks[metric][space][tuple(parse_architecture(arch))].append(float(values[i]))
+    return MetricValues(
+        layers={m: {k: float(np.median(v)) for k, v in by.items()} for m, by in layers.items()},
+        networks={
+            m: {
+                space: {a: float(np.median(v)) for a, v in by_arch.items()}
+                for space, by_arch in by_space.items()
+            }
+            for m, by_space in networks.items()
+        },
+    )

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.enums import DeviceMetric
 from latency_api.schemas.predictors import (
     MAX_ARCHITECTURES,
     MAX_LAYER_KEYS,
@@ -21,9 +22,10 @@ from latency_service.predictors.service import CompiledCache, PredictorIncomplet
 from latency_service.spaces import space_or_404
 from models import InvalidArchitecture, SearchSpace, parse
 from models.ofa_config import OfaConfigError, from_ofa_config
-from predictor.artifact import Calibration
+from predictor.artifact import Calibration, NoMetricModel
 from predictor.calibration import calibrated_ms, calibrated_uncertainty_ms
-from predictor.compiled import CompiledSpace, MissingLayers, lookup
+from predictor.compiled import CalibratedOnAnotherSpec, CompiledSpace, MissingLayers, lookup
+from predictor.memory_energy import predict_energy_mj, predict_memory_mb
 
 
 def predict(session: Session, cache: CompiledCache, request: PredictIn) -> PredictOut:
@@ -69,6 +71,7 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
     index = compiled.index(archs)
     latency, uncertainty = compiled.predict(archs, index)
     used = compiled.flat_estimated.take(index)
+    beside = _beside_latency(session, cache, request, space, rows)
     return PredictOut(
         device_id=request.device_id,
         predictor_version=compiled.version,
@@ -79,7 +82,28 @@ def _by_architecture(session: Session, cache: CompiledCache, request: PredictIn)
         estimated_count=used.sum(axis=1).tolist(),
         breakdown_ms=compiled.flat_ms.take(index).tolist() if request.breakdown else None,
         fixed_ms=compiled.fixed_ms if compiled.calibration.fixed_in_sum else None,
+        peak_memory_mb=beside.get(DeviceMetric.memory),
+        energy_mj=beside.get(DeviceMetric.energy),
     )
+
+
+def _beside_latency(
+    session: Session,
+    cache: CompiledCache,
+    request: PredictIn,
+    space: SearchSpace,
+    rows: list[list[int]],
+) -> dict[DeviceMetric, list[float]]:
+    """The metrics the request asked for beside latency, per architecture."""
+    if not request.metrics:
+        return {}
+    _, artifact = cache.artifact(session, request.device_id)
+    networks = [space.network(row) for row in rows]
+    predictors = {DeviceMetric.memory: predict_memory_mb, DeviceMetric.energy: predict_energy_mj}
+    try:
+        return {m: predictors[m](artifact, space, networks).tolist() for m in request.metrics}
+    except (NoMetricModel, CalibratedOnAnotherSpec) as error:
+        raise PredictorIncomplete(f"device {request.device_id}: {error}") from None
 
 
 def _used_entries(compiled: CompiledSpace, index: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

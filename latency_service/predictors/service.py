@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from latency_api.schemas.enums import ErrorCode
+from latency_api.schemas.enums import DeviceMetric, ErrorCode
 from latency_api.schemas.predictors import FitIn
 from latency_service.devices import service as devices
 from latency_service.errors import Conflict, NotFound
@@ -29,6 +29,7 @@ from models import SearchSpace, get_space
 from predictor.artifact import LayerEntry, PredictorArtifact
 from predictor.compiled import CalibratedOnAnotherSpec, CompiledSpace, MissingLayers, compile_space
 from predictor.fitting import NetworkSample, calibrate, fit_predictor
+from predictor.memory_energy import fit_energy, fit_memory
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,42 @@ def fit_for_device(session: Session, device_id: int, spec: FitIn | None = None) 
         },
         "drift_correction": correction["applied"],
     }
+    artifact, beside = _with_metrics(session, device_id, artifact, holdout)
+    training["beside_latency"] = beside
     metrics = _fit_metrics(artifact, networks) | {"drift_correction": correction}
     return _store(session, device_id, artifact, "fit", training, metrics, keep_training=True)
+
+
+def _with_metrics(
+    session: Session,
+    device_id: int,
+    artifact: PredictorArtifact,
+    holdout: dict[str, set[tuple[int, ...]]],
+) -> tuple[PredictorArtifact, dict[str, Any]]:
+    """The artifact with a model of each metric beside latency the device has measured, and
+    what each was fitted on (for the version's training record)."""
+    values = measurements.current_metrics(session, device_id)
+    networks = {
+        metric: {
+            get_space(space): [
+                (arch, value)
+                for arch, value in by_arch.items()
+                if arch not in holdout.get(space, set())
+            ]
+            for space, by_arch in by_space.items()
+        }
+        for metric, by_space in values.networks.items()
+    }
+    memory = fit_memory(values.layers[DeviceMetric.memory], networks[DeviceMetric.memory])
+    energy = fit_energy(values.layers[DeviceMetric.energy], networks[DeviceMetric.energy])
+    used = {
+        str(metric): {
+            "layers": len(values.layers[metric]),
+            "networks": {s.name: len(v) for s, v in networks[metric].items()},
+        }
+        for metric in DeviceMetric
+    }
+    return replace(artifact, memory=memory, energy=energy), used
 
 
 def fit_after_job(session: Session, device_id: int, job_id: int) -> Predictor | None:
