@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from latency_api import HwlatClient, JobFailed
-from latency_api.schemas.enums import JobStatus
+from latency_api.schemas.enums import DeviceMetric, JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, split_payloads
 from latency_api.schemas.validations import ValidationIn, ValidationOut
 from models import SearchSpace
@@ -30,9 +30,13 @@ def queue_networks(
     space: SearchSpace,
     archs: Sequence[Sequence[int]],
     timing: JobTiming,
+    metrics: Sequence[DeviceMetric] = (),
 ) -> list[int]:
-    """Jobs measuring ``archs`` end to end on the device; their ids."""
-    payloads = split_payloads(space=space.name, architectures=archs, chunk=JOB_CHUNK)
+    """Jobs measuring ``archs`` end to end on the device (and ``metrics`` beside latency);
+    their ids."""
+    payloads = split_payloads(
+        space=space.name, architectures=archs, chunk=JOB_CHUNK, metrics=metrics
+    )
     return [
         client.create_job(JobIn(device_id=device_id, payload=p, timing=timing)).id for p in payloads
     ]

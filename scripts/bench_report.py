@@ -666,6 +666,45 @@ def figs_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def memory_section(data: dict[str, Any]) -> list[str]:
+    device, model, retest = data["device"], data["model"], data["retest"]
+    low, high = data["measured_mb_range"]
+    calibration = model["calibration"] or {}
+    lines = [
+        run_line(data),
+        "",
+        f"Peak memory on {data['space']}, host device {device['model']} ({device['runtime']}, "
+        f"{device['delegate']}, {device['threads']} thread), measured as {data['method']}. "
+        f"All {data['layer_variants']} layer variants and {data['calibration_networks']} "
+        f"calibration networks measured; {data['validation_networks']} held-out networks "
+        f"scored (measured {low:.1f}-{high:.1f} MB; MB = 2^20 bytes).",
+        "",
+        f"The fitted model: {model['fixed_mb']:.2f} MB fixed + {model['per_weight_byte']:.2f} "
+        f"x weights + {model['per_live_byte']:.2f} x the largest live set (fit on layers: MAPE "
+        f"{model['fit_mape_pct']:.2f}%), then a = {calibration.get('a', 1.0):.3f}, "
+        f"b = {calibration.get('b_mb', 0.0):.2f} MB on the calibration networks.",
+        "",
+        "| predictor | ±5% | ±10% | MAPE | bias | Kendall τ |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, score in data["scores"].items():
+        tau = score[Metric.KENDALL_TAU]
+        lines.append(
+            f"| {name} | {100 * score[Metric.WITHIN_5PCT]:.1f}% "
+            f"| {100 * score[Metric.WITHIN_10PCT]:.1f}% | {score[Metric.MAPE]:.2f}% "
+            f"| {score[Metric.BIAS_PCT]:+.1f}% | {'-' if tau is None else f'{tau:.3f}'} |"
+        )
+    lines += [
+        "",
+        f"The measurement against itself ({retest['networks']} networks measured again, "
+        f"each in a fresh process): MAPE {retest['mape_pct']:.2f}%, worst "
+        f"{retest['max_pct']:.2f}%.",
+        "",
+        f"![peak memory predicted against measured](bench/{data.get('plot', 'memory.png')})",
+    ]
+    return lines
+
+
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("Accuracy", "accuracy", accuracy_section),
     ("Accuracy while a neighbour disturbs", "accuracy_disturbed", accuracy_section),
@@ -673,6 +712,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("A new device from ten layers and ten networks", "new_device", new_device_section),
     ("FiGS: channel search to a measured latency", "figs", figs_section),
     ("FiGS on LiteRT's built-in kernels", "figs_builtin", figs_section),
+    ("Peak memory", "memory", memory_section),
     ("Catching interference", "interference", interference_section),
     ("Prediction speed", "predict", predict_section),
     ("Profiling on the host", "profile", profile_section),
