@@ -174,6 +174,23 @@ def test_chart_data_is_the_domain_data_as_json_and_csv(
     seed_space = coverage["spnas-mobilenetv2-224"]
     assert (seed_space["measured"], seed_space["estimated"]) == (0, seed_space["layer_variants"])
 
+    metrics = {r["metric"]: r for r in rows_of(browser, f"/dashboard/data/devices/{first}/metrics")}
+    assert metrics["memory"]["layers_measured"] == seeded.layers
+    assert metrics["memory"]["method"] == "benchmark_model periodic monitoring"
+    assert metrics["memory"]["model"].endswith("0 space calibration(s))")
+    assert metrics["energy"]["model"].startswith(f"Σ layers: {seeded.layers} measured")
+    assert metrics["latency"]["networks_measured"] > 0
+    other_rows = rows_of(browser, f"/dashboard/data/devices/{second}/metrics")
+    other = {r["metric"]: r for r in other_rows}
+    assert (other["memory"]["layers_measured"], other["memory"]["model"]) == (0, "none")
+    layers = {
+        r["layer_key"]: r for r in rows_of(browser, f"/dashboard/data/devices/{first}/layers")
+    }
+    some_key = next(iter(seeded.slowdown))
+    assert layers[some_key]["peak_memory_mb"] == pytest.approx(
+        (4e6 + 2e6 * layers[some_key]["median_ms"]) / (1 << 20), rel=1e-6
+    )
+
     states = rows_of(browser, "/dashboard/data/jobs/states")
     assert [r["status"] for r in states] == ["queued", "leased", "done", "failed"]
 

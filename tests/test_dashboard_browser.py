@@ -208,7 +208,15 @@ def test_runtime_heatmap_and_ratio(lab: Lab, context: tuple[BrowserContext, Traf
     ratio_cells = traces(page, "ratio-heatmap")["trace 0"]
     assert skips == 1
     assert 0 < ratio_cells < lab.seeded.candidates  # skip has no ratio (0 ms over 0 ms)
+    # Each metric beside latency per layer: one bar per layer measured for it.
+    assert traces(page, "layer-memory") == {"peak memory mb": lab.seeded.layers}
+    assert traces(page, "layer-energy") == {"energy mj": lab.seeded.layers}
     screenshot(page, "runtime-table")
+    traffic.assert_clean()
+    # A device that measured no memory says how to, instead of drawing empty axes.
+    page.goto(f"{lab.server.url}/dashboard/devices/{second}")  # signed in already
+    wait_for_charts(page)
+    expect(page.locator("#layer-memory p.empty")).to_contain_text("--metric memory")
     traffic.assert_clean()
 
 

@@ -178,6 +178,7 @@ def device_page(
         space=search_space.name,
         spaces=_space_names(session),
         coverage=service.coverage_rows(session, device_id),
+        metrics=service.metric_rows(session, device_id),
         similar=service.similar_device_rows(session, device_id),
         others=others,
         compare=compare_id,
@@ -323,6 +324,14 @@ def layers_data(
 ) -> Response:
     """Current value of every measured layer, with how many measurements were outliers."""
     return table(service.layer_rows(session, device_id), format, f"layers-device-{device_id}")
+
+
+@data.get("/devices/{device_id}/metrics")
+def metrics_data(
+    device_id: IdPath, session: ReadSessionDep, _: DataUser, format: Format = "json"
+) -> Response:
+    """Latency, peak memory and energy: what is measured, how, and the newest model of each."""
+    return table(service.metric_rows(session, device_id), format, f"metrics-device-{device_id}")
 
 
 @data.get("/devices/{device_id}/history")

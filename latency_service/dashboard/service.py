@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from latency_api.schemas.enums import DeviceMetric
 from latency_api.schemas.predictors import RuntimeTable
 from latency_api.schemas.validations import ValidationOut
 from latency_service.devices import service as devices
@@ -24,6 +25,8 @@ from latency_service.predictors.service import CompiledCache
 from latency_service.spaces import service as space_service
 from latency_service.validations import service as validation_reports
 from models import SearchSpace, format_architecture, get_space
+from predictor.artifact import PredictorArtifact
+from predictor.memory_energy import BYTES_PER_MB
 from predictor.metrics import FIGURES, Metric
 
 Row = dict[str, Any]
@@ -229,6 +232,8 @@ def history_rows(session: Session, device_id: int, layer_key: str) -> list[Row]:
 
 
 def layer_rows(session: Session, device_id: int) -> list[Row]:
+    beside = measurements.current_metrics(session, device_id).layers
+    memory, energy = beside[DeviceMetric.memory], beside[DeviceMetric.energy]
     return [
         {
             "layer_key": c.layer_key,
@@ -236,10 +241,70 @@ def layer_rows(session: Session, device_id: int) -> list[Row]:
             "n": c.n,
             "n_outliers": c.n - c.n_used,
             "spread_pct": c.spread_pct,
+            "peak_memory_mb": memory[c.layer_key] / BYTES_PER_MB if c.layer_key in memory else None,
+            "energy_mj": energy.get(c.layer_key),
             "last_measured_at": c.last_measured_at.isoformat(),
         }
         for c in measurements.current_layers(session, device_id)
     ]
+
+
+def metric_rows(session: Session, device_id: int) -> list[Row]:
+    """Each metric the device measures, what it has measured, how, and what the newest
+    predictor version makes of it."""
+    devices.get(session, device_id)
+    beside = measurements.current_metrics(session, device_id)
+    methods = measurements.latest_metric_methods(session, device_id)
+    latest = predictors.latest_version(session, device_id)
+    artifact = None
+    if latest is not None:
+        stored = predictors.get_version(session, device_id, latest[1])
+        artifact = PredictorArtifact.from_json(stored.artifact)
+    rows: list[Row] = [
+        {
+            "metric": "latency",
+            "unit": "ms",
+            "layers_measured": len(measurements.current_layers(session, device_id)),
+            "networks_measured": len(measurements.network_rows(session, device_id)),
+            "method": "timed runs (median)",
+            "model": "none" if artifact is None else "per-layer table + layer model, a·Σ+b",
+        }
+    ]
+    for metric, unit in ((DeviceMetric.memory, "MB (2^20 B)"), (DeviceMetric.energy, "mJ")):
+        rows.append(
+            {
+                "metric": str(metric),
+                "unit": unit,
+                "layers_measured": len(beside.layers[metric]),
+                "networks_measured": sum(len(v) for v in beside.networks[metric].values()),
+                "method": methods.get(metric),
+                "model": _metric_model(artifact, metric),
+            }
+        )
+    return rows
+
+
+def _metric_model(artifact: PredictorArtifact | None, metric: DeviceMetric) -> str:
+    if artifact is None:
+        return "none"
+    if metric is DeviceMetric.memory:
+        memory = artifact.memory
+        if memory is None:
+            return "none"
+        return (
+            f"{memory.fixed_bytes / BYTES_PER_MB:.2f} MB + {memory.per_weight_byte:.2f}·weights "
+            f"+ {memory.per_live_byte:.2f}·largest live set ({memory.n_layers} layers, "
+            f"{len(memory.calibration)} space calibration(s))"
+        )
+    energy = artifact.energy
+    if energy is None:
+        return "none"
+    regression = (
+        "no regression yet"
+        if energy.regression is None
+        else f"regression CV MAPE {energy.regression.cv_mape_pct:.1f}%"
+    )
+    return f"Σ layers: {len(energy.layers_mj)} measured, {regression}"
 
 
 def state_rows(session: Session) -> list[Row]:

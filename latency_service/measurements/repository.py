@@ -197,6 +197,18 @@ def network_metric_rows(session: Session, device_id: int) -> Sequence[Any]:
     return rows
 
 
+def latest_method(session: Session, device_id: int, column: str) -> str | None:
+    """The newest non-null ``memory_method`` or ``energy_method`` of the device's layer rows."""
+    method = getattr(LayerMeasurement, column)
+    found: str | None = session.scalar(
+        select(method)
+        .where(LayerMeasurement.device_id == device_id, method.is_not(None))
+        .order_by(LayerMeasurement.id.desc())
+        .limit(1)
+    )
+    return found
+
+
 def reference_rows(session: Session, device_id: int) -> Sequence[Any]:
     """(layer_key, job_id, median_ms, measured_at) of the device's accepted drift references."""
     rows: Sequence[Any] = session.execute(

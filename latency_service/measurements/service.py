@@ -312,3 +312,17 @@ def current_metrics(session: Session, device_id: int) -> MetricValues:
             for m, by_space in networks.items()
         },
     )
+
+
+def latest_metric_methods(session: Session, device_id: int) -> dict[DeviceMetric, str]:
+    """How each metric beside latency was last measured on the device (its method string,
+    which also says why a metric could not be measured)."""
+    found: dict[DeviceMetric, str] = {}
+    for metric, column in (
+        (DeviceMetric.memory, "memory_method"),
+        (DeviceMetric.energy, "energy_method"),
+    ):
+        method = repository.latest_method(session, device_id, column)
+        if method is not None:
+            found[metric] = method
+    return found

@@ -197,9 +197,17 @@ function showMessage(el, message) {
   el.appendChild(p);
 }
 
+// A bar chart of a column most rows lack (a metric only some layers were measured for) draws
+// the rows that have it; with none, the chart says it has no data instead of drawing nothing.
+function usable(rows, el) {
+  if (el.dataset.kind !== "bar") return rows;
+  const names = el.dataset.y.split(",");
+  return rows.filter((row) => names.some((name) => row[name] !== null && row[name] !== undefined));
+}
+
 async function drawChart(el) {
   try {
-    const rows = await fetchRows(el.dataset.src);
+    const rows = usable(await fetchRows(el.dataset.src), el);
     if (rows.length === 0) {
       showMessage(el, el.dataset.empty || "no data yet");
     } else {
