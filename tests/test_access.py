@@ -76,6 +76,7 @@ NEEDS: dict[tuple[str, str], Scope | None] = {
     ("GET", "/dashboard/data/devices/{device_id}/accuracy"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/validations/{validation_id}/points"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/layers"): Scope.read,
+    ("GET", "/dashboard/data/devices/{device_id}/metrics"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/coverage"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/similar-devices"): Scope.read,
     ("GET", "/dashboard/data/devices/{device_id}/history"): Scope.read,
