@@ -5,6 +5,12 @@ too hot, runs ``taskset MASK benchmark_model --graph=... --num_threads=N --warmu
 --num_runs=R ...`` under a timeout, and reads the output with
 :mod:`device_agents.benchmark_output`. Interpreting shell output lives in
 :mod:`device_agents.android_text`; this module only decides what to run.
+
+Metrics get runs of their own, after the timed ones, since their probes disturb timing: peak
+memory is a run with ``--report_peak_memory_footprint=true`` (its polling thread shares the
+CPU with the model); energy is a window of inferences lasting ``energy_window_s`` between two
+readings of the phone's rails or inside its fuel gauge sampler, then an idle window as long
+(:mod:`device_agents.phone_energy`).
 """
 
 from __future__ import annotations
@@ -17,19 +23,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from device_agents import android_text as text
-from device_agents.adb import Adb, AdbPhone
+from device_agents import phone_energy as energy
+from device_agents.adb import Adb, AdbPhone, ShellResult
 from device_agents.benchmark_output import (
+    BenchmarkOutput,
     BenchmarkOutputError,
     RunStatistics,
     parse_benchmark_output,
 )
 from device_agents.errors import MeasurementError
-from device_agents.metrics import DeviceMetric, MetricReadings
+from device_agents.metrics import DeviceMetric, EnergyWindow, MetricReadings
 from device_agents.profiling import Conditions, Measured
 from device_agents.quality import Evidence, Gate
 from device_agents.runners import Timing
@@ -96,6 +104,13 @@ class AndroidBackend:
     run_timeout_s: float | None = None
     cache_dir: Path | None = None
     sleep: Callable[[float], None] = time.sleep
+    # Energy: how long the window of inferences lasts (an idle window as long follows); the
+    # fuel gauge's sampling period on the phone; whether to measure on a charger anyway.
+    energy_window_s: float = 2.0
+    gauge_period_s: float = 0.05
+    allow_charging: bool = False
+    # Peak memory: benchmark_model's polling interval (the tool's default is 50 ms).
+    memory_check_interval_ms: int = 10
     _phone: AdbPhone = field(init=False, repr=False)
     _props: dict[str, str] | None = field(default=None, init=False, repr=False)
     _cores: frozenset[int] | None = field(default=None, init=False, repr=False)
@@ -103,11 +118,20 @@ class AndroidBackend:
     _binary_pushed: bool = field(default=False, init=False, repr=False)
     _pushed: set[str] = field(default_factory=set, init=False, repr=False)
     _digests: dict[tuple[str, int, int], str] = field(default_factory=dict, init=False, repr=False)
+    # The rails, once probed: how to read them, or why they cannot be read.
+    _rails: energy.RailsAccess | str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.delegate = Delegate(self.delegate)
         if self.num_threads < 1:
             raise ValueError(f"num_threads={self.num_threads}; need at least 1")
+        if self.energy_window_s <= 0 or self.gauge_period_s <= 0:
+            raise ValueError(
+                f"energy_window_s={self.energy_window_s} and gauge_period_s="
+                f"{self.gauge_period_s}: both must be positive"
+            )
+        if self.memory_check_interval_ms < 1:
+            raise ValueError(f"memory_check_interval_ms={self.memory_check_interval_ms}; need >= 1")
         if not self.benchmark_binary.is_file():
             raise FileNotFoundError(
                 f"benchmark_model binary {self.benchmark_binary} not found; see the README "
@@ -199,8 +223,145 @@ class AndroidBackend:
     def measure_metrics(
         self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[DeviceMetric], timing: Timing
     ) -> MetricReadings:
-        raise MeasurementError(
-            f"this agent cannot yet measure {', '.join(sorted(metrics))} on a phone"
+        """Peak memory and energy of one model, each in runs of its own (see the module doc).
+
+        A metric this phone cannot give is stored as null with the reason; a phone on a
+        charger is refused (MeasurementError) unless ``allow_charging``."""
+        with _EXPORT_LOCK:
+            if isinstance(model, LayerKey):
+                path = export_layer(model, "tflite", cache_dir=self.cache_dir)
+            else:
+                path = export_keys(model, "tflite", cache_dir=self.cache_dir)
+        readings = MetricReadings()
+        if DeviceMetric.memory in metrics:
+            peak_bytes, method = self._peak_memory(path, timing)
+            readings = replace(readings, peak_memory_bytes=peak_bytes, memory_method=method[:200])
+        if DeviceMetric.energy in metrics:
+            energy_mj, method, detail = self._energy(path, timing)
+            readings = replace(
+                readings, energy_mj=energy_mj, energy_method=method[:200], energy_detail=detail
+            )
+        return readings
+
+    def _peak_memory(self, model: Path, timing: Timing) -> tuple[int | None, str]:
+        """A run with the tool's memory polling: its peak (else its footprint delta), bytes."""
+        binary, graph = self._ensure_binary(), self._ensure_model(model)
+        self.wait_until_cool()
+        flags = (
+            "--report_peak_memory_footprint=true",
+            f"--memory_footprint_check_interval_ms={self.memory_check_interval_ms}",
+        )
+        command = self.benchmark_command(binary, graph, timing, flags)
+        parsed, result = self._run(command, graph, timing, tolerated=flags)
+        try:
+            peak_bytes, method = parsed.peak_memory()
+        except BenchmarkOutputError as error:
+            return None, f"unavailable: {error}"
+        if text.unconsumed_flags(result.text):
+            # An older build: it ran, without polling; its delta line is what there is.
+            method += " (this build has no --report_peak_memory_footprint)"
+        if peak_bytes == 0:
+            # ru_maxrss only grows: no growth means an earlier peak hid the model's own.
+            return None, f"unavailable: benchmark_model reported 0 MB ({method})"
+        return peak_bytes, method
+
+    def _energy(self, model: Path, timing: Timing) -> tuple[float, str, dict[str, Any]]:
+        """Energy per inference (mJ), how it was measured, and the window's evidence."""
+        charging = energy.charging_reasons(self._sysfs(*energy.CHARGER_FILES))
+        if charging and not self.allow_charging:
+            raise MeasurementError(f"{self.serial}: {', '.join(charging)}: {energy.CHARGING_HELP}")
+        binary, graph = self._ensure_binary(), self._ensure_model(model)
+        self.wait_until_cool()
+        # One timed run lasting the window (warm-up runs included: they draw energy too).
+        window = timing.model_copy(update={"num_runs": 1, "min_secs": self.energy_window_s})
+        command = self.benchmark_command(binary, graph, window)
+        rails = self._rails_access()
+        if isinstance(rails, energy.RailsAccess):
+            measured = self._rails_window(rails, command, graph, window)
+            method = energy.RAILS_METHOD + (", read via su" if rails.via_su else "")
+        else:
+            measured = self._gauge_window(command, graph, window, rails)
+            method = f"{energy.GAUGE_METHOD}; no rails: {rails}"
+        detail: dict[str, Any] = {**measured.evidence(), "charging": bool(charging)}
+        if charging:
+            detail["charging_reasons"] = charging
+        return measured.energy_per_inference_mj(), method, detail
+
+    def _rails_access(self) -> energy.RailsAccess | str:
+        """How to read the rails (probed once per phone), or why they cannot be read."""
+        if self._rails is None:
+            access = energy.RailsAccess(
+                lambda c: self._phone.shell(c, self.command_timeout_s, check=False)
+            )
+            try:
+                access.probe()
+                self._rails = access
+            except energy.NoRails as reason:
+                log.info("%s: no rails, the fuel gauge instead: %s", self.serial, reason)
+                self._rails = str(reason)
+        return self._rails
+
+    def _rails_window(
+        self, rails: energy.RailsAccess, command: str, graph: str, timing: Timing
+    ) -> EnergyWindow:
+        before = rails.read()
+        parsed, _ = self._run(command, graph, timing)
+        active_j, active_s = energy.rails_delta(before, rails.read())
+        idle_before = rails.read()
+        self._phone.shell(f"sleep {active_s:.3f}", active_s + self.command_timeout_s)
+        idle_j, idle_s = energy.rails_delta(idle_before, rails.read())
+        return EnergyWindow(
+            active_j,
+            active_s,
+            parsed.inferences,
+            idle_j,
+            idle_s,
+            detail={
+                "source": "rails",
+                "read": "su -c" if rails.via_su else "adb shell",
+                "rails": list(rails.rails),
+            },
+        )
+
+    def _gauge_window(
+        self, command: str, graph: str, timing: Timing, no_rails: str
+    ) -> EnergyWindow:
+        sampled = energy.sampler_command(command, self.gauge_period_s)
+        parsed, result = self._run(sampled, graph, timing)
+        active = energy.parse_gauge_samples(result.stdout)
+        if len(active) < 2:
+            raise MeasurementError(
+                f"{self.serial}: {len(active)} fuel gauge samples while the model ran; the "
+                f"output ends:\n{_tail(result.text)}"
+            )
+        span_s = active[-1].uptime_s - active[0].uptime_s
+        idle_run = self._phone.shell(
+            energy.sampler_command(f"sleep {span_s:.3f}", self.gauge_period_s),
+            span_s + self.command_timeout_s,
+            check=False,
+        )
+        idle = energy.parse_gauge_samples(idle_run.stdout)
+        if len(idle) < 2:
+            raise MeasurementError(
+                f"{self.serial}: {len(idle)} fuel gauge samples in the idle window: "
+                f"{_tail(idle_run.text)}"
+            )
+        units = energy.GaugeUnits.infer(idle, self.allow_charging)
+        active_j, active_s = units.energy(active)
+        idle_j, idle_s = units.energy(idle)
+        return EnergyWindow(
+            active_j,
+            active_s,
+            parsed.inferences,
+            idle_j,
+            idle_s,
+            detail={
+                "source": "fuel gauge",
+                "gauge_hz": round(energy.sample_rate_hz(active), 1),
+                "samples": len(active),
+                "units": units.note,
+                "no_rails": no_rails,
+            },
         )
 
     def measure_file(self, model: Path, timing: Timing, export_s: float = 0.0) -> Measured:
@@ -209,32 +370,12 @@ class AndroidBackend:
         graph = self._ensure_model(model)
         before = self.wait_until_cool()
         command = self.benchmark_command(binary, graph, timing)
-        timeout = self.run_timeout_s or 2 * timing.max_secs + _RUN_SLACK_S
         started = time.monotonic()
-        result = self._phone.shell(command, timeout, check=False)
+        parsed, _ = self._run(command, graph, timing)
         measure_s = time.monotonic() - started
-        output = result.text
-        problem: str | None = None
-        if result.returncode != 0:
-            problem = f"benchmark_model exited with {result.returncode}"
-        elif ignored := text.unconsumed_flags(output):
-            # A run that silently ignored a setting measured something else than asked.
-            problem = f"this benchmark_model build ignores {' '.join(ignored)}"
-        else:
-            try:
-                parsed = parse_benchmark_output(output)
-                statistics = parsed.statistics()
-            except BenchmarkOutputError as error:
-                problem = f"unusable benchmark_model output: {error}"
-        if problem is not None:
-            # The phone may have lost the files (storage wiped, another tool cleaning up):
-            # push them again on the retry rather than fail the same way forever.
-            self._pushed.discard(graph)
-            self._binary_pushed = False
-            raise MeasurementError(f"{self.serial}: {problem}; the output ends:\n{_tail(output)}")
         after, frequencies = self._conditions()
         return Measured(
-            statistics=statistics,
+            statistics=parsed.statistics(),
             conditions=Conditions(
                 temp_before_c=self._temperature(before),
                 temp_after_c=self._temperature(after),
@@ -245,7 +386,37 @@ class AndroidBackend:
             evidence=Evidence(tail_ratio=_tail_ratio(parsed.inference)),
         )
 
-    def benchmark_command(self, binary: str, graph: str, timing: Timing) -> str:
+    def _run(
+        self, command: str, graph: str, timing: Timing, tolerated: Sequence[str] = ()
+    ) -> tuple[BenchmarkOutput, ShellResult]:
+        """Run a benchmark command line and read its output; a run that failed, ignored a flag
+        (other than ``tolerated`` ones) or printed no usable statistics raises."""
+        timeout = self.run_timeout_s or 2 * timing.max_secs + _RUN_SLACK_S
+        result = self._phone.shell(command, timeout, check=False)
+        output = result.text
+        problem: str | None = None
+        if result.returncode != 0:
+            problem = f"benchmark_model exited with {result.returncode}"
+        elif ignored := [f for f in text.unconsumed_flags(output) if f not in tolerated]:
+            # A run that silently ignored a setting measured something else than asked.
+            problem = f"this benchmark_model build ignores {' '.join(ignored)}"
+        else:
+            try:
+                parsed = parse_benchmark_output(output)
+                parsed.statistics()
+            except BenchmarkOutputError as error:
+                problem = f"unusable benchmark_model output: {error}"
+        if problem is not None:
+            # The phone may have lost the files (storage wiped, another tool cleaning up):
+            # push them again on the retry rather than fail the same way forever.
+            self._pushed.discard(graph)
+            self._binary_pushed = False
+            raise MeasurementError(f"{self.serial}: {problem}; the output ends:\n{_tail(output)}")
+        return parsed, result
+
+    def benchmark_command(
+        self, binary: str, graph: str, timing: Timing, extra: Sequence[str] = ()
+    ) -> str:
         """The shell command that times ``graph``: this phone's settings, the job's timing."""
         flags = [
             f"--graph={graph}",
@@ -260,7 +431,7 @@ class AndroidBackend:
             flags.append("--use_gpu=true")
         elif self.delegate is Delegate.nnapi:
             flags.append("--use_nnapi=true")
-        flags += self.extra_flags
+        flags += [*self.extra_flags, *extra]
         return shlex.join(["taskset", text.mask_hex(self.cores()), binary, *flags])
 
     def wait_until_cool(self) -> text.ThermalReading:

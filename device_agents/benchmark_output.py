@@ -7,6 +7,14 @@ averages in scientific notation, identical runs print ``curr=80000(all same)``; 
 ``Inference timings in us: Init: .., First inference: .., Warmup (avg): .., Inference (avg): ..``
 follows, then memory. Anything that does not add up raises :class:`BenchmarkOutputError`:
 a wrong number is worse than none.
+
+Memory comes in three forms (sources in ``tests/data/README.md``): older builds print
+``Peak memory footprint (MB): init=.. overall=..`` (growth of the process's maximum resident set,
+``ru_maxrss``, since the tool started); newer ones call the same figures ``Memory footprint delta
+from the start of the tool (MB)``; with ``--report_peak_memory_footprint=true`` they add
+``Overall peak memory footprint (MB) via periodic monitoring: ..``, the largest ``ru_maxrss`` a
+polling thread saw (the whole process, tool included, not a delta). TFLite's MB are MiB
+(kilobytes / 1024.0).
 """
 
 from __future__ import annotations
@@ -29,9 +37,29 @@ _SUMMARY_RE: Final = re.compile(
     rf"Warmup \(avg\): ({_NUMBER}), Inference \(avg\): ({_NUMBER})"
 )
 _MEMORY_RE: Final = re.compile(
-    rf"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\): "
+    rf"(Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\): "
     rf"init=({_NUMBER}) overall=({_NUMBER})"
 )
+_PEAK_RE: Final = re.compile(
+    rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUMBER})"
+)
+BYTES_PER_MB: Final = 1024 * 1024  # TFLite divides kilobytes by 1024.0 and calls it MB
+
+# What each memory line measures, as stored in memory_method (at most 200 characters).
+PEAK_METHOD: Final = (
+    "benchmark_model --report_peak_memory_footprint: 'Overall peak memory footprint (MB) via "
+    "periodic monitoring', the process's peak ru_maxrss (tool included), separate run"
+)
+DELTA_METHODS: Final = {
+    "Memory footprint delta from the start of the tool": (
+        "benchmark_model 'Memory footprint delta from the start of the tool (MB)' overall: "
+        "growth of ru_maxrss over the run, separate run"
+    ),
+    "Peak memory footprint": (
+        "benchmark_model (older build) 'Peak memory footprint (MB)' overall: growth of "
+        "ru_maxrss over the run, separate run"
+    ),
+}
 
 
 class BenchmarkOutputError(ValueError):
@@ -67,6 +95,27 @@ class BenchmarkOutput:
     inference_avg_us: float | None = None
     memory_init_mb: float | None = None
     memory_overall_mb: float | None = None
+    # Which line the two figures above came from (a key of DELTA_METHODS).
+    memory_line: str | None = None
+    # The polling thread's peak (--report_peak_memory_footprint), on builds that have one.
+    peak_memory_mb: float | None = None
+
+    @property
+    def inferences(self) -> int:
+        """Every inference the run made, warm-up included (all of them drew energy)."""
+        return sum(s.count for s in (self.warmup, self.inference) if s is not None)
+
+    def peak_memory(self) -> tuple[int, str]:
+        """The memory figure hwlat stores, in bytes, and which line it came from: the polling
+        thread's peak when the build printed one, else the overall footprint delta."""
+        if self.peak_memory_mb is not None:
+            return round(self.peak_memory_mb * BYTES_PER_MB), PEAK_METHOD
+        if self.memory_overall_mb is not None and self.memory_line is not None:
+            return round(self.memory_overall_mb * BYTES_PER_MB), DELTA_METHODS[self.memory_line]
+        raise BenchmarkOutputError(
+            "no memory line in the output (neither 'Overall peak memory footprint' nor a "
+            "footprint delta): this build does not report memory on this platform"
+        )
 
     def statistics(self) -> TimingStatistics:
         """The timed runs as the service's statistics (ms).
@@ -99,6 +148,8 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
     pending_header = False
     summary: tuple[float, ...] | None = None
     memory: tuple[float, ...] | None = None
+    memory_line: str | None = None
+    peak_mb: float | None = None
     for number, line in enumerate(lines, start=1):
         if match := _RUNNING_RE.search(line):
             if pending_header:
@@ -117,7 +168,15 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
         elif "Inference timings in us" in line:
             raise BenchmarkOutputError(f"line {number}: truncated timings summary: {line!r}")
         elif match := _MEMORY_RE.search(line):
-            memory = tuple(_finite(v, number) for v in match.groups())
+            memory_line = match[1]
+            memory = tuple(_finite(v, number) for v in match.groups()[1:])
+        elif match := _PEAK_RE.search(line):
+            peak_mb = _finite(match[1], number)
+            if peak_mb <= 0:
+                # The tool prints the line only for a positive peak; anything else is corrupt.
+                raise BenchmarkOutputError(f"line {number}: a peak memory of {peak_mb:g} MB")
+        elif "Overall peak memory footprint" in line:
+            raise BenchmarkOutputError(f"line {number}: truncated peak memory line: {line!r}")
     if pending_header:
         raise BenchmarkOutputError(
             "the output ends after 'Running benchmark...' without its statistics: the run was "
@@ -148,6 +207,8 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
         inference_avg_us=summary[3] if summary else None,
         memory_init_mb=memory[0] if memory else None,
         memory_overall_mb=memory[1] if memory else None,
+        memory_line=memory_line,
+        peak_memory_mb=peak_mb,
     )
 
 

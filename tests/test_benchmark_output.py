@@ -1,4 +1,4 @@
-"""The benchmark_model parser against the six real forms, garbage and truncation."""
+"""The benchmark_model parser against the seven real forms, garbage and truncation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from device_agents.benchmark_output import BenchmarkOutputError, parse_benchmark_output
+from device_agents.benchmark_output import (
+    DELTA_METHODS,
+    PEAK_METHOD,
+    BenchmarkOutputError,
+    parse_benchmark_output,
+)
 
 SAMPLES_PATH = Path(__file__).resolve().parent / "data" / "benchmark_model_outputs.txt"
 
@@ -27,8 +32,8 @@ def load_samples() -> dict[int, str]:
 SAMPLES = load_samples()
 
 
-def test_all_six_forms_are_present() -> None:
-    assert sorted(SAMPLES) == [1, 2, 3, 4, 5, 6]
+def test_all_seven_forms_are_present() -> None:
+    assert sorted(SAMPLES) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_form1_older_build_scientific_notation() -> None:
@@ -152,3 +157,55 @@ def test_fewer_runs_than_asked_is_rejected() -> None:
     )
     with pytest.raises(BenchmarkOutputError, match="count=20"):
         parse_benchmark_output(text)
+
+
+# -- memory: every form real builds print ------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("form", "overall_mb", "line"),
+    [
+        (1, 46.0859, "Memory footprint delta from the start of the tool"),
+        (2, 109.832, "Memory footprint delta from the start of the tool"),
+        (3, 55.4961, "Memory footprint delta from the start of the tool"),
+        (4, 138.809, "Peak memory footprint"),
+    ],
+)
+def test_without_polling_the_overall_footprint_delta_is_stored(
+    form: int, overall_mb: float, line: str
+) -> None:
+    out = parse_benchmark_output(SAMPLES[form])
+    assert out.peak_memory_mb is None
+    assert out.memory_line == line
+    peak_bytes, method = out.peak_memory()
+    assert peak_bytes == round(overall_mb * MIB)
+    assert method == DELTA_METHODS[line]
+    assert ("older build" in method) == (form == 4)
+
+
+def test_form7_periodic_monitoring_peak_wins_over_the_delta() -> None:
+    out = parse_benchmark_output(SAMPLES[7])
+    assert out.memory_overall_mb == pytest.approx(31.9492)
+    assert out.peak_memory_mb == pytest.approx(38.6328)
+    assert out.peak_memory() == (round(38.6328 * MIB), PEAK_METHOD)
+    # The resident-set lines after it ("- VmRSS : 38 MB") are not statistics or memory lines.
+    assert out.statistics().count == 48
+    assert out.inferences == 24 + 48
+
+
+def test_memory_methods_fit_the_stored_column() -> None:
+    assert all(len(m) <= 200 for m in (PEAK_METHOD, *DELTA_METHODS.values()))
+
+
+def test_no_memory_line_and_broken_peak_lines_are_errors() -> None:
+    with pytest.raises(BenchmarkOutputError, match="no memory line"):
+        parse_benchmark_output(SAMPLES[6]).peak_memory()
+    head = SAMPLES[7][: SAMPLES[7].index("INFO: Overall peak")]
+    with pytest.raises(BenchmarkOutputError, match="truncated peak memory"):
+        parse_benchmark_output(head + "INFO: Overall peak memory footprint (MB) via peri\n")
+    with pytest.raises(BenchmarkOutputError, match="a peak memory of -1"):
+        parse_benchmark_output(
+            head + "INFO: Overall peak memory footprint (MB) via periodic monitoring: -1\n"
+        )

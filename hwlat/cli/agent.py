@@ -198,6 +198,13 @@ def agent_android(
     lease: Annotated[float, typer.Option(help="Job lease in seconds.")] = 300.0,
     poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 5.0,
     gate: GateOption = True,
+    allow_charging: Annotated[
+        bool,
+        typer.Option(
+            help="Measure energy on a phone that is charging (recorded as charging: true); "
+            "by default such a job fails with what to do instead."
+        ),
+    ] = False,
 ) -> None:
     """Serve profiling jobs on Android phones over adb, one worker per phone."""
     from device_agents.adb import Adb
@@ -224,6 +231,7 @@ def agent_android(
             cpu_affinity=_cpus(cpus),
             runtime_version=runtime_version,
             thermal=thermal,
+            allow_charging=allow_charging,
         )
         for s in serials
     ]

@@ -9,13 +9,14 @@ error messages, so that the agent under test cannot tell it from a phone on USB.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.emulated_phone import shell
+from tests.emulated_phone import sampler, shell
 from tests.emulated_phone.benchmark import run_benchmark
 from tests.emulated_phone.state import HOME_ENV, PhoneDir, phones, unplugged
 
@@ -128,10 +129,19 @@ def _hangs(control: dict[str, Any], command: str, words: list[str]) -> bool:
 def _shell(phone: PhoneDir, command: str, words: list[str]) -> int:
     if not command.strip():
         return _fail("adb (emulated): an interactive shell is not emulated")
+    if (form := sampler.split(words)) is not None:
+        return sampler.run(phone, *form, start=lambda argv, _load: _foreground(phone, argv))
     if shell.is_program(words):
         return _program(phone, words)
     output = shell.run(phone, command, phone.control())
     return _emit(output)
+
+
+def _foreground(phone: PhoneDir, words: list[str]) -> int:
+    """One simple command, a pushed program or a shell builtin, its output written out."""
+    if shell.is_program(words):
+        return _program(phone, words)
+    return _emit(shell.run(phone, shlex.join(words), phone.control()))
 
 
 def _program(phone: PhoneDir, words: list[str]) -> int:
@@ -159,9 +169,13 @@ def _program(phone: PhoneDir, words: list[str]) -> int:
     # A burst (another app, a thermal dip) slows the listed benchmark runs (counted from 0).
     slow = control["slow_runs"]
     slowdown = float(slow["factor"]) if int(control["runs"]) in slow["runs"] else 1.0
+    # The CPU time of this thread, which runs the model: what the phone's power follows.
+    cpu_started = time.thread_time()
     output = run_benchmark(args, graph_host, str(control["output_form"]), slowdown)
-    if output.code == 0:
-        with phone.locked() as state:
+    cpu_s = time.thread_time() - cpu_started
+    with phone.locked() as state:
+        state["cpu_s_done"] += cpu_s
+        if output.code == 0:
             state["runs"] += 1
             state["temperature_c"] += float(state["heat_per_run_c"])
     phone.append_log(
@@ -171,6 +185,7 @@ def _program(phone: PhoneDir, words: list[str]) -> int:
             "mask": None if mask is None else format(mask, "x"),
             "graph": next((a.split("=", 1)[1] for a in args if a.startswith("--graph=")), None),
             "exit_code": output.code,
+            "cpu_s": cpu_s,
             "stdout": "".join(output.stdout),
             "stderr": "".join(output.stderr),
             "at": time.time(),

@@ -8,12 +8,20 @@ prints a double (``%g``), the standard deviation truncated to an integer, and pe
 (``p5= median= p95=``, element ``n * p / 100`` of the sorted runs) on newer builds. Newer
 builds log through TFLite's minimal logger: ``INFO: `` prefixes, on stderr. An unknown flag
 only earns a warning, as on a real phone.
+
+Memory follows ``profiling/memory_info.cc``: the footprint is ``ru_maxrss``; the delta line
+reports its growth over the run, and newer builds given ``--report_peak_memory_footprint=true``
+poll it from a thread started before the model loads (every
+``--memory_footprint_check_interval_ms``) and print the largest value seen. Older ("legacy")
+builds do not know those two flags.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import resource
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +45,13 @@ FLAGS: Final[dict[str, tuple[type, Any, str]]] = {
     "use_xnnpack": (bool, False, "Use xnnpack"),
     "use_gpu": (bool, False, "Use gpu"),
     "use_nnapi": (bool, False, "Use NNAPI"),
+    "report_peak_memory_footprint": (bool, False, "Report the peak memory footprint"),
+    "memory_footprint_check_interval_ms": (int, 50, "Memory footprint check interval (ms)"),
 }
+# Flags older builds (the "legacy" form) do not have: they only warn about them.
+NEWER_FLAGS: Final = frozenset(
+    {"report_peak_memory_footprint", "memory_footprint_check_interval_ms"}
+)
 
 
 # Logged first, as BenchmarkModel::LogParams does before the TFLite model's own parameters.
@@ -92,14 +106,16 @@ def cpp_double(value: float) -> str:
     return f"{value:g}"
 
 
-def parse_flags(args: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
+def parse_flags(
+    args: list[str], known: frozenset[str] = frozenset(FLAGS)
+) -> tuple[dict[str, Any], list[str], list[str]]:
     """Values of the known flags, the flags given (in order), and the unconsumed arguments."""
     values = {name: default for name, (_, default, _) in FLAGS.items()}
     given: list[str] = []
     unknown: list[str] = []
     for arg in args:
         name, sep, raw = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or name not in FLAGS:
+        if not arg.startswith("--") or name not in known:
             unknown.append(arg)
             continue
         kind = FLAGS[name][0]
@@ -135,7 +151,8 @@ def run_benchmark(
 
     log("STARTING!")
     try:
-        values, given, unknown = parse_flags(args)
+        known = frozenset(FLAGS) if info_form else frozenset(FLAGS) - NEWER_FLAGS
+        values, given, unknown = parse_flags(args, known)
     except FlagError as error:
         log(str(error), "ERROR")
         log("Benchmarking failed.", "ERROR")
@@ -178,7 +195,18 @@ def _time_model(
 
     threads = max(1, int(values["num_threads"]))
     use_xnnpack = bool(values["use_xnnpack"])
-    start_rss = _rss_kb()
+    monitor = None
+    if values["report_peak_memory_footprint"]:
+        interval_ms = int(values["memory_footprint_check_interval_ms"])
+        if interval_ms <= 0:
+            log(
+                f"--memory_footprint_check_interval_ms is set to {interval_ms} (ms), This value "
+                "is invalid, and it will be set to the default value 50 (ms).",
+                "WARNING",
+            )
+            interval_ms = 50
+        monitor = _PeakMonitor(interval_ms / 1000.0)
+    start_rss = _max_rss_kb()
     init_start = _now_us()
     kwargs: dict[str, Any] = {"model_path": str(model), "num_threads": threads}
     if not use_xnnpack:
@@ -189,7 +217,7 @@ def _time_model(
     interpreter = litert.Interpreter(**kwargs)
     interpreter.allocate_tensors()
     init_us = _now_us() - init_start
-    init_rss = _rss_kb()
+    init_rss = _max_rss_kb()
     if use_xnnpack:
         log(
             "Explicitly applied XNNPACK delegate, and the model graph will be completely "
@@ -237,11 +265,21 @@ def _time_model(
         "APPROXIMATE to the actual memory footprint of the model at runtime. Take the "
         "information at your discretion."
     )
+    overall_rss = _max_rss_kb()
+    peak_kb = monitor.stop() if monitor is not None else 0
     log(
         "Memory footprint delta from the start of the tool (MB): "
         f"init={cpp_double((init_rss - start_rss) / 1024.0)} "
-        f"overall={cpp_double((_rss_kb() - start_rss) / 1024.0)}"
+        f"overall={cpp_double((overall_rss - start_rss) / 1024.0)}"
     )
+    if peak_kb > 0:
+        peak_mb = cpp_double(peak_kb / 1024.0)
+        log(f"Overall peak memory footprint (MB) via periodic monitoring: {peak_mb}")
+        rss_mb, shared_mb = (_statm_pages(i) * os.sysconf("SC_PAGE_SIZE") >> 20 for i in (1, 2))
+        log("Memory status at the end of exeution:")  # sic, as the tool spells it
+        log(f"- VmRSS              : {rss_mb} MB")
+        log(f"+ RssAnnon           : {rss_mb - shared_mb} MB")
+        log(f"+ RssFile + RssShmem : {shared_mb} MB")
 
 
 def _phase(
@@ -280,12 +318,43 @@ def _now_us() -> int:
     return time.perf_counter_ns() // 1000
 
 
-def _rss_kb() -> int:
+def _max_rss_kb() -> int:
+    """``mem_footprint_kb`` as memory_info.cc takes it on Linux, ``getrusage``'s ru_maxrss, of
+    this program alone: VmHWM, since ru_maxrss carries over exec the resident set of the agent
+    that forked the fake adb (a phone's benchmark_model starts fresh from adbd's shell)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _statm_pages(field: int) -> int:
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return int(Path("/proc/self/statm").read_text().split()[field])
     except (OSError, ValueError, IndexError):
         return 0
-    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+class _PeakMonitor:
+    """TFLite's MemoryUsageMonitor: a thread that samples the footprint until stopped."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval_s: float) -> None:
+        while True:
+            self.peak_kb = max(self.peak_kb, _max_rss_kb())
+            if self._stop.wait(interval_s):
+                self.peak_kb = max(self.peak_kb, _max_rss_kb())
+                return
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
 
 
 def _param(value: Any) -> str:

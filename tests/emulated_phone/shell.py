@@ -1,11 +1,13 @@
 """The emulated phone's shell: the commands a profiling agent runs, answered as Android does.
 
 Supported: ``getprop [NAME]``, ``dumpsys battery``, ``cat FILES``, ``grep [-Hhs] PATTERN FILES``,
-``ls``, ``chmod MODE FILES``, ``rm [-f] [-r] FILES``, ``mkdir [-p] DIRS``, ``echo``, ``true``, and
-``taskset MASK PROGRAM ARGS`` (or the program alone), where a pushed executable runs as
-benchmark_model. Globs expand against the phone's files. Anything else fails the way mksh
-does, and compound commands (``;``, ``|``, ``&&``, redirections) are refused loudly, so an
-agent cannot come to depend on something this phone does not emulate.
+``ls``, ``chmod MODE FILES``, ``rm [-f] [-r] FILES``, ``mkdir [-p] DIRS``, ``echo``, ``true``,
+``sleep SECONDS``, ``su -c COMMAND`` (root, when the phone is rooted), and ``taskset MASK PROGRAM
+ARGS`` (or the program alone), where a pushed executable runs as benchmark_model. Globs expand
+against the phone's files. Anything else fails the way mksh does, and compound commands (``;``,
+``|``, ``&&``, redirections) are refused loudly, so an agent cannot come to depend on something
+this phone does not emulate, with one exception: the on-phone sampler
+``PROGRAM & while kill -0 $!; do COMMAND; ...; done`` (:mod:`tests.emulated_phone.sampler`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import shlex
 import shutil
 import stat
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from tests.emulated_phone.power import IDLE, Load
 from tests.emulated_phone.state import PhoneDir, sysfs, sysfs_glob
 
 SH: Final = "/system/bin/sh"
@@ -53,6 +57,7 @@ class Context:
     phone: PhoneDir
     control: dict[str, Any]
     files: dict[str, str | None]
+    root: bool = False
 
 
 def words(command: str) -> list[str]:
@@ -61,8 +66,16 @@ def words(command: str) -> list[str]:
     return list(lexer)
 
 
-def run(phone: PhoneDir, command: str, control: dict[str, Any]) -> Output:
-    """Run one shell command line on the phone (benchmark runs are handled by the caller)."""
+def run(
+    phone: PhoneDir,
+    command: str,
+    control: dict[str, Any],
+    *,
+    root: bool = False,
+    load: Load = IDLE,
+) -> Output:
+    """Run one shell command line on the phone (benchmark runs are handled by the caller);
+    ``root`` as under ``su``, ``load`` a benchmark this process runs meanwhile."""
     result = Output()
     try:
         argv = words(command)
@@ -74,7 +87,7 @@ def run(phone: PhoneDir, command: str, control: dict[str, Any]) -> Output:
         result.err(f"{SH}: emulated phone: compound commands are not emulated: {command!r}")
         result.code = 2
         return result
-    files = sysfs(control)
+    files = sysfs(control, root, load)
     argv = [argv[0], *_expand(phone, files, argv[1:])] if argv else argv
     if not argv:
         return result
@@ -84,7 +97,7 @@ def run(phone: PhoneDir, command: str, control: dict[str, Any]) -> Output:
         result.err(f"{SH}: {name}: inaccessible or not found")
         result.code = 127
         return result
-    handler(Context(phone, control, files), args, result)
+    handler(Context(phone, control, files, root), args, result)
     return result
 
 
@@ -135,15 +148,16 @@ def _dumpsys(ctx: Context, args: list[str], out: Output) -> None:
         out.code = 1
         return
     temp = float(ctx.control["temperature_c"]) + float(ctx.control["battery_offset_c"])
+    charging = bool(ctx.control["power"]["charging"])
     for line in (
         "Current Battery Service state:",
         "  AC powered: false",
-        "  USB powered: true",
+        f"  USB powered: {str(charging).lower()}",
         "  Wireless powered: false",
         "  Max charging current: 500000",
         "  Max charging voltage: 5000000",
         "  Charge counter: 3619000",
-        "  status: 2",
+        f"  status: {2 if charging else 3}",  # BatteryManager: 2 charging, 3 discharging
         "  health: 2",
         "  present: true",
         "  level: 87",
@@ -264,6 +278,32 @@ def _true(ctx: Context, args: list[str], out: Output) -> None:
     pass
 
 
+def _sleep(ctx: Context, args: list[str], out: Output) -> None:
+    try:
+        (seconds,) = (float(a) for a in args)
+    except ValueError:
+        out.err(f"sleep: emulated phone: usage: sleep SECONDS, not {args}")
+        out.code = 1
+        return
+    time.sleep(seconds)
+
+
+def _su(ctx: Context, args: list[str], out: Output) -> None:
+    """``su -c COMMAND`` as Magisk's su takes it; absent on an unrooted user build."""
+    if not ctx.control["power"]["rooted"]:
+        out.err(f"{SH}: su: inaccessible or not found")
+        out.code = 127
+        return
+    if len(args) != 2 or args[0] != "-c":
+        out.err("su: emulated phone: usage: su -c COMMAND")
+        out.code = 2
+        return
+    inner = run(ctx.phone, args[1], ctx.control, root=True)
+    out.stdout += inner.stdout
+    out.stderr += inner.stderr
+    out.code = inner.code
+
+
 def executable(phone: PhoneDir, path: str) -> tuple[Path | None, str | None]:
     """The pushed program at ``path``, or the reason it cannot be run (as exec reports it)."""
     host = phone.host_path(path)
@@ -301,4 +341,6 @@ _COMMANDS: Final = {
     "mkdir": _mkdir,
     "echo": _echo,
     "true": _true,
+    "sleep": _sleep,
+    "su": _su,
 }

@@ -6,7 +6,8 @@ Layout of ``$EMULATED_ADB_HOME/<serial>/``:
 - ``control.json``: the knobs a test turns (see :data:`DEFAULT_CONTROL`) and the phone's
   running state (temperature, benchmark runs so far);
 - ``fs/``: the phone's writable storage (``fs/data/local/tmp`` holds what was pushed);
-- ``benchmark_log.jsonl``: every benchmark_model run, with exactly what it printed.
+- ``benchmark_log.jsonl``: every benchmark_model run, with exactly what it printed (and the CPU
+  seconds it spent, which the phone's power follows: :mod:`tests.emulated_phone.power`).
 
 Every read-modify-write of ``control.json`` holds ``lock`` (flock), so a test can change a
 phone while an agent talks to it.
@@ -24,6 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from tests.emulated_phone.power import DEFAULT_POWER, IDLE, Load, power_files
 
 HOME_ENV: Final = "EMULATED_ADB_HOME"
 WRITABLE: Final = ("/data/local/tmp", "/sdcard")
@@ -93,9 +96,16 @@ DEFAULT_CONTROL: Final[dict[str, Any]] = {
     "slow_runs": {"runs": [], "factor": 1.0},
     # Files that exist but cannot be read (like a thermal zone SELinux denies).
     "unreadable": ["/sys/class/thermal/thermal_zone8/temp"],
+    # Rails, fuel gauge, root and charging (see tests.emulated_phone.power.DEFAULT_POWER);
+    # change some with PhoneDir.set_power(...).
+    "power": DEFAULT_POWER,
     # Running state, kept by the phone itself.
     "runs": 0,
     "updated_at": None,
+    # When the phone booted (its uptime and ODPM timestamps count from here), and the CPU
+    # seconds its benchmark runs spent (its energy follows them).
+    "booted_at": None,
+    "cpu_s_done": 0.0,
 }
 
 
@@ -155,6 +165,15 @@ class PhoneDir:
             control.update(changes)
             return dict(control)
 
+    def set_power(self, **changes: Any) -> dict[str, Any]:
+        """Turn power knobs: ``rails``, ``rooted``, ``charging``... (DEFAULT_POWER's keys)."""
+        unknown = set(changes) - set(DEFAULT_POWER)
+        if unknown:
+            raise KeyError(f"unknown power fields {sorted(unknown)}")
+        with self.locked() as control:
+            control["power"] = {**control["power"], **changes}
+            return dict(control["power"])
+
     def props(self) -> dict[str, str]:
         props: dict[str, str] = json.loads(self.props_path.read_text())
         return props
@@ -190,8 +209,9 @@ def create_phone(
     unknown = set(control) - set(DEFAULT_CONTROL)
     if unknown:
         raise KeyError(f"unknown control fields {sorted(unknown)}")
+    now = time.time()
     phone.control_path.write_text(
-        json.dumps({**DEFAULT_CONTROL, **control, "updated_at": time.time()})
+        json.dumps({**DEFAULT_CONTROL, **control, "updated_at": now, "booted_at": now})
     )
     return phone
 
@@ -218,9 +238,10 @@ def unplugged(control: dict[str, Any]) -> bool:
 # -- the virtual /sys ---------------------------------------------------------------------------
 
 
-def sysfs(control: dict[str, Any]) -> dict[str, str | None]:
-    """Every emulated sysfs file and its content; None for a file that cannot be read."""
-    files: dict[str, str | None] = {}
+def sysfs(control: dict[str, Any], root: bool = False, load: Load = IDLE) -> dict[str, str | None]:
+    """Every emulated sysfs (and /proc) file and its content; None for a file that cannot be
+    read (by root too for ``unreadable`` ones; by the shell user for root-only ones)."""
+    files: dict[str, str | None] = power_files(control, root, load)
     temp = float(control["temperature_c"])
     for index, (kind, offset) in enumerate(ZONES):
         zone = f"/sys/class/thermal/thermal_zone{index}"
