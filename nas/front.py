@@ -31,6 +31,9 @@ class Scored:
             raise ValueError(f"{metric.field} of {self.architecture} was not predicted")
         return value
 
+    def metric_values(self) -> dict[Metric, float | None]:
+        return {m: getattr(self, m.field) for m in Metric}
+
     def minimised(self, metrics: Sequence[Metric]) -> tuple[float, ...]:
         """The point as minimised values: accuracy negated, then each metric."""
         return (-self.accuracy, *(self.value(m) for m in metrics))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from latency_api.schemas.enums import DeviceMetric
+from latency_api.schemas.predictors import RuntimeTable
 from models.errors import UserInputError
 
 ACCURACY = "accuracy"
@@ -123,20 +124,35 @@ class Limits:
         """The limits set, in the metrics' order."""
         return [(m, limit) for m in Metric if (limit := self.of(m)) is not None]
 
-    def violations(self, values: Mapping[Metric, float | None]) -> list[float]:
+    def excess(self, values: Mapping[Metric, float | None]) -> dict[Metric, float]:
         """Optuna's constraint values, one per limit: value minus limit, <= 0 when met.
 
         A metric with a limit but no value is a bug of the caller (it was not predicted)."""
-        out = []
+        out = {}
         for metric, limit in self.items():
             value = values.get(metric)
             if value is None:
                 raise ValueError(f"{metric.field} was not predicted, but {metric.option} needs it")
-            out.append(value - limit)
+            out[metric] = value - limit
         return out
 
     def met_by(self, values: Mapping[Metric, float | None]) -> bool:
-        return all(v <= 0 for v in self.violations(values))
+        return all(v <= 0 for v in self.excess(values).values())
+
+    def require_reachable(self, table: RuntimeTable) -> None:
+        """Refuse a latency limit below the fastest the space can be: no trial could meet it.
+
+        (Memory and energy have no such bound at hand; a study that meets none of their
+        limits reports zero feasible trials.)"""
+        if self.max_latency_ms is None:
+            return
+        low, _ = table.range_ms()
+        if self.max_latency_ms < low:
+            raise UserInputError(
+                f"--max-latency-ms {self.max_latency_ms:g}: no architecture of {table.space} is "
+                f"that fast on this device, the fastest takes {low:.3f} ms (every layer "
+                "fastest); raise the limit"
+            )
 
     def to_dict(self) -> dict[str, float]:
         """The limits set, keyed like the records' fields with a ``max_`` prefix."""

@@ -9,7 +9,8 @@ Objectives, per architecture:
   :mod:`nas.objectives`): the device's predictions from the service, asked for a whole
   population per request (``POST /v1/predict``), never one architecture at a time.
 
-Limits on the metrics (``--max-memory-mb``...) are NSGA-II constraints: infeasible trials stay
+Limits on the metrics (``--max-memory-mb``...) are NSGA-II constraints (each trial's excess
+over each limit, <= 0 feasible): infeasible trials stay
 in the study (the sampler ranks them behind every feasible one) but never on the front.
 
 Optuna's ask/tell interface drives NSGA-II a population at a time. With an RDB storage several
@@ -118,7 +119,7 @@ class TrialRecord:
         )
 
     def metric_values(self) -> dict[Metric, float | None]:
-        return {m: getattr(self, m.field) for m in Metric}
+        return self.scored().metric_values()
 
     def to_dict(self) -> dict[str, Any]:
         """Every predicted metric; one the study did not predict is left out, so a study of
@@ -151,6 +152,8 @@ class ParetoResult:
     front: tuple[TrialRecord, ...]  # the feasible ones' front, by the first objective
     running_elsewhere: int  # trials other processes had not finished when this one stopped
     wall_s: float
+    # Random architectures scored the same way, when a comparison was asked for (nas.runs).
+    random: tuple[Scored, ...] = ()
 
 
 def layer_param(position: int) -> str:
@@ -215,9 +218,7 @@ def run_pareto(
             study_name=config.study_name,
             storage=_storage(config),
             sampler=optuna.samplers.NSGAIISampler(
-                population_size=config.population,
-                seed=sampler_seed,
-                constraints_func=_constraints(config.limits) if config.limits.items() else None,
+                population_size=config.population, seed=sampler_seed
             ),
         )
         evaluated = _loop(
@@ -349,6 +350,11 @@ def _loop(
             for name, value in predicted[arch].attrs().items():
                 trial.set_user_attr(name, value)
             trial.set_user_attr("worker", worker)
+            # NSGA-II's constraints, one per limit (<= 0 feasible): it ranks every feasible
+            # trial before any infeasible one. (Optuna 5 stores them with the trial this way;
+            # the sampler's constraints_func is deprecated there.)
+            for metric, excess in config.limits.excess(predicted[arch].metric_values()).items():
+                trial.set_constraint(metric.field, excess)
             values = [predicted[arch].value(m) for m in config.objectives]
             study.tell(trial, [accuracy_cache[arch], *values])
         evaluated += len(asked)
@@ -395,16 +401,6 @@ def _optional(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _constraints(limits: Limits) -> Callable[[optuna.trial.FrozenTrial], Sequence[float]]:
-    """NSGA-II's constraints: each limit's excess (<= 0 feasible), read from the trial's attrs."""
-
-    def excess(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-        attrs = trial.user_attrs
-        return limits.violations({m: attrs.get(m.field) for m in Metric})
-
-    return excess
-
-
 @dataclass(frozen=True)
 class Predicted:
     """The service's prediction of one architecture: latency, and the metrics asked for."""
@@ -419,6 +415,9 @@ class Predicted:
         if value is None:
             raise ValueError(f"{metric.field} was not asked of the service")
         return value
+
+    def metric_values(self) -> dict[Metric, float | None]:
+        return {m: getattr(self, m.field) for m in Metric}
 
     def attrs(self) -> dict[str, float]:
         named = {"latency_ms": self.latency_ms, "uncertainty_ms": self.uncertainty_ms}
