@@ -68,12 +68,14 @@ def random_table(space: SearchSpace, seed: int, **kw: Any) -> RuntimeTable:
     return table_for(space, lambda k: 0.0 if k.op is Op.SKIP else values[k], **kw)
 
 
-def peak_memory_mb(space: SearchSpace, architecture: Sequence[int]) -> float:
+def peak_bytes(layers: Sequence[LayerKey]) -> float:
     """A device's peak as the service models it: 3 MB of runtime, the weights twice (a packed
     copy beside the file) and the largest live set once."""
-    network = space.network(architecture)
-    peak = 3e6 + 2.0 * weight_bytes(network).sum() + live_bytes(network).max()
-    return float(peak / BYTES_PER_MB)
+    return float(3e6 + 2.0 * weight_bytes(layers).sum() + live_bytes(layers).max())
+
+
+def peak_memory_mb(space: SearchSpace, architecture: Sequence[int]) -> float:
+    return peak_bytes(space.network(architecture)) / BYTES_PER_MB
 
 
 def energy_mj(space: SearchSpace, architecture: Sequence[int]) -> float:
