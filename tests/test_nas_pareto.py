@@ -30,7 +30,7 @@ from nas.one_shot import OneShotConfig, load, save, train_one_shot
 from nas.pareto import ParetoConfig, StudyMismatch, TrialRecord, run_pareto
 from nas.plot import plot_front, plot_fronts
 from nas.runs import Measuring, pareto_run
-from tests.nas_tables import TableSource, peak_memory_mb, table_for
+from tests.nas_tables import TableSource, energy_mj, peak_memory_mb, table_for
 
 TINY = get_space("tiny-64")
 RESOLUTION = 12
@@ -366,3 +366,32 @@ def test_pairwise_panels_are_a_png(tmp_path: Path) -> None:
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 20_000
+
+
+def test_four_objectives_ask_for_memory_and_energy_and_front_them_all(
+    supernet_file: Path,
+) -> None:
+    supernet = load(TINY, supernet_file)
+    source = TableSource(table_for(TINY), TINY)
+    objectives = (Metric.latency, Metric.memory, Metric.energy)
+    config = ParetoConfig(
+        trials=8, population=4, seed=3, study_name="unit-four", objectives=objectives
+    )
+    report, result = pareto_run(source, 1, TINY, config, supernet, compare_random=6)
+    # Two populations and the random sample, each one request for both metrics.
+    assert source.metrics_asked == [[DeviceMetric.memory, DeviceMetric.energy]] * 3
+    assert report["objectives"] == ["accuracy", "latency", "memory", "energy"]
+    assert report["trials_feasible"] == 8  # no limits: every trial
+    scored = [t.scored() for t in result.trials]
+    distinct = list(dict.fromkeys(scored))  # an architecture asked twice is one point
+    assert [t.scored() for t in result.front] == pareto_front(distinct, objectives)
+    for row in report["front"]:
+        assert row["energy_mj"] == pytest.approx(energy_mj(TINY, row["architecture"]))
+    hv = report["hypervolume"]
+    assert hv["unit"] == "accuracy x ms x MB x mJ"
+    reference = Reference.beyond_worst([scored, list(result.random)], objectives)
+    assert reference is not None
+    assert hv["reference"] == pytest.approx(reference.to_dict())
+    assert hv["value"] == pytest.approx(front_hypervolume(scored, reference))
+    assert hv["random"]["value"] == pytest.approx(front_hypervolume(result.random, reference))
+    assert len(result.random) == 6
