@@ -395,3 +395,27 @@ def test_four_objectives_ask_for_memory_and_energy_and_front_them_all(
     assert hv["value"] == pytest.approx(front_hypervolume(scored, reference))
     assert hv["random"]["value"] == pytest.approx(front_hypervolume(result.random, reference))
     assert len(result.random) == 6
+
+
+def test_a_study_stored_before_objectives_were_recorded_reads_as_accuracy_and_latency(
+    supernet_file: Path, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'old.db'}"
+    # What an older process left: two directions and a worker count, no objectives or limits.
+    old = optuna.create_study(
+        study_name="old", storage=storage, directions=["maximize", "minimize"]
+    )
+    old.set_user_attr("workers", 1)
+    supernet = load(TINY, supernet_file)
+    digits = load_digits(RESOLUTION, TINY.input_channels, seed=0)
+    source = TableSource(table_for(TINY), TINY)
+    config = ParetoConfig(trials=2, population=2, storage=storage, study_name="old")
+    memory = dataclasses.replace(config, objectives=(Metric.memory,))
+    with pytest.raises(StudyMismatch, match="has objectives accuracy,latency"):
+        run_pareto(TINY, 1, 1, source, supernet, digits, memory)
+    joined = run_pareto(TINY, 1, 1, source, supernet, digits, config)
+    assert joined.worker == 1
+    assert optuna.load_study(study_name="old", storage=storage).user_attrs["objectives"] == [
+        "accuracy",
+        "latency",
+    ]
