@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import httpx
 
 from latency_api import HwlatClient, JobFailed
-from latency_api.schemas.enums import JobStatus
+from latency_api.schemas.enums import DeviceMetric, JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, ProfileNetworks
 from latency_api.schemas.predictors import MAX_ARCHITECTURES, RuntimeTable
 from models import SearchSpace
@@ -31,6 +31,9 @@ class Prediction:
     uncertainty_ms: tuple[float, ...]
     predictor_version: int
     estimated_layers: tuple[str, ...] = ()
+    # Only when asked for (``metrics``): the service predicts them from their own models.
+    peak_memory_mb: tuple[float, ...] | None = None
+    energy_mj: tuple[float, ...] | None = None
 
 
 def device_table(source: LatencySource, device_id: int, space: SearchSpace) -> RuntimeTable:
@@ -46,8 +49,14 @@ class LatencySource(Protocol):
     def runtime_table(self, device_id: int, space: str) -> RuntimeTable: ...
 
     def predict(
-        self, device_id: int, space: str, architectures: Sequence[Sequence[int]]
-    ) -> Prediction: ...
+        self,
+        device_id: int,
+        space: str,
+        architectures: Sequence[Sequence[int]],
+        metrics: Sequence[DeviceMetric] = (),
+    ) -> Prediction:
+        """Latency of each architecture, and each of ``metrics`` (peak memory, energy)."""
+        ...
 
 
 class ChannelCostSource(LatencySource, Protocol):
@@ -129,7 +138,11 @@ class ServiceLatencySource:
         return self._client.channel_cost(device_id, space)
 
     def predict(
-        self, device_id: int, space: str, architectures: Sequence[Sequence[int]]
+        self,
+        device_id: int,
+        space: str,
+        architectures: Sequence[Sequence[int]],
+        metrics: Sequence[DeviceMetric] = (),
     ) -> Prediction:
         rows = [[int(i) for i in arch] for arch in architectures]
         if not rows:
@@ -137,12 +150,14 @@ class ServiceLatencySource:
         # The client splits at the service's limit; count the requests it makes.
         self.calls.predict += math.ceil(len(rows) / MAX_ARCHITECTURES)
         self.calls.predicted_architectures += len(rows)
-        answer = self._client.predict(device_id, space, rows)
+        answer = self._client.predict(device_id, space, rows, metrics=metrics)
         return Prediction(
             tuple(answer.latency_ms),
             tuple(answer.uncertainty_ms),
             answer.predictor_version,
             tuple(sorted({e.layer_key for e in answer.estimated_layers})),
+            None if answer.peak_memory_mb is None else tuple(answer.peak_memory_mb),
+            None if answer.energy_mj is None else tuple(answer.energy_mj),
         )
 
     # -- NetworkMeasurer --------------------------------------------------------------------

@@ -21,7 +21,7 @@ from nas.channel_cost import ChannelCostModule
 from nas.digits import load_digits
 from nas.figs import FigsConfig, FigsEpoch, FigsResult, run_figs
 from nas.figs import labels as figs_labels
-from nas.front import Scored, hypervolume
+from nas.front import Reference, Scored, front_hypervolume, hypervolume_unit, pareto_front
 from nas.latency import (
     ChannelCostSource,
     LatencySource,
@@ -30,8 +30,9 @@ from nas.latency import (
     ServiceLatencySource,
     device_table,
 )
+from nas.objectives import UNIT_NOTES, Objective, objective_names
 from nas.one_shot import OneShotConfig, OneShotSupernet, load, save, train_one_shot
-from nas.pareto import ParetoConfig, ParetoResult, run_pareto
+from nas.pareto import ParetoConfig, ParetoResult, run_pareto, score
 from nas.spnas import EpochLog, SpnasConfig, SpnasResult, run_spnas
 from predictor.channel_cost import flop_cost
 
@@ -289,14 +290,35 @@ def pareto_run(
     measuring: Measuring | None = None,
     progress: Callable[[int, int], None] | None = None,
     table: RuntimeTable | None = None,
+    compare_random: int = 0,
 ) -> tuple[dict[str, Any], ParetoResult]:
+    """``compare_random``: also score that many random architectures of the space (seeded by
+    ``config.seed``) and compare their hypervolume with the study's, at one reference point;
+    the result's ``random`` holds them."""
     started = time.monotonic()
     table = table or device_table(source, device_id, space)
+    if compare_random < 0:
+        raise UserInputError(f"--compare-random {compare_random}: give 0 (off) or more")
+    config.limits.require_reachable(table)
+    low, high = table.range_ms()
     digits = load_digits(supernet.resolution, space.input_channels, supernet.config.seed)
     result = run_pareto(
         space, device_id, table.predictor_version, source, supernet, digits, config, progress
     )
-    low, high = table.range_ms()
+    random_points: list[Scored] = []
+    if compare_random:
+        sample = space.sample(compare_random, seed=config.seed + RANDOM_SEED_OFFSET)
+        random_points = score(
+            space,
+            device_id,
+            source,
+            supernet,
+            digits,
+            sample.tolist(),
+            config.metrics,
+            table.predictor_version,
+        )
+        result = replace(result, random=tuple(random_points))
     measured: list[float | None] = [None] * len(result.front)
     if measuring is not None and result.front:
         measured = list(
@@ -334,15 +356,17 @@ def pareto_run(
             "epochs": supernet.config.epochs,
             "resolution": supernet.resolution,
         },
+        "objectives": objective_names(config.objectives),
+        "constraints": config.limits.to_dict(),
+        "units": {
+            name: UNIT_NOTES[name] for name in ("accuracy", *(m.field for m in config.metrics))
+        },
         "trials_requested": config.trials,
         "trials_in_study": len(result.trials),
+        "trials_feasible": len(result.feasible),
         "trials_running_elsewhere": result.running_elsewhere,
         "evaluated_here": result.evaluated_here,
-        "hypervolume": {
-            "value": hypervolume([r.scored() for r in result.trials], 0.0, high),
-            "reference": {"accuracy": 0.0, "latency_ms": high},
-            "unit": "accuracy x ms",
-        },
+        "hypervolume": _hypervolume(config, result, random_points, compare_random, high),
         "space_range_ms": [low, high],
         "front": front,
         "trials": [r.to_dict() for r in result.trials],
@@ -350,6 +374,63 @@ def pareto_run(
         "wall_s": time.monotonic() - started,
     }
     return report, result
+
+
+# The random sample of --compare-random is drawn with the search's seed plus this, so that it is
+# not the sampler's own first population (NSGA-II seeds with seed + worker and starts random).
+RANDOM_SEED_OFFSET = 10_007
+
+
+def _hypervolume(
+    config: ParetoConfig,
+    result: ParetoResult,
+    random_points: list[Scored],
+    compare_random: int,
+    slowest_ms: float,
+) -> dict[str, Any]:
+    """The study's hypervolume over its feasible trials; with a random comparison, the random
+    sample's too, both at one reference point beyond the worst of either.
+
+    Without a comparison the reference is accuracy 0, for latency the slowest the space can be
+    (the runtime table's bound, as ever), and for memory and energy 1.1 x the worst feasible
+    trial, since nothing bounds those but the trials themselves."""
+    objectives = config.objectives
+    trials = [r.scored() for r in result.feasible]
+    if compare_random:
+        feasible_random = [p for p in random_points if config.limits.met_by(p.metric_values())]
+        reference = Reference.beyond_worst([trials, feasible_random], objectives)
+    else:
+        beyond = Reference.beyond_worst([trials], objectives)
+        worst = dict(beyond.worst) if beyond is not None else {}
+        reference = Reference(
+            0.0,
+            tuple(
+                (m, slowest_ms if m is Objective.latency else worst[m])
+                for m in objectives
+                if m is Objective.latency or m in worst
+            ),
+        )
+        if len(reference.worst) != len(objectives):  # no feasible trial to bound memory by
+            reference = None
+    value = 0.0 if reference is None else front_hypervolume(trials, reference)
+    report: dict[str, Any] = {
+        "value": value,
+        "reference": None if reference is None else reference.to_dict(),
+        "unit": hypervolume_unit(objectives),
+    }
+    if config.limits.items():
+        report["over"] = "feasible trials only"
+    if compare_random:
+        random_value = 0.0 if reference is None else front_hypervolume(feasible_random, reference)
+        report["random"] = {
+            "architectures": compare_random,
+            "seed": config.seed + RANDOM_SEED_OFFSET,
+            "feasible": len(feasible_random),
+            "front_size": len(pareto_front(feasible_random, objectives)),
+            "value": random_value,
+            "ratio": value / random_value if random_value > 0 else None,
+        }
+    return report
 
 
 def scored_trials(result: ParetoResult) -> list[Scored]:

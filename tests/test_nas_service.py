@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -25,6 +26,7 @@ from tests.fixtures.cli import invoke
 from tests.fixtures.databases import FreshDatabase
 from tests.fixtures.factories import channel_spec, layer_measurement, network_measurement
 from tests.fixtures.services import Service, register_device
+from tests.nas_tables import peak_bytes
 
 pytestmark = pytest.mark.heavy
 
@@ -462,3 +464,149 @@ def test_search_help_explains_the_searches() -> None:
     assert result.returncode == 0, result.stderr
     for words in ("spnas", "pareto", "figs", "Single-Path NAS", "Pareto front", "FiGS", "proxy"):
         assert words in result.stdout
+
+
+@pytest.fixture(scope="module")
+def memory_device(service: Service) -> int:
+    """A device with every tiny-64 layer measured for latency and peak memory, a few networks
+    too (the memory model's calibration), and a predictor fitted from them."""
+    with service.http() as client:
+        device_id = register_device(client, name="memory-device", model="measured for memory")
+        layers = [
+            layer_measurement(
+                str(key),
+                LAYER_MS[str(key)],
+                peak_memory_bytes=round(peak_bytes([key])),
+                memory_method="test: exact",
+            )
+            for key in TINY.variants()
+        ]
+        stored = client.post(
+            "/v1/measurements/layers", json={"device_id": device_id, "measurements": layers}
+        )
+        assert stored.status_code == 201, stored.text
+        archs = [[int(c) for c in a] for a in TINY.sample(6, seed=4)]
+        networks = [
+            network_measurement(
+                a,
+                sum(LAYER_MS.get(str(k), 0.0) for k in TINY.network(a)),
+                space=TINY.name,
+                peak_memory_bytes=round(peak_bytes(TINY.network(a))),
+                memory_method="test: exact",
+            )
+            for a in archs
+        ]
+        stored = client.post(
+            "/v1/measurements/networks", json={"device_id": device_id, "measurements": networks}
+        )
+        assert stored.status_code == 201, stored.text
+        fitted = client.post(f"/v1/devices/{device_id}/predictors")
+        assert fitted.status_code == 201, fitted.text
+    return device_id
+
+
+def predicted_memory_mb(service: Service, device: int, archs: list[list[int]]) -> list[float]:
+    with service.http() as client:
+        body = {"device_id": device, "space": TINY.name, "architectures": archs}
+        answer = client.post("/v1/predict", json={**body, "metrics": ["memory"]})
+    assert answer.status_code == 200, answer.text
+    return [float(v) for v in answer.json()["peak_memory_mb"]]
+
+
+def test_pareto_over_accuracy_latency_and_memory_with_a_limit_against_random(
+    service: Service, memory_device: int, tmp_path: Path
+) -> None:
+    sample = [[int(c) for c in a] for a in TINY.sample(32, seed=9)]
+    limit_mb = float(np.median(predicted_memory_mb(service, memory_device, sample)))
+    report_path, plot_path = tmp_path / "pareto.json", tmp_path / "pareto.png"
+    trials, population = 12, 4
+    code, out, err = search(
+        service,
+        "pareto",
+        "--device",
+        str(memory_device),
+        "--space",
+        TINY.name,
+        "--trials",
+        str(trials),
+        "--population",
+        str(population),
+        "--supernet-epochs",
+        "1",
+        "--resolution",
+        "12",
+        "--objectives",
+        "accuracy,latency,memory",
+        "--max-memory-mb",
+        f"{limit_mb}",
+        "--compare-random",
+        "16",
+        "--report",
+        str(report_path),
+        "--plot",
+        str(plot_path),
+    )
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["objectives"] == ["accuracy", "latency", "memory"]
+    assert report["constraints"] == {"max_peak_memory_mb": limit_mb}
+    assert "2^20" in report["units"]["peak_memory_mb"]
+    rows = report["trials"]
+    assert len(rows) == trials
+    # Every trial's memory is the service's own prediction; energy was never asked for.
+    memory = predicted_memory_mb(service, memory_device, [r["architecture"] for r in rows])
+    assert [r["peak_memory_mb"] for r in rows] == pytest.approx(memory)
+    assert all("energy_mj" not in r for r in rows)
+    feasible = [r for r in rows if r["peak_memory_mb"] <= limit_mb]
+    assert report["trials_feasible"] == len(feasible)
+    front = report["front"]
+    assert front
+    for point in front:
+        assert point["peak_memory_mb"] <= limit_mb
+        # Not beaten by any feasible trial on all three objectives.
+        mine = (-point["accuracy"], point["latency_ms"], point["peak_memory_mb"])
+        for other in feasible:
+            theirs = (-other["accuracy"], other["latency_ms"], other["peak_memory_mb"])
+            assert not (all(t <= m for t, m in zip(theirs, mine, strict=True)) and theirs != mine)
+    hv = report["hypervolume"]
+    random = hv["random"]
+    assert random["architectures"] == 16
+    assert hv["unit"] == "accuracy x ms x MB"
+    # One reference for both sets, beyond the worst of either.
+    worst_ms = max(r["latency_ms"] for r in feasible)
+    assert hv["reference"]["accuracy"] == 0.0
+    assert hv["reference"]["latency_ms"] >= 1.1 * worst_ms - 1e-9
+    assert hv["reference"]["peak_memory_mb"] <= 1.1 * limit_mb + 1e-9
+    assert hv["value"] > 0
+    if random["value"] > 0:
+        assert random["ratio"] == pytest.approx(hv["value"] / random["value"])
+    # A probe before training, one request per population, one for the random sample.
+    assert report["service_calls"]["predict"] == 1 + trials // population + 1
+    assert "study / random" in out
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_path.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--objectives", "latency,memory"], "accuracy is always an objective"),
+        (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+        (["--max-latency-ms", "0.0001"], "no architecture of tiny-64 is that fast"),
+        (["--objectives", "accuracy,energy"], "--metric energy"),
+    ],
+)
+def test_pareto_refuses_bad_objectives_and_limits_in_one_line(
+    service: Service, memory_device: int, tmp_path: Path, extra: list[str], expected: str
+) -> None:
+    args = ["--device", str(memory_device), "--space", TINY.name, "--trials", "4"]
+    report, plot = tmp_path / "r.json", tmp_path / "p.png"
+    done = invoke(
+        ["search", "pareto", *args, *extra, "--report", str(report), "--plot", str(plot)],
+        service.cli_env(),
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert expected in lines[0]
+    assert not report.exists()

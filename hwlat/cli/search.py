@@ -28,7 +28,9 @@ from models import DEFAULT_SPACE, format_architecture
 from models.errors import UserInputError
 
 if TYPE_CHECKING:
+    from models import SearchSpace
     from nas.latency import ServiceLatencySource
+    from nas.objectives import Limits, Objective
     from nas.runs import Measuring
 
 app = typer.Typer(
@@ -43,9 +45,10 @@ app = typer.Typer(
         "figs: FiGS, fine-grained channel search. Gates every channel of a channel space "
         "(figs-mbv2-224) and prices the live ones in the device's latency (--target-ms); "
         "--flops-twin runs the same search on FLOPs for comparison.\n\n"
-        "pareto: an NSGA-II search (Optuna) for the trade-off between accuracy and latency; "
-        "returns the Pareto front as JSON and a plot. Several processes, on several machines, "
-        "can share one study (--storage, --study).\n\n"
+        "pareto: an NSGA-II search (Optuna) for the trade-off between accuracy and latency "
+        "(--objectives adds peak memory and energy; --max-latency-ms, --max-memory-mb and "
+        "--max-energy-mj limit them); returns the Pareto front as JSON and a plot. Several "
+        "processes, on several machines, can share one study (--storage, --study).\n\n"
         "Accuracy is a proxy (a small digits task trained on this CPU); latency is the "
         "device's, predicted by the service, or measured with --measure."
     ),
@@ -209,25 +212,60 @@ def pareto(
     report: Annotated[Path, typer.Option(help="JSON report with the front.")] = Path(
         "pareto-report.json"
     ),
-    plot: Annotated[Path, typer.Option(help="PNG plot of accuracy vs latency.")] = Path(
-        "pareto-front.png"
-    ),
+    plot: Annotated[
+        Path,
+        typer.Option(
+            help="PNG plot of accuracy vs latency (pairwise panels with more objectives)."
+        ),
+    ] = Path("pareto-front.png"),
+    objectives: Annotated[
+        str,
+        typer.Option(
+            help="accuracy (maximised) and one or more of latency, memory, energy (minimised), "
+            "comma-separated; memory and energy need a device measured for them."
+        ),
+    ] = "accuracy,latency",
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="Limit: predicted latency at most this, in ms.")
+    ] = None,
+    max_memory_mb: Annotated[
+        float | None,
+        typer.Option(help="Limit: predicted peak memory at most this, in MB (2^20 bytes)."),
+    ] = None,
+    max_energy_mj: Annotated[
+        float | None, typer.Option(help="Limit: predicted energy per inference, in mJ.")
+    ] = None,
+    compare_random: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also score this many random architectures (seeded) and compare their "
+            "hypervolume with the study's at one reference point (0: off).",
+        ),
+    ] = 0,
     service: ServiceUrl = DEFAULT_SERVICE,
     token: Token = None,
 ) -> None:
-    """Pareto search (NSGA-II): the accuracy/latency front of a space on a device."""
+    """Pareto search (NSGA-II): the front of accuracy against latency (and peak memory and
+    energy, with --objectives) of a space on a device, within the limits given."""
     from nas.latency import ServiceLatencySource, device_table
+    from nas.objectives import Limits, parse_objectives
 
+    minimised = parse_objectives(objectives)
+    limits = Limits(max_latency_ms, max_memory_mb, max_energy_mj)
     search_space = space_of(space, service, token)
     with ServiceLatencySource(service, token) as source:
         # Everything the service can refuse is asked before torch is even imported.
         table = device_table(source, device, search_space)
+        limits.require_reachable(table)
+        _require_metrics(source, device, search_space, minimised, limits)
         import optuna
         import torch
 
+        from nas.objectives import DEFAULT_OBJECTIVES
         from nas.one_shot import OneShotConfig
         from nas.pareto import ParetoConfig
-        from nas.plot import plot_front
+        from nas.plot import plot_front, plot_fronts
         from nas.runs import load_or_train_supernet, pareto_run, scored_trials
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -240,6 +278,8 @@ def pareto(
             storage=storage,
             study_name=study,
             wait_for_peers_s=wait_for_peers,
+            objectives=minimised,
+            limits=limits,
         )
         with progress_bar("training the supernet") as advance:
             net = load_or_train_supernet(
@@ -262,21 +302,39 @@ def pareto(
                 measuring=measuring,
                 progress=advance,
                 table=table,
+                compare_random=compare_random,
             )
     _write(report, result)
-    measured = [
-        (float(row["measured_ms"]), float(row["accuracy"]))
-        for row in result["front"]
-        if row["measured_ms"] is not None
-    ]
-    plot_front(
-        plot,
-        scored_trials(outcome),
-        title=f"{space} on device {device}: {len(outcome.trials)} trials",
-        accuracy_label=f"one-shot accuracy, digits {net.resolution} px (proxy)",
-        latency_label="latency, ms (predicted" + ("; x: measured)" if measuring else ")"),
-        measured=measured,
-    )
+    title = f"{space} on device {device}: {len(outcome.trials)} trials"
+    accuracy_label = f"one-shot accuracy, digits {net.resolution} px (proxy)"
+    front = [r.scored() for r in outcome.front]
+    if minimised == DEFAULT_OBJECTIVES:
+        measured = [
+            (float(row["measured_ms"]), float(row["accuracy"]))
+            for row in result["front"]
+            if row["measured_ms"] is not None
+        ]
+        plot_front(
+            plot,
+            scored_trials(outcome),
+            title=title,
+            accuracy_label=accuracy_label,
+            latency_label="latency, ms (predicted" + ("; x: measured)" if measuring else ")"),
+            measured=measured,
+            baseline=outcome.random,
+            front=front,
+        )
+    else:
+        plot_fronts(
+            plot,
+            scored_trials(outcome),
+            front,
+            minimised,
+            title=title,
+            accuracy_label=accuracy_label,
+            baseline=outcome.random,
+            limits=limits,
+        )
     _pareto_summary(result, report, plot)
 
 
@@ -395,6 +453,22 @@ def _measuring(
     return Measuring(source, timeout_s=timeout_s, run_agent=run_agent)
 
 
+def _require_metrics(
+    source: ServiceLatencySource,
+    device: int,
+    space: SearchSpace,
+    objectives: tuple[Objective, ...],
+    limits: Limits,
+) -> None:
+    """Ask for one architecture's memory and energy, if the search needs them, before any
+    training: a device never measured for them is refused now (409, saying how to measure)."""
+    from nas.objectives import device_metrics, metrics_needed
+
+    asked = device_metrics(metrics_needed(objectives, limits))
+    if asked:
+        source.predict(device, space.name, [[0] * space.num_layers], asked)
+
+
 def _host_agent(service: str, token: str | None, device: int, gate: bool) -> Callable[[], None]:
     from device_agents.quality import gate_for
     from hwlat.pipeline import host_agent_runner
@@ -451,7 +525,14 @@ def _pareto_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
         title=f"Pareto front: {len(report['front'])} of {report['trials_in_study']} trials "
         f"(study {report['study']}, device {report['device_id']}, {report['space']})"
     )
-    for column in ("trial", "accuracy", "predicted ms", "measured ms", "architecture"):
+    # The metrics every front point carries beyond latency (memory, energy), as predicted.
+    extra = [
+        (field, unit)
+        for field, unit in (("peak_memory_mb", "MB"), ("energy_mj", "mJ"))
+        if report["front"] and field in report["front"][0]
+    ]
+    columns = ["trial", "accuracy", "predicted ms", *(u for _, u in extra), "measured ms"]
+    for column in (*columns, "architecture"):
         table.add_column(column, justify="right" if column != "architecture" else "left")
     for row in report["front"]:
         measured = row["measured_ms"]
@@ -459,17 +540,38 @@ def _pareto_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
             str(row["trial"]),
             f"{row['accuracy']:.3f}",
             f"{row['latency_ms']:.3f}",
+            *(f"{row[field]:.3f}" for field, _ in extra),
             "-" if measured is None else f"{measured:.3f}",
             format_architecture(row["architecture"]),
         )
     console = Console()
     console.print(table)
+    if report["constraints"]:
+        limits = ", ".join(f"{k} <= {v:g}" for k, v in report["constraints"].items())
+        console.print(
+            f"{report['trials_feasible']} of {report['trials_in_study']} trials within the "
+            f"limits ({limits})"
+            + ("; none met them, so the front is empty" if not report["trials_feasible"] else "")
+        )
     hv = report["hypervolume"]
-    console.print(
-        f"hypervolume {hv['value']:.3f} {hv['unit']} (reference: accuracy 0, "
-        f"{hv['reference']['latency_ms']:.3f} ms); {report['evaluated_here']} trials evaluated "
-        "by this process"
+    reference = hv["reference"]
+    where = (
+        "no reference (no feasible trial)"
+        if reference is None
+        else "reference: " + ", ".join(f"{k} {v:.3f}" for k, v in reference.items())
     )
+    console.print(
+        f"hypervolume {hv['value']:.3f} {hv['unit']} ({where}); "
+        f"{report['evaluated_here']} trials evaluated by this process"
+    )
+    if "random" in hv:
+        random = hv["random"]
+        ratio = "-" if random["ratio"] is None else f"{random['ratio']:.2f}"
+        console.print(
+            f"random sample: {random['architectures']} architectures (seed {random['seed']}, "
+            f"{random['feasible']} feasible), hypervolume {random['value']:.3f}; "
+            f"study / random = {ratio}"
+        )
     console.print(f"accuracy: {report['accuracy_estimate']}")
     console.print(f"latency: {report['latency']}")
     console.print(report["note"])
