@@ -243,6 +243,17 @@ class AndroidBackend:
             )
         return readings
 
+    def check_metrics(self, metrics: frozenset[DeviceMetric]) -> None:
+        if DeviceMetric.energy in metrics:
+            self._charging()
+
+    def _charging(self) -> list[str]:
+        """Why the phone counts as charging ([] if not); refused unless ``allow_charging``."""
+        charging = energy.charging_reasons(self._sysfs(*energy.CHARGER_FILES))
+        if charging and not self.allow_charging:
+            raise MeasurementError(f"{self.serial}: {', '.join(charging)}: {energy.CHARGING_HELP}")
+        return charging
+
     def _peak_memory(self, model: Path, timing: Timing) -> tuple[int | None, str]:
         """A run with the tool's memory polling: its peak (else its footprint delta), bytes."""
         binary, graph = self._ensure_binary(), self._ensure_model(model)
@@ -267,9 +278,7 @@ class AndroidBackend:
 
     def _energy(self, model: Path, timing: Timing) -> tuple[float, str, dict[str, Any]]:
         """Energy per inference (mJ), how it was measured, and the window's evidence."""
-        charging = energy.charging_reasons(self._sysfs(*energy.CHARGER_FILES))
-        if charging and not self.allow_charging:
-            raise MeasurementError(f"{self.serial}: {', '.join(charging)}: {energy.CHARGING_HELP}")
+        charging = self._charging()  # again: a cable may have gone in since the job began
         binary, graph = self._ensure_binary(), self._ensure_model(model)
         self.wait_until_cool()
         # One timed run lasting the window (warm-up runs included: they draw energy too).

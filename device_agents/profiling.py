@@ -81,6 +81,12 @@ class Backend(Protocol):
         """The metric pass of one layer (a key) or network (its keys, stem to classifier)."""
         ...
 
+    def check_metrics(self, metrics: frozenset[DeviceMetric]) -> None:
+        """Refuse (MeasurementError), before any timed run, metrics the device cannot measure
+        now, such as energy on a phone that is charging; the job is then retried later rather
+        than refused after all its timed passes."""
+        ...
+
 
 Target = LayerKey | tuple[int, ...]
 
@@ -192,6 +198,8 @@ def profile(
         raise ValueError("architectures need the search space they index")
     work: list[Target] = [*layers]
     work += [tuple(int(i) for i in arch) for arch in architectures]
+    if metrics:
+        backend.check_metrics(frozenset(metrics))
     with _progress(show_progress) as bar:
         session = _Session(backend, space, timing, gate, on_result, sleep, clock, bar, len(work))
         for pass_index in range(timing.repeats):

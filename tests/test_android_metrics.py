@@ -295,3 +295,34 @@ def test_a_job_asking_for_memory_and_energy_stores_them_on_one_row_per_layer(
     assert len(flags) == 4 + 2 * 2
     assert all("memory" not in f and "--num_runs=5" in f for f in flags[:4])
     assert ["--report_peak_memory_footprint=true" in f for f in flags[4:]] == [True, False] * 2
+
+
+def test_a_job_asking_for_energy_on_a_charging_phone_fails_before_any_timed_run(
+    service_client: HwlatClient, phone: PhoneDir, benchmark_binary: Path
+) -> None:
+    phone.set_power(charging=True)
+    backend = metered(phone, benchmark_binary)
+    device_id = service_client.register_device(backend.describe()).id
+    job = service_client.create_job(
+        JobIn(
+            device_id=device_id,
+            payload=ProfileLayers(layer_keys=[SMALL, BIG], metrics=["energy"]),
+            timing=JobTiming(warmup_runs=2, num_runs=5),
+            max_attempts=1,
+        )
+    )
+    stats = run_worker(
+        service_client,
+        backend,
+        device_id,
+        "android:charging",
+        Timing(),
+        reference=False,
+        stop_when_idle=True,
+    )
+    assert stats.failed == [job.id]
+    assert phone.benchmark_log() == []  # no timed pass was spent on a job that must fail
+    failed = service_client.get_job(job.id)
+    assert failed.error is not None
+    assert "battery status Charging" in failed.error
+    assert list(service_client.iter_layer_measurements(device_id=device_id)) == []
