@@ -289,7 +289,7 @@ class AndroidBackend:
             measured = self._rails_window(rails, command, graph, window)
             method = energy.RAILS_METHOD + (", read via su" if rails.via_su else "")
         else:
-            measured = self._gauge_window(command, graph, window, rails)
+            measured = self._gauge_window(command, graph, window, rails, bool(charging))
             method = f"{energy.GAUGE_METHOD}; no rails: {rails}"
         detail: dict[str, Any] = {**measured.evidence(), "charging": bool(charging)}
         if charging:
@@ -333,7 +333,7 @@ class AndroidBackend:
         )
 
     def _gauge_window(
-        self, command: str, graph: str, timing: Timing, no_rails: str
+        self, command: str, graph: str, timing: Timing, no_rails: str, charging: bool
     ) -> EnergyWindow:
         sampled = energy.sampler_command(command, self.gauge_period_s)
         parsed, result = self._run(sampled, graph, timing)
@@ -355,7 +355,9 @@ class AndroidBackend:
                 f"{self.serial}: {len(idle)} fuel gauge samples in the idle window: "
                 f"{_tail(idle_run.text)}"
             )
-        units = energy.GaugeUnits.infer(idle, self.allow_charging)
+        # The phone's charging state, not whether charging is allowed: a phone allowed to
+        # charge that is not charging still shows its driver's sign convention at idle.
+        units = energy.GaugeUnits.infer(idle, charging)
         active_j, active_s = units.energy(active)
         idle_j, idle_s = units.energy(idle)
         return EnergyWindow(

@@ -8,7 +8,7 @@ aggregates over a network's layers: energy sums, peak memory does not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -72,14 +72,7 @@ def fit_memory(layers: Mapping[str, float], networks: NetworkValues) -> MemoryMo
         n_layers=len(keys),
         fit_mape_pct=float(100 * np.mean(np.abs(fitted - y) / y)),
     )
-    calibration = {}
-    for space, samples in networks.items():
-        if not samples:
-            continue
-        raw = model.formula_bytes([space.network(arch) for arch, _ in samples])
-        fitted_line = fit_calibration(raw, [value for _, value in samples])
-        calibration[space.name] = replace(fitted_line, space_sha256=space.digest)
-    return replace(model, calibration=calibration)
+    return replace(model, calibration=_per_space(networks, model.formula_bytes))
 
 
 def fit_energy(
@@ -91,14 +84,23 @@ def fit_energy(
         return None
     regression = _energy_regression(layers, seed) if len(layers) >= MIN_ENERGY_LAYERS else None
     model = EnergyModel(layers_mj=dict(layers), regression=regression)
+    return replace(model, calibration=_per_space(networks, model.network_mj))
+
+
+def _per_space(
+    networks: NetworkValues,
+    uncalibrated: Callable[[Sequence[Sequence[LayerKey]]], npt.NDArray[np.float64]],
+) -> dict[str, Calibration]:
+    """A calibration ``a · x + b`` per space from the model's uncalibrated value of its measured
+    networks, as latency's (predictor.fitting.fit_calibration, kept only if it helps)."""
     calibration = {}
     for space, samples in networks.items():
         if not samples:
             continue
-        sums = model.network_mj([space.network(arch) for arch, _ in samples])
-        fitted_line = fit_calibration(sums, [value for _, value in samples])
+        raw = uncalibrated([space.network(arch) for arch, _ in samples])
+        fitted_line = fit_calibration(raw, [value for _, value in samples])
         calibration[space.name] = replace(fitted_line, space_sha256=space.digest)
-    return replace(model, calibration=calibration)
+    return calibration
 
 
 def _energy_regression(layers: Mapping[str, float], seed: int) -> Regression:
