@@ -83,6 +83,7 @@ bench: $(STAMP)
 	$(BIN)/python -m scripts.bench_new_device
 	$(BIN)/python -m scripts.bench_figs
 	$(BIN)/python -m scripts.bench_memory
+	$(BIN)/python -m scripts.bench_pareto_memory
 	$(BIN)/python -m scripts.bench_search $(SEARCH_BENCH_ARGS)
 	$(BIN)/python -m scripts.bench_report
 	$(BIN)/python -m scripts.bench_ingest --agents 20 --workers 2 --backends postgresql --batch-sizes 1000

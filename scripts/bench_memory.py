@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from device_agents.host import HostBackend
+from device_agents.quality import gate_for
 from hwlat.pipeline import host_agent_runner
 from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import queue_networks
@@ -83,24 +85,47 @@ def main() -> None:
     print(f"\nwrote {OUT} and {PLOT}")
 
 
-def _run(client: HwlatClient, space: SearchSpace, args: argparse.Namespace) -> dict[str, Any]:
-    # A process's high-water mark does not move with the machine's load as a timing does, so
-    # this run neither waits for quiet nor gates: latency is timed only as much as a fit needs.
-    backend = HostBackend(max_busy_fraction=None, use_probe=False)
+# Latency is timed only as much as a fit needs: these benchmarks are about memory.
+TIMING = JobTiming(warmup_runs=3, num_runs=10, min_secs=0.0, repeats=1)
+
+
+def memory_device(
+    client: HwlatClient,
+    space: SearchSpace,
+    archs: list[list[int]],
+    *,
+    timed: bool = False,
+    timing: JobTiming = TIMING,
+) -> tuple[int, Callable[[], None]]:
+    """A host device (LiteRT, XNNPACK, 1 thread) with every layer variant of ``space`` and
+    ``archs`` measured, latency and peak memory; its id and its agent.
+
+    A process's high-water mark does not move with the machine's load as a timing does, so by
+    default the agent neither waits for quiet nor gates; ``timed`` (latency matters too) turns
+    both on, as every agent has them."""
+    backend = HostBackend(max_busy_fraction=0.3 if timed else None, use_probe=timed)
     device_id = client.register_device(backend.describe()).id
-    agent = host_agent_runner(client, device_id, backend, gate=None)
-    timing = JobTiming(warmup_runs=3, num_runs=10, min_secs=0.0, repeats=1)
+    agent = host_agent_runner(client, device_id, backend, gate=gate_for(True) if timed else None)
     variants = space.variants()
-    print(f"[1/4] {len(variants)} layer variants of {space.name}, latency and peak memory")
+    print(f"  {len(variants)} layer variants of {space.name}, latency and peak memory")
     for payload in split_payloads(layers=variants, chunk=50, metrics=MEMORY):
         client.create_job(JobIn(device_id=device_id, payload=payload, timing=timing))
     agent()
-    rng_archs = space.sample(args.n_calibrate + args.validate, args.seed)
-    archs = [[int(c) for c in a] for a in rng_archs]
-    calibration, validation = archs[: args.n_calibrate], archs[args.n_calibrate :]
-    print(f"[2/4] {len(calibration)} calibration and {len(validation)} validation networks")
+    print(f"  {len(archs)} networks, latency and peak memory")
     queue_networks(client, device_id, space, archs, timing, metrics=MEMORY)
     agent()
+    return device_id, agent
+
+
+def _run(client: HwlatClient, space: SearchSpace, args: argparse.Namespace) -> dict[str, Any]:
+    archs = [[int(c) for c in a] for a in space.sample(args.n_calibrate + args.validate, args.seed)]
+    calibration, validation = archs[: args.n_calibrate], archs[args.n_calibrate :]
+    print(
+        f"[1-2/4] measuring {len(calibration)} calibration and {len(validation)} validation "
+        "networks, and every layer variant"
+    )
+    device_id, agent = memory_device(client, space, archs)
+    variants = space.variants()
     measured = _network_memory(client, device_id, space)
     predictor = client.fit_predictor(device_id, FitIn(holdout={space.name: validation}))
     held = [a for a in validation if tuple(a) in measured]
@@ -129,7 +154,7 @@ def _run(client: HwlatClient, space: SearchSpace, args: argparse.Namespace) -> d
     retest = held[: args.retest]
     print(f"[4/4] measuring the peak memory of {len(retest)} networks again")
     first = {tuple(a): measured[tuple(a)] for a in retest}
-    queue_networks(client, device_id, space, retest, timing, metrics=MEMORY)
+    queue_networks(client, device_id, space, retest, TIMING, metrics=MEMORY)
     agent()
     again = _network_memory(client, device_id, space, latest=True)
     retest_rel = [abs(again[a] - first[a]) / first[a] for a in first]

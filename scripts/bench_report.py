@@ -705,6 +705,43 @@ def memory_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def pareto_memory_section(data: dict[str, Any]) -> list[str]:
+    device, search, hv = data["device"], data["search"], data["hypervolume"]
+    random = hv.get("random") or {}
+    lines = [
+        run_line(data),
+        "",
+        f"NSGA-II (`hwlat search pareto --objectives accuracy,latency,memory "
+        f"--max-memory-mb {data['limits']['max_memory_mb']}`) on {data['space']}, host device "
+        f"{device['model']} ({device['runtime']}, {device['delegate']}), after every layer "
+        f"variant and {data['calibration_networks']} networks were measured with memory. "
+        f"{search['trials_feasible']} of {search['trials_in_study']} trials met the limit, "
+        f"against {random.get('feasible', 0)} of {random.get('architectures', 0)} random "
+        "architectures scored the same way.",
+        "",
+        f"Hypervolume (accuracy x ms x MB, reference {hv['reference']}): search "
+        f"{hv['value']:.4g}, random {random.get('value', 0.0):.4g}, ratio "
+        f"{random['ratio']:.2f}."
+        if random.get("ratio")
+        else "",
+        "",
+        "The front, measured on the device after the search (latency: median of 3 passes):",
+        "",
+        "| accuracy | predicted ms | measured ms | error | predicted MB | measured MB | error |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in sorted(data["front"], key=lambda p: p["predicted_ms"]):
+        ms_error = 100 * (p["predicted_ms"] - p["measured_ms"]) / p["measured_ms"]
+        mb_error = 100 * (p["predicted_mb"] - p["measured_mb"]) / p["measured_mb"]
+        lines.append(
+            f"| {p['accuracy']:.3f} | {p['predicted_ms']:.2f} | {p['measured_ms']:.2f} "
+            f"| {ms_error:+.1f}% | {p['predicted_mb']:.1f} | {p['measured_mb']:.1f} "
+            f"| {mb_error:+.1f}% |"
+        )
+    lines += ["", f"![accuracy, latency and memory](bench/{data.get('plot', 'pareto_memory.png')})"]
+    return lines
+
+
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("Accuracy", "accuracy", accuracy_section),
     ("Accuracy while a neighbour disturbs", "accuracy_disturbed", accuracy_section),
@@ -713,6 +750,11 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("FiGS: channel search to a measured latency", "figs", figs_section),
     ("FiGS on LiteRT's built-in kernels", "figs_builtin", figs_section),
     ("Peak memory", "memory", memory_section),
+    (
+        "Accuracy, latency and memory: a three-objective front",
+        "pareto_memory",
+        pareto_memory_section,
+    ),
     ("Catching interference", "interference", interference_section),
     ("Prediction speed", "predict", predict_section),
     ("Profiling on the host", "profile", profile_section),
