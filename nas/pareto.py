@@ -211,12 +211,13 @@ def run_pareto(
             "objectives": objective_names(config.objectives),
             "constraints": config.limits.to_dict(),
         }
+        storage = _storage(config)
         with lock.hold():
-            worker = _join(config, expected)
+            worker = _join(config, storage, expected)
         sampler_seed = config.seed + worker
         study = optuna.load_study(
             study_name=config.study_name,
-            storage=_storage(config),
+            storage=storage,
             sampler=optuna.samplers.NSGAIISampler(
                 population_size=config.population, seed=sampler_seed
             ),
@@ -255,22 +256,22 @@ def run_pareto(
     )
 
 
-_MEMORY_STORAGES: dict[str, optuna.storages.InMemoryStorage] = {}
-
-
 def _storage(config: ParetoConfig) -> str | optuna.storages.BaseStorage:
     if config.storage is not None:
         return config.storage
-    # One in-memory storage per study name, so that load_study finds what _join created.
-    return _MEMORY_STORAGES.setdefault(config.study_name, optuna.storages.InMemoryStorage())
+    # In memory: this run's own, so that a second search in the same process (a notebook, the
+    # tests' in-process CLI) starts a new study instead of joining the first one's.
+    return optuna.storages.InMemoryStorage()
 
 
-def _join(config: ParetoConfig, expected: dict[str, Any]) -> int:
+def _join(
+    config: ParetoConfig, storage: str | optuna.storages.BaseStorage, expected: dict[str, Any]
+) -> int:
     """Create or load the study, check it matches, take the next worker index (under lock)."""
     wanted = directions(config.objectives)
     study = optuna.create_study(
         study_name=config.study_name,
-        storage=_storage(config),
+        storage=storage,
         directions=wanted,
         load_if_exists=True,
     )

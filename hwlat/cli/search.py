@@ -180,7 +180,7 @@ def pareto(
         str | None,
         typer.Option(
             help="Optuna storage shared by several processes, e.g. "
-            "postgresql+psycopg://user@host/db (default: in memory, this process only)."
+            "postgresql+psycopg://user@host/db (default: in memory, this run only)."
         ),
     ] = None,
     study: Annotated[str, typer.Option(help="Study name inside the storage.")] = "hwlat-pareto",
