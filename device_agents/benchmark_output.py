@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from device_agents.statistics import TimingStatistics
+from models.units import BYTES_PER_MB
 
 US_PER_MS: Final = 1000.0
 
@@ -43,7 +44,6 @@ _MEMORY_RE: Final = re.compile(
 _PEAK_RE: Final = re.compile(
     rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUMBER})"
 )
-BYTES_PER_MB: Final = 1024 * 1024  # TFLite divides kilobytes by 1024.0 and calls it MB
 
 # What each memory line measures, as stored in memory_method (at most 200 characters).
 PEAK_METHOD: Final = (

@@ -22,6 +22,7 @@ from latency_api.schemas.enums import DeviceMetric, JobStatus
 from latency_api.schemas.jobs import JobIn, JobOut, JobTiming, ProfileNetworks
 from latency_api.schemas.predictors import MAX_ARCHITECTURES, RuntimeTable
 from models import SearchSpace
+from models.units import BYTES_PER_MB
 from predictor.channel_cost import ChannelCost
 
 
@@ -65,8 +66,29 @@ class ChannelCostSource(LatencySource, Protocol):
     def channel_cost(self, device_id: int, space: str) -> ChannelCost: ...
 
 
+@dataclass(frozen=True)
+class NetworkMeasured:
+    """One network as the device measured it: latency, and the metrics asked for beside it."""
+
+    latency_ms: float
+    peak_memory_mb: float | None = None
+    energy_mj: float | None = None
+
+
 class NetworkMeasurer(Protocol):
     """Measures whole networks end to end on the device (through an agent) and waits."""
+
+    def measure_networks(
+        self,
+        device_id: int,
+        space: str,
+        architectures: Sequence[Sequence[int]],
+        *,
+        timeout_s: float,
+        settings: Mapping[str, Any] | None = None,
+        run_agent: Callable[[], None] | None = None,
+        metrics: Sequence[DeviceMetric] = (),
+    ) -> list[NetworkMeasured]: ...
 
     def measure(
         self,
@@ -177,12 +199,34 @@ class ServiceLatencySource:
         Repeats of an architecture (within the job) count once, as the median of the accepted
         ones; ``settings`` is the job's timing (e.g. ``{"repeats": 3}``).
         """
+        measured = self.measure_networks(
+            device_id,
+            space,
+            architectures,
+            timeout_s=timeout_s,
+            settings=settings,
+            run_agent=run_agent,
+        )
+        return [m.latency_ms for m in measured]
+
+    def measure_networks(
+        self,
+        device_id: int,
+        space: str,
+        architectures: Sequence[Sequence[int]],
+        *,
+        timeout_s: float,
+        settings: Mapping[str, Any] | None = None,
+        run_agent: Callable[[], None] | None = None,
+        metrics: Sequence[DeviceMetric] = (),
+    ) -> list[NetworkMeasured]:
+        """As :meth:`measure`, with ``metrics`` (memory, energy) measured in the same job."""
         rows = [[int(i) for i in arch] for arch in architectures]
         if not rows:
             raise ValueError("nothing to measure: the list of architectures is empty")
         spec = JobIn(
             device_id=device_id,
-            payload=ProfileNetworks(space=space, architectures=rows),
+            payload=ProfileNetworks(space=space, architectures=rows, metrics=list(metrics)),
             timing=JobTiming.model_validate(dict(settings or {})),
         )
         self.calls.jobs += 1
@@ -193,18 +237,31 @@ class ServiceLatencySource:
         done = self._wait_for_job(job.id, timeout_s)
         ids = set(done.result.ids if done.result else [])
         grouped: dict[tuple[int, ...], list[float]] = defaultdict(list)
+        memory_mb: dict[tuple[int, ...], float] = {}
+        energy_mj: dict[tuple[int, ...], float] = {}
         for row in self._client.iter_network_measurements(
             device_id=device_id, space=space, accepted=True
         ):
             if row.id in ids:
-                grouped[tuple(row.architecture)].append(row.median_ms)
+                arch = tuple(row.architecture)
+                grouped[arch].append(row.median_ms)
+                # One row per network carries its metrics (the agent's metric pass).
+                if row.peak_memory_bytes is not None:
+                    memory_mb[arch] = row.peak_memory_bytes / BYTES_PER_MB
+                if row.energy_mj is not None:
+                    energy_mj[arch] = row.energy_mj
         missing = [arch for arch in rows if tuple(arch) not in grouped]
         if missing:
             raise JobFailed(
                 f"job {job.id} finished but stored no accepted measurement of {len(missing)} "
                 f"architecture(s), e.g. {missing[0]}; check the agent's log",
             )
-        return [median(grouped[tuple(arch)]) for arch in rows]
+        return [
+            NetworkMeasured(
+                median(grouped[tuple(arch)]), memory_mb.get(tuple(arch)), energy_mj.get(tuple(arch))
+            )
+            for arch in rows
+        ]
 
     def _wait_for_job(self, job_id: int, timeout_s: float) -> JobOut:
         (job,) = self._client.wait_for_jobs([job_id], timeout_s, self.poll_s)

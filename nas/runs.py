@@ -25,6 +25,7 @@ from nas.front import Reference, Scored, front_hypervolume, hypervolume_unit, pa
 from nas.latency import (
     ChannelCostSource,
     LatencySource,
+    NetworkMeasured,
     NetworkMeasurer,
     Prediction,
     ServiceLatencySource,
@@ -32,7 +33,7 @@ from nas.latency import (
 )
 from nas.objectives import UNIT_NOTES, Objective, objective_names
 from nas.one_shot import OneShotConfig, OneShotSupernet, load, save, train_one_shot
-from nas.pareto import ParetoConfig, ParetoResult, run_pareto, score
+from nas.pareto import ParetoConfig, ParetoResult, TrialRecord, run_pareto, score
 from nas.spnas import EpochLog, SpnasConfig, SpnasResult, run_spnas
 from predictor.channel_cost import flop_cost
 
@@ -319,23 +320,26 @@ def pareto_run(
             table.predictor_version,
         )
         result = replace(result, random=tuple(random_points))
-    measured: list[float | None] = [None] * len(result.front)
+    measured: list[NetworkMeasured | None] = [None] * len(result.front)
     if measuring is not None and result.front:
+        # The front is measured for every metric the search predicted, in one job.
         measured = list(
-            measuring.measurer.measure(
+            measuring.measurer.measure_networks(
                 device_id,
                 space.name,
                 [list(r.architecture) for r in result.front],
                 timeout_s=measuring.timeout_s,
                 settings=measuring.settings,
                 run_agent=measuring.run_agent,
+                metrics=[d for m in config.metrics if (d := m.device_metric) is not None],
             )
         )
     front = [
         {
             **r.to_dict(),
-            "measured_ms": m,
-            "prediction_error_pct": None if m is None else _pct(r.latency_ms, m),
+            "measured_ms": None if m is None else m.latency_ms,
+            "prediction_error_pct": None if m is None else _pct(r.latency_ms, m.latency_ms),
+            **_measured_metrics(r, m),
         }
         for r, m in zip(result.front, measured, strict=True)
     ]
@@ -431,6 +435,23 @@ def _hypervolume(
             "ratio": value / random_value if random_value > 0 else None,
         }
     return report
+
+
+def _measured_metrics(record: TrialRecord, measured: NetworkMeasured | None) -> dict[str, Any]:
+    """A front point's measured memory and energy beside its predicted ones, where predicted."""
+    if measured is None:
+        return {}
+    row: dict[str, Any] = {}
+    pairs = (
+        ("peak_memory_mb", "memory", record.peak_memory_mb, measured.peak_memory_mb),
+        ("energy_mj", "energy", record.energy_mj, measured.energy_mj),
+    )
+    for name, metric, predicted, value in pairs:
+        if predicted is None:
+            continue
+        row[f"measured_{name}"] = value
+        row[f"{metric}_error_pct"] = None if value is None else _pct(predicted, value)
+    return row
 
 
 def scored_trials(result: ParetoResult) -> list[Scored]:

@@ -18,6 +18,7 @@ from sklearn.model_selection import KFold
 
 from models import LayerKey, SearchSpace, parse
 from models.features import FEATURES, feature_matrix
+from models.units import BYTES_PER_MB
 from predictor.artifact import (
     Calibration,
     EnergyModel,
@@ -30,10 +31,6 @@ from predictor.artifact import (
 )
 from predictor.compiled import CalibratedOnAnotherSpec
 from predictor.fitting import fit_calibration
-
-# What "MB" means wherever hwlat reports memory: 2^20 bytes, as benchmark_model prints it.
-BYTES_PER_MB = 1 << 20
-
 
 # Fewer measured layers than this fit no memory model: three coefficients need some spread.
 MIN_MEMORY_LAYERS = 3

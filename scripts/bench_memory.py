@@ -42,9 +42,10 @@ from latency_api.schemas.enums import DeviceMetric
 from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
 from latency_api.schemas.predictors import FitIn
 from models import DEFAULT_SPACE, SearchSpace, get_space
+from models.units import BYTES_PER_MB
 from predictor.accuracy import accuracy
 from predictor.artifact import PredictorArtifact
-from predictor.memory_energy import BYTES_PER_MB, arithmetic_memory_bytes
+from predictor.memory_energy import arithmetic_memory_bytes
 from scripts import bench_env
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,13 +34,13 @@ from hwlat.validate import queue_networks, wait_for_jobs
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import JobTiming
 from models import DEFAULT_SPACE, SearchSpace, get_space
+from models.units import BYTES_PER_MB
 from nas.latency import ServiceLatencySource
 from nas.objectives import Limits, Objective
 from nas.one_shot import OneShotConfig
 from nas.pareto import ParetoConfig
 from nas.plot import plot_fronts
 from nas.runs import load_or_train_supernet, pareto_run, scored_trials
-from predictor.memory_energy import BYTES_PER_MB
 from scripts import bench_env
 from scripts.bench_memory import MEMORY, memory_device
 

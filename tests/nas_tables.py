@@ -11,9 +11,9 @@ from latency_api import ErrorCode, ServiceError
 from latency_api.schemas.enums import DeviceMetric
 from latency_api.schemas.predictors import RuntimeTable
 from models import LayerKey, Op, SearchSpace
+from models.units import BYTES_PER_MB
 from nas.latency import Prediction
 from predictor.artifact import live_bytes, weight_bytes
-from predictor.memory_energy import BYTES_PER_MB
 
 
 def macs_ms(key: LayerKey) -> float:

@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models import get_space, parse
+from models.units import BYTES_PER_MB
 from predictor.artifact import PredictorArtifact, live_bytes, weight_bytes
 from predictor.memory_energy import (
-    BYTES_PER_MB,
     arithmetic_memory_bytes,
     fit_energy,
     fit_memory,

@@ -25,6 +25,7 @@ from nas.front import (
     non_dominated,
     pareto_front,
 )
+from nas.latency import NetworkMeasured
 from nas.objectives import DEFAULT_OBJECTIVES, Limits, Objective, metrics_needed, parse_objectives
 from nas.one_shot import OneShotConfig, load, save, train_one_shot
 from nas.pareto import ParetoConfig, StudyMismatch, TrialRecord, run_pareto
@@ -128,13 +129,15 @@ def test_the_plot_is_a_png(tmp_path: Path) -> None:
 
 
 class FixedFactorMeasurer:
-    """Stands in for an agent: 'measures' each network at 1.05 x its table latency."""
+    """Stands in for an agent: 'measures' each network at 1.05 x its table latency and, when
+    asked, 1.1 x the memory its source predicts."""
 
     def __init__(self, source: TableSource) -> None:
         self.source = source
         self.batches: list[list[list[int]]] = []
+        self.metrics: list[list[DeviceMetric]] = []
 
-    def measure(
+    def measure_networks(
         self,
         device_id: int,
         space: str,
@@ -143,9 +146,17 @@ class FixedFactorMeasurer:
         timeout_s: float,
         settings: Mapping[str, Any] | None = None,
         run_agent: Callable[[], None] | None = None,
-    ) -> list[float]:
+        metrics: Sequence[DeviceMetric] = (),
+    ) -> list[NetworkMeasured]:
         self.batches.append([list(a) for a in architectures])
-        return [1.05 * self.source.table.latency_ms(a) for a in architectures]
+        self.metrics.append(list(metrics))
+        return [
+            NetworkMeasured(
+                1.05 * self.source.table.latency_ms(a),
+                1.1 * peak_memory_mb(TINY, a) if DeviceMetric.memory in metrics else None,
+            )
+            for a in architectures
+        ]
 
 
 def test_measure_puts_the_measured_front_beside_the_predicted(supernet_file: Path) -> None:
@@ -156,10 +167,33 @@ def test_measure_puts_the_measured_front_beside_the_predicted(supernet_file: Pat
         source, 1, TINY, config, load(TINY, supernet_file), measuring=Measuring(measurer)
     )
     assert measurer.batches == [[list(r.architecture) for r in result.front]]  # one job
+    assert measurer.metrics == [[]]  # latency only: nothing else was predicted
     assert report["latency"] == "front measured on the device"
     for row in report["front"]:
         assert row["measured_ms"] == pytest.approx(1.05 * row["latency_ms"])
         assert row["prediction_error_pct"] == pytest.approx(100 * (1 / 1.05 - 1))
+        assert "measured_peak_memory_mb" not in row
+
+
+def test_measure_puts_the_front_s_measured_memory_beside_its_predicted(
+    supernet_file: Path,
+) -> None:
+    source = TableSource(table_for(TINY), TINY)
+    measurer = FixedFactorMeasurer(source)
+    config = ParetoConfig(
+        trials=8,
+        population=4,
+        study_name="unit-measure-memory",
+        objectives=(Objective.latency, Objective.memory),
+    )
+    report, _ = pareto_run(
+        source, 1, TINY, config, load(TINY, supernet_file), measuring=Measuring(measurer)
+    )
+    assert measurer.metrics == [[DeviceMetric.memory]]  # the front's memory, in the same job
+    for row in report["front"]:
+        assert row["measured_peak_memory_mb"] == pytest.approx(1.1 * row["peak_memory_mb"])
+        assert row["memory_error_pct"] == pytest.approx(100 * (1 / 1.1 - 1))
+        assert "measured_energy_mj" not in row
     unmeasured, _ = pareto_run(
         source,
         1,

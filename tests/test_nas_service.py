@@ -20,6 +20,7 @@ import torch
 from hwlat.service_process import HWLAT
 from models import SearchSpace, get_space
 from models.space_spec import spec_from_dict
+from models.units import BYTES_PER_MB
 from nas.digits import load_digits
 from nas.one_shot import OneShotConfig, save, train_one_shot
 from tests.fixtures.cli import invoke
@@ -194,7 +195,11 @@ class FakeAgent:
                 space = job["payload"]["space"]
                 ms = round(self.factor * predicted(self.service, self.device, arch, space), 6)
                 self.uploaded[tuple(arch)] = ms
-                items.append(network_measurement(arch, ms, space=job["payload"]["space"]))
+                extra = {}
+                if "memory" in job["payload"]["metrics"]:  # the job asked: its metric pass
+                    (mb,) = predicted_memory_mb(self.service, self.device, [arch])
+                    extra["peak_memory_bytes"] = round(self.factor * mb * BYTES_PER_MB)
+                items.append(network_measurement(arch, ms, space=space, **extra))
             lease = {"id": job["id"], "lease_token": job["lease_token"]}
             stored = client.post(
                 "/v1/measurements/networks",
@@ -610,3 +615,51 @@ def test_pareto_refuses_bad_objectives_and_limits_in_one_line(
     assert len(lines) == 1, done.stderr
     assert expected in lines[0]
     assert not report.exists()
+
+
+def test_measure_puts_the_front_s_measured_memory_beside_its_predicted(
+    service: Service, memory_device: int, tmp_path: Path
+) -> None:
+    agent = FakeAgent(service, memory_device, factor=1.04)
+    report_path = tmp_path / "pareto.json"
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(agent.serve_one_job)
+        code, out, err = search(
+            service,
+            "pareto",
+            "--device",
+            str(memory_device),
+            "--space",
+            TINY.name,
+            "--trials",
+            "8",
+            "--population",
+            "4",
+            "--supernet-epochs",
+            "1",
+            "--resolution",
+            "12",
+            "--objectives",
+            "accuracy,latency,memory",
+            "--measure",
+            "--measure-timeout",
+            "120",
+            "--report",
+            str(report_path),
+            "--plot",
+            str(tmp_path / "pareto.png"),
+        )
+        served.result(timeout=30)
+    assert code == 0, err
+    front = json.loads(report_path.read_text())["front"]
+    assert front
+    for row in front:
+        assert row["measured_ms"] == pytest.approx(agent.uploaded[tuple(row["architecture"])])
+        # Bytes are whole, so the MB come back within a byte of 1.04 x predicted.
+        assert row["measured_peak_memory_mb"] == pytest.approx(
+            1.04 * row["peak_memory_mb"], rel=1e-6
+        )
+        assert row["memory_error_pct"] == pytest.approx(100 * (1 / 1.04 - 1), abs=1e-3)
+    # The summary's row of the first front point shows its measured memory too.
+    first = front[0]
+    assert f"{first['measured_peak_memory_mb']:.3f}" in out

@@ -531,17 +531,34 @@ def _pareto_summary(report: dict[str, Any], path: Path, plot: Path) -> None:
         for field, unit in (("peak_memory_mb", "MB"), ("energy_mj", "mJ"))
         if report["front"] and field in report["front"][0]
     ]
-    columns = ["trial", "accuracy", "predicted ms", *(u for _, u in extra), "measured ms"]
+    # With --measure, each metric's measured value follows its predicted one.
+    measured_extra = [
+        (f"measured_{field}", f"measured {unit}")
+        for field, unit in extra
+        if f"measured_{field}" in report["front"][0]
+    ]
+    columns = [
+        "trial",
+        "accuracy",
+        "predicted ms",
+        *(u for _, u in extra),
+        "measured ms",
+        *(label for _, label in measured_extra),
+    ]
     for column in (*columns, "architecture"):
         table.add_column(column, justify="right" if column != "architecture" else "left")
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for row in report["front"]:
-        measured = row["measured_ms"]
         table.add_row(
             str(row["trial"]),
             f"{row['accuracy']:.3f}",
             f"{row['latency_ms']:.3f}",
             *(f"{row[field]:.3f}" for field, _ in extra),
-            "-" if measured is None else f"{measured:.3f}",
+            number(row["measured_ms"]),
+            *(number(row[field]) for field, _ in measured_extra),
             format_architecture(row["architecture"]),
         )
     console = Console()

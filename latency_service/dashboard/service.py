@@ -25,8 +25,8 @@ from latency_service.predictors.service import CompiledCache
 from latency_service.spaces import service as space_service
 from latency_service.validations import service as validation_reports
 from models import SearchSpace, format_architecture, get_space
+from models.units import BYTES_PER_MB
 from predictor.artifact import PredictorArtifact
-from predictor.memory_energy import BYTES_PER_MB
 from predictor.metrics import FIGURES, Metric
 
 Row = dict[str, Any]
