@@ -73,3 +73,30 @@ def test_agent_android_without_a_binary_is_a_one_line_error(tmp_path: Path) -> N
     assert out.returncode == 2
     assert "is not a file" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_charging_phone_measures_energy_only_with_allow_charging(
+    service: Service, make_phones: MakePhones, benchmark_binary: Path
+) -> None:
+    (phone,) = make_phones(1)
+    phone.set_power(charging=True)
+    env = {**os.environ, "HWLAT_SERVICE_URL": service.url, "HWLAT_TOKEN": service.token}
+    job = ["jobs", "create", "--selector", "kind=android", "--num-runs", "3", "--layer", KEYS[0]]
+    queued = invoke([*job, "--metric", "energy", "--max-attempts", "1"], env)
+    assert queued.returncode == 0, queued.stderr
+    agent = ["agent", "android", "--benchmark-binary", str(benchmark_binary), "--until-idle"]
+    refused = invoke([*agent, "--poll", "0.2"], env)
+    assert refused.returncode == 0, refused.stderr
+    assert "failed 1" in refused.stdout
+    listed = invoke(["jobs", "list"], env)
+    assert listed.stdout.split("\t")[1] == "failed"
+    queued = invoke([*job, "--metric", "energy"], env)
+    assert queued.returncode == 0, queued.stderr
+    allowed = invoke([*agent, "--poll", "0.2", "--allow-charging"], env)
+    assert allowed.returncode == 0, allowed.stderr
+    with service.http() as client:
+        (device,) = [d for d in client.get("/v1/devices").json()["items"] if d["kind"] == "android"]
+        rows = [r for r in list_layers(client, device["id"]) if r["energy_mj"] is not None]
+    assert len(rows) == 1
+    assert rows[0]["energy_mj"] > 0
+    assert rows[0]["energy_detail"]["charging"] is True
