@@ -81,22 +81,29 @@ def test_a_charging_phone_measures_energy_only_with_allow_charging(
     (phone,) = make_phones(1)
     phone.set_power(charging=True)
     env = {**os.environ, "HWLAT_SERVICE_URL": service.url, "HWLAT_TOKEN": service.token}
-    job = ["jobs", "create", "--selector", "kind=android", "--num-runs", "3", "--layer", KEYS[0]]
+    # A layer of its own: the test above counts the rows of KEYS in the same service.
+    layer = "mbconv_hw8_i24_o24_k3_e6_s1"
+    job = ["jobs", "create", "--selector", "kind=android", "--num-runs", "3", "--layer", layer]
     queued = invoke([*job, "--metric", "energy", "--max-attempts", "1"], env)
     assert queued.returncode == 0, queued.stderr
     agent = ["agent", "android", "--benchmark-binary", str(benchmark_binary), "--until-idle"]
     refused = invoke([*agent, "--poll", "0.2"], env)
     assert refused.returncode == 0, refused.stderr
     assert "failed 1" in refused.stdout
+    job_id = queued.stdout.split()[1]  # "job 7\tprofile_layers\t1 items"
     listed = invoke(["jobs", "list"], env)
-    assert listed.stdout.split("\t")[1] == "failed"
+    (line,) = [ln for ln in listed.stdout.splitlines() if ln.split("\t")[0] == job_id]
+    assert line.split("\t")[1] == "failed"
     queued = invoke([*job, "--metric", "energy"], env)
     assert queued.returncode == 0, queued.stderr
     allowed = invoke([*agent, "--poll", "0.2", "--allow-charging"], env)
     assert allowed.returncode == 0, allowed.stderr
     with service.http() as client:
-        (device,) = [d for d in client.get("/v1/devices").json()["items"] if d["kind"] == "android"]
-        rows = [r for r in list_layers(client, device["id"]) if r["energy_mj"] is not None]
+        # The module's service also holds the phones of the test above: read all of them.
+        devices = [d for d in client.get("/v1/devices").json()["items"] if d["kind"] == "android"]
+        rows = [
+            r for d in devices for r in list_layers(client, d["id"]) if r["energy_mj"] is not None
+        ]
     assert len(rows) == 1
     assert rows[0]["energy_mj"] > 0
     assert rows[0]["energy_detail"]["charging"] is True
