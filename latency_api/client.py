@@ -61,7 +61,13 @@ from latency_api.schemas.predictors import (
 )
 from latency_api.schemas.spaces import SpaceList, SpaceOut, SpaceSpecIn
 from latency_api.schemas.tokens import TokenCreated, TokenIn, TokenList, TokenOut
-from latency_api.schemas.validations import ValidationIn, ValidationList, ValidationOut
+from latency_api.schemas.validations import (
+    MetricValidationIn,
+    MetricValidationOut,
+    ValidationIn,
+    ValidationList,
+    ValidationOut,
+)
 from models.search_space import SearchSpace
 from models.space_spec import SpaceSpec, spec_from_dict
 from models.spaces import get_space as models_get_space
@@ -470,6 +476,14 @@ class HwlatClient:
             "POST", f"/v1/devices/{device_id}/validations", json=_body(request), retry=False
         )
         return ValidationOut.model_validate_json(response.content)
+
+    def validate_metric(self, device_id: int, request: MetricValidationIn) -> MetricValidationOut:
+        """Have the service validate a version's peak memory or energy on measured networks."""
+        # Computed, not stored: a retry cannot store anything twice.
+        response = self._send(
+            "POST", f"/v1/devices/{device_id}/validations/metrics", json=_body(request), retry=True
+        )
+        return MetricValidationOut.model_validate_json(response.content)
 
     def list_validations(self, device_id: int) -> list[ValidationOut]:
         return self._get(f"/v1/devices/{device_id}/validations", ValidationList).items

@@ -66,6 +66,7 @@ NEEDS: dict[tuple[str, str], Scope | None] = {
     ("POST", "/v1/devices/{device_id}/runtime-table"): Scope.admin,
     ("POST", "/v1/devices/{device_id}/validations"): Scope.admin,
     ("GET", "/v1/devices/{device_id}/validations"): Scope.read,
+    ("POST", "/v1/devices/{device_id}/validations/metrics"): Scope.read,
     ("GET", "/v1/devices/{device_id}/drift"): Scope.read,
     # Open to Prometheus unless HWLAT_METRICS_REQUIRE_TOKEN is set (tests/test_metrics.py).
     ("GET", "/metrics"): PUBLIC,

@@ -213,3 +213,68 @@ def test_metrics_over_layer_lists_are_refused_with_the_form_that_works(
     )
     assert answer.status_code == 422
     assert "architectures" in answer.text
+
+
+def test_a_version_s_memory_and_energy_are_validated_against_their_baselines(
+    client: TestClient, tokens: dict[str, Headers], device: int
+) -> None:
+    layers = [
+        layer_measurement(
+            str(k), 1.0 + i, peak_memory_bytes=int(true_peak([k])), energy_mj=true_energy_mj(k)
+        )
+        for i, k in enumerate(VARIANTS)
+    ]
+    upload(client, tokens, "layers", {"device_id": device, "measurements": layers})
+    archs = [[int(c) for c in a] for a in TINY.sample(12, seed=5)]
+
+    def network(arch: list[int], energy_scale: float) -> dict[str, Any]:
+        keys = TINY.network(arch)
+        return network_measurement(
+            arch,
+            float(sum(arch) + 5),
+            space=TINY.name,
+            peak_memory_bytes=int(true_peak(keys) + 1e6),
+            energy_mj=energy_scale * sum(true_energy_mj(k) for k in keys if k.op.value != "skip"),
+        )
+
+    calibration, held = archs[:6], archs[6:]
+    items = [network(a, 1.1) for a in calibration] + [network(a, 1.1) for a in held]
+    # One held-out network measured twice, a little apart: the noise floor has a pair.
+    items.append(network(held[0], 1.12))
+    upload(client, tokens, "networks", {"device_id": device, "measurements": items})
+    fitted = client.post(
+        f"/v1/devices/{device}/predictors",
+        json={"holdout": {TINY.name: held}},
+        headers=tokens["admin"],
+    )
+    assert fitted.status_code == 201, fitted.text
+    reports = {}
+    for metric in ("memory", "energy"):
+        answer = client.post(
+            f"/v1/devices/{device}/validations/metrics",
+            json={"space": TINY.name, "metric": metric},
+            headers=tokens["read"],
+        )
+        assert answer.status_code == 200, answer.text
+        reports[metric] = answer.json()
+    memory, energy = reports["memory"], reports["energy"]
+    # The held-out networks only: the version's calibration networks are left out.
+    assert sorted(p["architecture"] for p in memory["points"]) == sorted(held)
+    assert memory["unit"] == "MB"
+    assert memory["metrics"]["mape"] < 0.01  # the networks follow the model exactly
+    assert "rmse" in memory["metrics"]
+    assert "rmse_ms" not in memory["metrics"]
+    assert memory["baselines"]["arithmetic"]["mape"] > 10 * memory["metrics"]["mape"]
+    assert energy["unit"] == "mJ"
+    assert energy["metrics"]["mape"] < 2.0
+    assert set(energy["baselines"]) == {"macs_proportional"}
+    assert energy["noise_floor"]["networks"] == 1
+    (twice,) = [p for p in energy["points"] if p["n_measurements"] == 2]
+    assert twice["architecture"] == held[0]
+    calibrated = client.post(
+        f"/v1/devices/{device}/validations/metrics",
+        json={"space": TINY.name, "metric": "memory", "architectures": [calibration[0]]},
+        headers=tokens["read"],
+    )
+    assert calibrated.status_code == 422
+    assert "calibration networks" in calibrated.json()["detail"]

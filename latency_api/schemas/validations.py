@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from latency_api.schemas.common import MAX_ID, Int32
+from latency_api.schemas.enums import DeviceMetric
 from models import DEFAULT_SPACE
 from predictor.metrics import ACCURACY, NOISE_FLOOR, Metric
 
@@ -97,3 +98,52 @@ class ValidationOut(BaseModel):
 
 class ValidationList(BaseModel):
     items: list[ValidationOut]
+
+
+class MetricValidationIn(BaseModel):
+    """Validate a predictor version's peak memory or energy on the device's measured networks."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"space": DEFAULT_SPACE, "metric": "memory"}]},
+    )
+
+    space: str = Field(max_length=100)
+    metric: DeviceMetric
+    predictor_version: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Default: the device's newest version"
+    )
+    architectures: list[list[Int32]] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Validate on these measured networks only (default: every network measured "
+        "for the metric that the version's calibration of it did not use)",
+    )
+
+
+class MetricPoint(BaseModel):
+    architecture: list[int]
+    measured: float = Field(description="Median of the network's values, in the report's unit")
+    predicted: float
+    n_measurements: int
+
+
+class MetricValidationOut(BaseModel):
+    """The same figures as a latency validation (``metrics``, ``baselines``, ``noise_floor``),
+    for a metric beside latency; computed on request, not stored."""
+
+    device_id: int
+    predictor_version: int
+    space: str
+    metric: DeviceMetric
+    unit: str = Field(description="Of measured, predicted and the RMSE: MB (2^20 B) or mJ")
+    n: int
+    metrics: dict[str, Any] = Field(
+        description=", ".join(m if m != Metric.RMSE_MS else "rmse" for m in ACCURACY)
+    )
+    baselines: dict[str, dict[str, Any]] = Field(
+        description="memory: parameters + the largest layer's activations; energy: "
+        "proportional to MACs, fitted on the calibration networks"
+    )
+    noise_floor: dict[str, Any] | None = None
+    points: list[MetricPoint]

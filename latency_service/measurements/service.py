@@ -282,6 +282,8 @@ class MetricValues:
 
     layers: dict[DeviceMetric, dict[str, float]]
     networks: dict[DeviceMetric, dict[str, dict[Architecture, float]]]
+    # Every value of each network, in order: how far its measurements agree with each other.
+    network_values: dict[DeviceMetric, dict[str, dict[Architecture, list[float]]]]
 
 
 _METRIC_COLUMNS = ((DeviceMetric.memory, 0), (DeviceMetric.energy, 1))
@@ -309,6 +311,10 @@ def current_metrics(session: Session, device_id: int) -> MetricValues:
                 space: {a: float(np.median(v)) for a, v in by_arch.items()}
                 for space, by_arch in by_space.items()
             }
+            for m, by_space in networks.items()
+        },
+        network_values={
+            m: {space: dict(by_arch) for space, by_arch in by_space.items()}
             for m, by_space in networks.items()
         },
     )

@@ -190,7 +190,8 @@ def _with_metrics(
     used = {
         str(metric): {
             "layers": len(values.layers[metric]),
-            "networks": {s.name: len(v) for s, v in networks[metric].items()},
+            # The calibration's networks, which a validation of this version must leave out.
+            "networks": {s.name: [list(a) for a, _ in v] for s, v in networks[metric].items()},
         }
         for metric in DeviceMetric
     }

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from latency_api.schemas.validations import ValidationIn, ValidationList, ValidationOut
+from latency_api.schemas.validations import (
+    MetricValidationIn,
+    MetricValidationOut,
+    ValidationIn,
+    ValidationList,
+    ValidationOut,
+)
 from latency_service.deps import AdminToken, IdPath, ReadSessionDep, ReadToken, SessionDep
 from latency_service.predictions import service as predictions
 from latency_service.validations import service
+from latency_service.validations.metrics import validate_metric
 
 router = APIRouter(tags=["validations"])
 
@@ -30,6 +37,22 @@ def create_validation(
     # The validation networks were just measured: store what this version predicts for them.
     predictions.record_for_version(session, device_id, report.predictor_version, report.space)
     return ValidationOut.model_validate(report)
+
+
+@router.post(
+    "/v1/devices/{device_id}/validations/metrics",
+    response_model=MetricValidationOut,
+    responses={
+        409: {"description": "No predictor, or it has no model of the metric"},
+        422: {"description": "Too few networks measured for the metric, or an unmeasured one"},
+    },
+)
+def create_metric_validation(
+    device_id: IdPath, spec: MetricValidationIn, session: ReadSessionDep, _: ReadToken
+) -> MetricValidationOut:
+    """Validate a predictor version's peak memory or energy on the device's networks measured
+    for it, against the baseline a user would otherwise reach for; computed, not stored."""
+    return validate_metric(session, device_id, spec)
 
 
 @router.get("/v1/devices/{device_id}/validations", response_model=ValidationList)

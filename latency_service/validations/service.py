@@ -8,7 +8,7 @@ on the same data as the version, and the accuracy metrics.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ def validate(session: Session, device_id: int, spec: ValidationIn) -> Validation
     correct = bool((version.training or {}).get("drift_correction"))
     measured = corrected if correct else raw
     calibrated_on = _calibration_networks(version, space.name)
-    chosen = _choose(space, measured, calibrated_on, spec.architectures)
+    chosen = choose_networks(space, measured, calibrated_on, spec.architectures)
     archs = np.asarray(chosen, dtype=np.int64).reshape(len(chosen), space.num_layers)
     measured_ms = np.asarray([measured[a].median_ms for a in chosen])
     predicted_ms, _ = compiled.predict(archs)
@@ -134,12 +134,22 @@ def _calibration_networks(version: Predictor, space: str) -> dict[Architecture, 
     return {tuple(int(i) for i in arch): float(ms) for arch, ms in networks}
 
 
-def _choose(
+def choose_networks(
     space: SearchSpace,
-    measured: Mapping[Architecture, NetworkMedian],
-    calibrated_on: Mapping[Architecture, float],
+    measured: Collection[Architecture],
+    calibrated_on: Collection[Architecture],
     asked: list[list[int]] | None,
+    metric: str | None = None,
 ) -> list[Architecture]:
+    """The networks to validate on: those asked for, or every measured one the version was
+    not calibrated on; at least MIN_NETWORKS. ``metric``: memory or energy (None: latency),
+    for the messages."""
+    what = "measurement" if metric is None else f"{metric} measurement"
+    how = (
+        "hwlat validate --n 200 queues and measures them"
+        if metric is None
+        else f"hwlat jobs create --space {space.name} --networks N --metric {metric}"
+    )
     if asked is None:
         chosen = [a for a in measured if a not in calibrated_on]
     else:
@@ -151,8 +161,8 @@ def _choose(
                 raise InvalidInput(f"architectures[{n}]: {error}") from None
             if key not in measured:
                 raise InvalidInput(
-                    f"architectures[{n}] ({','.join(map(str, key))}) has no stored measurement "
-                    "on this device; measure it first (hwlat validate does)"
+                    f"architectures[{n}] ({','.join(map(str, key))}) has no stored {what} "
+                    f"on this device; measure it first ({how})"
                 )
             if key in calibrated_on:
                 raise InvalidInput(
@@ -163,9 +173,9 @@ def _choose(
         chosen = list(dict.fromkeys(chosen))
     if len(chosen) < MIN_NETWORKS:
         raise InvalidInput(
-            f"{len(chosen)} measured network(s) of {space.name} are not calibration networks of "
-            f"this version; a validation needs at least {MIN_NETWORKS}: measure fresh ones "
-            "(hwlat validate --n 200 queues and measures them)"
+            f"{len(chosen)} network(s) of {space.name} with a stored {what} are not "
+            f"calibration networks of this version; a validation needs at least "
+            f"{MIN_NETWORKS}: measure fresh ones ({how})"
         )
     return chosen
 
