@@ -41,6 +41,7 @@ from latency_api import HwlatClient
 from latency_api.schemas.enums import DeviceMetric
 from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
 from latency_api.schemas.predictors import FitIn
+from latency_api.schemas.validations import MetricValidationIn
 from models import DEFAULT_SPACE, SearchSpace, get_space
 from models.units import BYTES_PER_MB
 from predictor.accuracy import accuracy
@@ -159,6 +160,17 @@ def _run(client: HwlatClient, space: SearchSpace, args: argparse.Namespace) -> d
     agent()
     again = _network_memory(client, device_id, space, latest=True)
     retest_rel = [abs(again[a] - first[a]) / first[a] for a in first]
+    # The service's own report on the same networks (the retested ones at the median of their
+    # two measurements), with the noise floor the retest gives it.
+    service = client.validate_metric(
+        device_id,
+        MetricValidationIn(
+            space=space.name,
+            metric=DeviceMetric.memory,
+            predictor_version=predictor.version,
+            architectures=held,
+        ),
+    )
     memory = artifact.memory
     calibration_line = memory.calibration.get(space.name)
     return {
@@ -186,6 +198,7 @@ def _run(client: HwlatClient, space: SearchSpace, args: argparse.Namespace) -> d
             },
         },
         "measured_mb_range": [float(truth_mb.min()), float(truth_mb.max())],
+        "service_validation": service.model_dump(mode="json", exclude={"points"}),
         "scores": scores,
         "retest": {
             "networks": len(retest_rel),

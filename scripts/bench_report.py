@@ -699,6 +699,22 @@ def memory_section(data: dict[str, Any]) -> list[str]:
         f"The measurement against itself ({retest['networks']} networks measured again, "
         f"each in a fresh process): MAPE {retest['mape_pct']:.2f}%, worst "
         f"{retest['max_pct']:.2f}%.",
+    ]
+    service = data.get("service_validation")
+    if service:
+        figures, arithmetic = service["metrics"], service["baselines"]["arithmetic"]
+        floor = service.get("noise_floor") or {}
+        lines += [
+            "",
+            f"The service's report on the same {service['n']} networks (`POST "
+            "/v1/devices/{id}/validations/metrics`, the retested ones at the median of both "
+            f"measurements): MAPE {figures[Metric.MAPE]:.2f}%, ±10% "
+            f"{100 * figures[Metric.WITHIN_10PCT]:.1f}%; arithmetic baseline MAPE "
+            f"{arithmetic[Metric.MAPE]:.2f}%; noise floor MAPE "
+            f"{floor.get(Metric.MAPE, float('nan')):.2f}% over {floor.get('networks', 0)} "
+            "networks measured twice.",
+        ]
+    lines += [
         "",
         f"![peak memory predicted against measured](bench/{data.get('plot', 'memory.png')})",
     ]
