@@ -210,15 +210,21 @@ class AndroidBackend:
 
     def measure_layer(self, key: LayerKey, timing: Timing) -> Measured:
         started = time.monotonic()
-        with _EXPORT_LOCK:
-            model = export_layer(key, "tflite", cache_dir=self.cache_dir)
+        model = self._model_file(key)
         return self.measure_file(model, timing, export_s=time.monotonic() - started)
 
     def measure_network(self, space: SearchSpace, arch: Sequence[int], timing: Timing) -> Measured:
         started = time.monotonic()
-        with _EXPORT_LOCK:
-            model = export_keys(space.network(arch), "tflite", cache_dir=self.cache_dir)
+        model = self._model_file(space.network(arch))
         return self.measure_file(model, timing, export_s=time.monotonic() - started)
+
+    def _model_file(self, model: LayerKey | Sequence[LayerKey]) -> Path:
+        """The cached .tflite of a layer (a key) or a network (its keys), exported once across
+        the phones this process serves (_EXPORT_LOCK)."""
+        with _EXPORT_LOCK:
+            if isinstance(model, LayerKey):
+                return export_layer(model, "tflite", cache_dir=self.cache_dir)
+            return export_keys(model, "tflite", cache_dir=self.cache_dir)
 
     def measure_metrics(
         self, model: LayerKey | Sequence[LayerKey], metrics: frozenset[DeviceMetric], timing: Timing
@@ -227,11 +233,7 @@ class AndroidBackend:
 
         A metric this phone cannot give is stored as null with the reason; a phone on a
         charger is refused (MeasurementError) unless ``allow_charging``."""
-        with _EXPORT_LOCK:
-            if isinstance(model, LayerKey):
-                path = export_layer(model, "tflite", cache_dir=self.cache_dir)
-            else:
-                path = export_keys(model, "tflite", cache_dir=self.cache_dir)
+        path = self._model_file(model)
         readings = MetricReadings()
         if DeviceMetric.memory in metrics:
             peak_bytes, method = self._peak_memory(path, timing)

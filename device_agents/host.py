@@ -131,14 +131,12 @@ class HostBackend:
 
     def measure_layer(self, key: LayerKey, timing: Timing) -> Measured:
         started = time.monotonic()
-        model = export_layer(key, self.export_format, self.precision, cache_dir=self.cache_dir)
+        model = self._model_file(key)
         return self._measure(model, timing, time.monotonic() - started)
 
     def measure_network(self, space: SearchSpace, arch: Sequence[int], timing: Timing) -> Measured:
         started = time.monotonic()
-        model = export_keys(
-            space.network(arch), self.export_format, self.precision, cache_dir=self.cache_dir
-        )
+        model = self._model_file(space.network(arch))
         return self._measure(model, timing, time.monotonic() - started)
 
     def measure_metrics(
@@ -179,6 +177,8 @@ class HostBackend:
         )
 
     def _model_file(self, model: LayerKey | Sequence[LayerKey]) -> Path:
+        """The cached export of a layer (a key) or a network (its keys), in this device's
+        format and precision: what its timed runs and its metric pass both load."""
         if isinstance(model, LayerKey):
             return export_layer(model, self.export_format, self.precision, cache_dir=self.cache_dir)
         return export_keys(model, self.export_format, self.precision, cache_dir=self.cache_dir)
