@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -20,9 +21,9 @@ from latency_api.schemas.predictors import (
 from latency_service.errors import BatchTooLarge, InvalidInput
 from latency_service.predictors.service import CompiledCache, PredictorIncomplete
 from latency_service.spaces import space_or_404
-from models import InvalidArchitecture, SearchSpace, parse
+from models import InvalidArchitecture, LayerKey, SearchSpace, parse
 from models.ofa_config import OfaConfigError, from_ofa_config
-from predictor.artifact import Calibration, NoMetricModel
+from predictor.artifact import Calibration, NoMetricModel, PredictorArtifact
 from predictor.calibration import calibrated_ms, calibrated_uncertainty_ms
 from predictor.compiled import CalibratedOnAnotherSpec, CompiledSpace, MissingLayers, lookup
 from predictor.memory_energy import predict_energy_mj, predict_memory_mb
@@ -99,11 +100,28 @@ def _beside_latency(
         return {}
     _, artifact = cache.artifact(session, request.device_id)
     networks = [space.network(row) for row in rows]
-    predictors = {DeviceMetric.memory: predict_memory_mb, DeviceMetric.energy: predict_energy_mj}
+    owner = f"device {request.device_id}"
+    return {
+        m: predict_metric(m, artifact, space, networks, owner).tolist() for m in request.metrics
+    }
+
+
+_PREDICTORS = {DeviceMetric.memory: predict_memory_mb, DeviceMetric.energy: predict_energy_mj}
+
+
+def predict_metric(
+    metric: DeviceMetric,
+    artifact: PredictorArtifact,
+    space: SearchSpace,
+    networks: Sequence[Sequence[LayerKey]],
+    owner: str,
+) -> npt.NDArray[np.float64]:
+    """The artifact's ``metric`` (memory: MB; energy: mJ) of each network of ``space``; a metric
+    it has no model of is PredictorIncomplete, its message starting with ``owner``."""
     try:
-        return {m: predictors[m](artifact, space, networks).tolist() for m in request.metrics}
+        return _PREDICTORS[metric](artifact, space, networks)
     except (NoMetricModel, CalibratedOnAnotherSpec) as error:
-        raise PredictorIncomplete(f"device {request.device_id}: {error}") from None
+        raise PredictorIncomplete(f"{owner}: {error}") from None
 
 
 def _used_entries(compiled: CompiledSpace, index: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -21,16 +21,15 @@ from latency_service.devices import service as devices
 from latency_service.measurements import service as measurements
 from latency_service.measurements.service import Architecture
 from latency_service.predictors import service as predictors
-from latency_service.predictors.service import PredictorIncomplete
+from latency_service.predictors.predict import predict_metric
 from latency_service.spaces import space_or_404
 from latency_service.validations.service import choose_networks
 from models import LayerKey, SearchSpace
 from models.units import BYTES_PER_MB
 from predictor import baselines
 from predictor.accuracy import accuracy, test_retest
-from predictor.artifact import NoMetricModel, PredictorArtifact
-from predictor.compiled import CalibratedOnAnotherSpec
-from predictor.memory_energy import arithmetic_memory_bytes, predict_energy_mj, predict_memory_mb
+from predictor.artifact import PredictorArtifact
+from predictor.memory_energy import arithmetic_memory_bytes
 from predictor.metrics import Metric
 
 UNITS = {DeviceMetric.memory: "MB", DeviceMetric.energy: "mJ"}
@@ -54,10 +53,7 @@ def validate_metric(
     calibrated_on = {tuple(a) for a in recorded.get("networks", {}).get(space.name, [])}
     chosen = choose_networks(space, measured, calibrated_on, spec.architectures, str(metric))
     networks = [space.network(a) for a in chosen]
-    try:
-        predicted = _predict(metric, artifact, space, networks)
-    except (NoMetricModel, CalibratedOnAnotherSpec) as error:
-        raise PredictorIncomplete(f"predictor v{version.version}: {error}") from None
+    predicted = predict_metric(metric, artifact, space, networks, f"predictor v{version.version}")
     truth = np.asarray([measured[a] for a in chosen])
     calibration = {a: measured[a] for a in calibrated_on if a in measured}
     return MetricValidationOut(
@@ -80,17 +76,6 @@ def validate_metric(
             for a, m, p in zip(chosen, truth, predicted, strict=True)
         ],
     )
-
-
-def _predict(
-    metric: DeviceMetric,
-    artifact: PredictorArtifact,
-    space: SearchSpace,
-    networks: Sequence[Sequence[LayerKey]],
-) -> np.ndarray[Any, np.dtype[np.float64]]:
-    if metric is DeviceMetric.memory:
-        return predict_memory_mb(artifact, space, networks)
-    return predict_energy_mj(artifact, space, networks)
 
 
 def _figures(predicted: Any, measured: Any) -> dict[str, Any]:
