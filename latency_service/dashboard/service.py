@@ -276,7 +276,7 @@ def metric_rows(session: Session, device_id: int) -> list[Row]:
                 "metric": str(metric),
                 "unit": unit,
                 "layers_measured": len(beside.layers[metric]),
-                "networks_measured": sum(len(v) for v in beside.networks[metric].values()),
+                "networks_measured": sum(len(v) for v in beside.network_values[metric].values()),
                 "method": methods.get(metric),
                 "model": _metric_model(artifact, metric),
             }

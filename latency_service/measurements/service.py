@@ -281,9 +281,19 @@ class MetricValues:
     layer and per (space, architecture)."""
 
     layers: dict[DeviceMetric, dict[str, float]]
-    networks: dict[DeviceMetric, dict[str, dict[Architecture, float]]]
     # Every value of each network, in order: how far its measurements agree with each other.
     network_values: dict[DeviceMetric, dict[str, dict[Architecture, list[float]]]]
+
+    @property
+    def networks(self) -> dict[DeviceMetric, dict[str, dict[Architecture, float]]]:
+        """The median of each network's values."""
+        return {
+            m: {
+                space: {a: float(np.median(v)) for a, v in by_arch.items()}
+                for space, by_arch in by_space.items()
+            }
+            for m, by_space in self.network_values.items()
+        }
 
 
 _METRIC_COLUMNS = ((DeviceMetric.memory, 0), (DeviceMetric.energy, 1))
@@ -306,13 +316,6 @@ def current_metrics(session: Session, device_id: int) -> MetricValues:
                 networks[metric][space][tuple(parse_architecture(arch))].append(float(values[i]))
     return MetricValues(
         layers={m: {k: float(np.median(v)) for k, v in by.items()} for m, by in layers.items()},
-        networks={
-            m: {
-                space: {a: float(np.median(v)) for a, v in by_arch.items()}
-                for space, by_arch in by_space.items()
-            }
-            for m, by_space in networks.items()
-        },
         network_values={
             m: {space: dict(by_arch) for space, by_arch in by_space.items()}
             for m, by_space in networks.items()
