@@ -1,5 +1,6 @@
 """What every benchmark records about the run: machine, Python, package versions, revision,
-and its command line; and how it writes the report, with secrets redacted.
+and its command line; how it writes the report, with secrets redacted; and the service of its
+own that most benchmarks start.
 
 The reports are committed (docs/bench/*.json) and quoted in docs/*.md, so a token given as
 ``--token`` or in the environment must never reach them: :func:`command` and
@@ -13,11 +14,16 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from device_agents.host import cpu_model
+from hwlat.service_process import ServiceProcess, create_token, hwlat_env
+from latency_api import HwlatClient
 from latency_api.redaction import redact, redact_json
 
 
@@ -70,3 +76,15 @@ def write_report(path: Path, report: dict[str, Any], indent: int = 2) -> None:
     one can hide (a tool's output, a URL with a password)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(redact_json(report), indent=indent) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def local_service(name: str) -> Iterator[tuple[HwlatClient, str, str]]:
+    """A service of the benchmark's own (a fresh store in a temporary directory, warnings only
+    in its log) and an admin token named ``name``: (client, url, token)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = hwlat_env(Path(tmp))
+        with ServiceProcess(env, Path(tmp) / "service.log", log_level="warning") as server:
+            token = create_token(env, "admin", name=name)
+            with HwlatClient(server.url, token) as client:
+                yield client, server.url, token

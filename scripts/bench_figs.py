@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +36,6 @@ import torch
 from device_agents.host import HostBackend
 from device_agents.quality import gate_for
 from hwlat.pipeline import Timings, host_agent_runner
-from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import queue_networks
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import JobTiming
@@ -91,12 +89,8 @@ def main() -> None:
         plot = PLOT.with_name("figs_builtin_channels.png")
     space = SearchSpace(load_spec(SPEC))
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = hwlat_env(Path(tmp))
-        with ServiceProcess(env, Path(tmp) / "service.log", log_level="warning") as server:
-            token = create_token(env, "admin", name="bench-figs")
-            with HwlatClient(server.url, token) as client:
-                result = _run(client, server.url, token, space, args)
+    with bench_env.local_service("bench-figs") as (client, url, token):
+        result = _run(client, url, token, space, args)
     result |= {
         "benchmark": "figs",
         "command": bench_env.command("scripts.bench_figs"),

@@ -23,7 +23,6 @@ Writes ``docs/bench/memory.json`` and ``docs/bench/memory.png``.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,7 +34,6 @@ import numpy as np
 from device_agents.host import HostBackend
 from device_agents.quality import gate_for
 from hwlat.pipeline import host_agent_runner
-from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import queue_networks
 from latency_api import HwlatClient
 from latency_api.schemas.enums import DeviceMetric
@@ -65,12 +63,8 @@ def main() -> None:
     args = parser.parse_args()
     space = get_space(args.space)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = hwlat_env(Path(tmp))
-        with ServiceProcess(env, Path(tmp) / "service.log", log_level="warning") as server:
-            token = create_token(env, "admin", name="bench-memory")
-            with HwlatClient(server.url, token) as client:
-                result = _run(client, space, args)
+    with bench_env.local_service("bench-memory") as (client, _, _):
+        result = _run(client, space, args)
     result |= {
         "benchmark": "memory",
         "command": bench_env.command("scripts.bench_memory"),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,7 +38,6 @@ import numpy as np
 from device_agents.host import HostBackend
 from device_agents.quality import gate_for
 from hwlat.pipeline import Timings, host_agent_runner
-from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import queue_networks
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import JobIn, JobTiming, split_payloads
@@ -94,12 +92,8 @@ def main() -> None:
     spec = load_spec(SPEC)
     space = SearchSpace(spec)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = hwlat_env(Path(tmp))
-        with ServiceProcess(env, Path(tmp) / "service.log", log_level="warning") as server:
-            token = create_token(env, "admin", name="bench-ofa")
-            with HwlatClient(server.url, token) as client:
-                result = _run(client, space, args, resolutions)
+    with bench_env.local_service("bench-ofa") as (client, _, _):
+        result = _run(client, space, args, resolutions)
     result |= {
         "benchmark": "ofa_mbv3",
         "command": bench_env.command("scripts.bench_ofa"),

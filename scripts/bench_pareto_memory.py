@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from typing import Any
 
 import optuna
 
-from hwlat.service_process import ServiceProcess, create_token, hwlat_env
 from hwlat.validate import queue_networks, wait_for_jobs
 from latency_api import HwlatClient
 from latency_api.schemas.jobs import JobTiming
@@ -64,12 +62,8 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space(args.space)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = hwlat_env(Path(tmp))
-        with ServiceProcess(env, Path(tmp) / "service.log", log_level="warning") as server:
-            token = create_token(env, "admin", name="bench-pareto-memory")
-            with HwlatClient(server.url, token) as client:
-                result = _run(client, server.url, token, space, args)
+    with bench_env.local_service("bench-pareto-memory") as (client, url, token):
+        result = _run(client, url, token, space, args)
     result |= {
         "benchmark": "pareto_memory",
         "command": bench_env.command("scripts.bench_pareto_memory"),
