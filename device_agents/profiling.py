@@ -281,9 +281,11 @@ class _Session:
             self.bar.update(self.task, description=f"{names} {_label(target)}"[:40])
             model = target if isinstance(target, LayerKey) else self._network(target)
             readings = self.backend.measure_metrics(model, metrics, self.timing)
-            results = self._of(target)
-            carrier = next((r for r in results if r.verdict.accepted), results[-1])
-            self.results[self.results.index(carrier)] = replace(carrier, readings=readings)
+            positions = [i for i, r in enumerate(self.results) if r.target == target]
+            carrier = next(
+                (i for i in positions if self.results[i].verdict.accepted), positions[-1]
+            )
+            self.results[carrier] = replace(self.results[carrier], readings=readings)
             self.bar.advance(self.task)
 
     def _network(self, arch: tuple[int, ...]) -> tuple[LayerKey, ...]:
