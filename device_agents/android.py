@@ -237,11 +237,11 @@ class AndroidBackend:
         readings = MetricReadings()
         if DeviceMetric.memory in metrics:
             peak_bytes, method = self._peak_memory(path, timing)
-            readings = replace(readings, peak_memory_bytes=peak_bytes, memory_method=method[:200])
+            readings = replace(readings, peak_memory_bytes=peak_bytes, memory_method=method)
         if DeviceMetric.energy in metrics:
             energy_mj, method, detail = self._energy(path, timing)
             readings = replace(
-                readings, energy_mj=energy_mj, energy_method=method[:200], energy_detail=detail
+                readings, energy_mj=energy_mj, energy_method=method, energy_detail=detail
             )
         return readings
 

@@ -153,7 +153,7 @@ class HostBackend:
                     readings, peak_memory_bytes=peak.peak_bytes, memory_method=peak.method
                 )
             except MemoryUnmeasurable as error:
-                readings = replace(readings, memory_method=f"unavailable: {error}"[:200])
+                readings = replace(readings, memory_method=f"unavailable: {error}")
         if DeviceMetric.energy in metrics:
             readings = self._energy(path, readings)
         return readings
@@ -165,7 +165,7 @@ class HostBackend:
         try:
             zones = rapl.package_zones(self.powercap_root)
         except rapl.NoEnergyCounter as error:
-            return replace(readings, energy_method=f"unavailable: {error}"[:200])
+            return replace(readings, energy_method=f"unavailable: {error}")
         invoke = self._runner.prepare(path, self.options, seed=self.seed)
         self.wait_until_quiet()
         window = rapl.measure_window(invoke, zones, sleep=self.sleep)

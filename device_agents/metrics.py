@@ -15,11 +15,12 @@ gauge, a host's RAPL counter); the arithmetic and its refusals live here, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from device_agents.errors import MeasurementError
 from latency_api.schemas.enums import DeviceMetric
+from latency_api.schemas.measurements import METHOD_CHARS
 
 __all__ = ["DeviceMetric", "EnergyWindow", "MetricReadings", "energy_per_inference_mj"]
 
@@ -39,15 +40,13 @@ class MetricReadings:
     energy_detail: dict[str, Any] | None = None
 
     def as_measurement(self) -> dict[str, Any]:
-        """The wire fields (``latency_api.schemas.measurements.Statistics``) that are set."""
-        fields = {
-            "peak_memory_bytes": self.peak_memory_bytes,
-            "memory_method": self.memory_method,
-            "energy_mj": self.energy_mj,
-            "energy_method": self.energy_method,
-            "energy_detail": self.energy_detail,
-        }
-        return {k: v for k, v in fields.items() if v is not None}
+        """The wire fields (``latency_api.schemas.measurements.Statistics``) that are set, the
+        methods cut to the store's length (a reason can run long)."""
+        fields = {k: v for k, v in asdict(self).items() if v is not None}
+        for name in ("memory_method", "energy_method"):
+            if name in fields:
+                fields[name] = fields[name][:METHOD_CHARS]
+        return fields
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from device_agents.metrics import MetricReadings
+from latency_api.schemas.measurements import METHOD_CHARS, LayerMeasurementIn
 from models import get_space, parse
 from models.units import BYTES_PER_MB
 from predictor.artifact import PredictorArtifact, live_bytes, weight_bytes
@@ -278,3 +280,12 @@ def test_a_version_s_memory_and_energy_are_validated_against_their_baselines(
     )
     assert calibrated.status_code == 422
     assert "calibration networks" in calibrated.json()["detail"]
+
+
+def test_a_long_method_is_cut_to_the_store_s_length_and_the_row_still_validates() -> None:
+    why = "unavailable: " + "a reason that runs long " * 30
+    readings = MetricReadings(memory_method=why, energy_method=why)
+    fields = readings.as_measurement()
+    assert fields == {"memory_method": why[:METHOD_CHARS], "energy_method": why[:METHOD_CHARS]}
+    row = layer_measurement(str(VARIANTS[0]), 1.0, **fields)
+    assert LayerMeasurementIn.model_validate(row).memory_method == why[:METHOD_CHARS]

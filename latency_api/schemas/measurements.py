@@ -25,6 +25,8 @@ PositiveMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeMs = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Celsius = Annotated[float, Field(ge=-50, le=200, allow_inf_nan=False)]
 ExportFormat = Literal["csv", "json"]
+# How long a metric's method may be (the store's column): what an agent records, cut to fit.
+METHOD_CHARS = 200
 
 
 class Statistics(BaseModel):
@@ -73,7 +75,7 @@ class Statistics(BaseModel):
         default=None, ge=0, le=2**50, description="Peak memory of one inference, bytes"
     )
     memory_method: str | None = Field(
-        default=None, max_length=200, description="How peak_memory_bytes was measured"
+        default=None, max_length=METHOD_CHARS, description="How peak_memory_bytes was measured"
     )
     energy_mj: float | None = Field(
         default=None,
@@ -83,7 +85,7 @@ class Statistics(BaseModel):
     )
     energy_method: str | None = Field(
         default=None,
-        max_length=200,
+        max_length=METHOD_CHARS,
         description="How energy_mj was measured, or why it could not be (then energy_mj is null)",
     )
     energy_detail: dict[str, JsonValue] | None = Field(

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from latency_api.schemas.measurements import METHOD_CHARS
 from latency_service.db import Base, UtcDateTime, utcnow
 
 
@@ -45,9 +46,9 @@ class _Statistics:
     # Metrics beside latency (issue 21), from their own pass; null on rows measured before
     # them and on the repeats that did not carry them.
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    memory_method: Mapped[str | None] = mapped_column(String(200), default=None)
+    memory_method: Mapped[str | None] = mapped_column(String(METHOD_CHARS), default=None)
     energy_mj: Mapped[float | None] = mapped_column(Float, default=None)
-    energy_method: Mapped[str | None] = mapped_column(String(200), default=None)
+    energy_method: Mapped[str | None] = mapped_column(String(METHOD_CHARS), default=None)
     energy_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
